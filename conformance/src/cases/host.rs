@@ -1,0 +1,239 @@
+//! Host functions: typed and dynamic, errors, memory and store data access.
+
+use anywasm_core::{
+    Backend, Caller, Config, Error, FuncType, HostSig, Linker, SigOf, Store, TypedSig, Val, ValType,
+};
+
+use super::{call, engine, module};
+use crate::fixtures::HOST;
+
+/// A host error type the tests can recognise after it crossed the guest.
+#[derive(Debug, PartialEq)]
+pub struct Refused(pub i32);
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "refused {}", self.0)
+    }
+}
+
+impl std::error::Error for Refused {}
+
+/// Store data of the host tests.
+#[derive(Default)]
+pub struct HostState {
+    /// How often `count` ran.
+    pub counter: i64,
+}
+
+fn host_linker<B: Backend>() -> Linker<B, HostState>
+where
+    SigOf<(i32, i32), i32>: HostSig<B, Params = (i32, i32), Results = (i32,)>,
+    SigOf<(), i64>: HostSig<B, Params = (), Results = (i64,)>,
+    SigOf<i32, i32>: HostSig<B, Params = (i32,), Results = (i32,)>,
+    SigOf<(i32, i32), ()>: HostSig<B, Params = (i32, i32), Results = ()>,
+{
+    let mut linker = Linker::<B, HostState>::new();
+    linker
+        .func_wrap("host", "add", |a: i32, b: i32| a.wrapping_add(b))
+        .unwrap();
+    linker
+        .func_wrap("host", "count", |mut caller: Caller<'_, B, HostState>| {
+            caller.data_mut().counter += 1;
+            caller.data().counter
+        })
+        .unwrap();
+    linker
+        .func_wrap("host", "fail", |x: i32| -> Result<i32, Error> {
+            if x < 0 {
+                Err(Error::host(Refused(x)))
+            } else {
+                Ok(x * 2)
+            }
+        })
+        .unwrap();
+    linker
+        .func_new(
+            "host",
+            "dyn",
+            FuncType::new([ValType::I64, ValType::F64], [ValType::F64, ValType::I32]),
+            |_caller, params, results| {
+                let (Some(a), Some(b)) = (params[0].as_i64(), params[1].as_f64()) else {
+                    return Err(Error::host_msg("bad arguments"));
+                };
+                results[0] = Val::f64(a as f64 + b);
+                results[1] = Val::I32(if b < 0.0 { -1 } else { 1 });
+                Ok(())
+            },
+        )
+        .unwrap();
+    linker
+        .func_wrap(
+            "host",
+            "upper",
+            |mut caller: Caller<'_, B, HostState>, ptr: i32, len: i32| -> Result<(), Error> {
+                let memory = caller
+                    .get_memory("memory")
+                    .ok_or_else(|| Error::host_msg("the caller exports no memory"))?;
+                let mut text = memory.read_vec(&caller, ptr as u32 as u64, len as u32 as usize)?;
+                text.make_ascii_uppercase();
+                memory.write(&mut caller, ptr as u32 as u64, &text)?;
+                Ok(())
+            },
+        )
+        .unwrap();
+    linker
+}
+
+/// Typed host functions, with and without a `Caller`, called from wasm.
+pub fn typed_host_functions<B: Backend>()
+where
+    SigOf<(i32, i32), i32>: HostSig<B, Params = (i32, i32), Results = (i32,)>
+        + TypedSig<B, Params = (i32, i32), Results = (i32,)>,
+    SigOf<(), i64>: HostSig<B, Params = (), Results = (i64,)>,
+    SigOf<i32, i32>: HostSig<B, Params = (i32,), Results = (i32,)>,
+    SigOf<(i32, i32), ()>: HostSig<B, Params = (i32, i32), Results = ()>,
+{
+    let engine = engine::<B>(&Config::new());
+    let module = module(&engine, HOST);
+    let linker = host_linker::<B>();
+    let mut store = Store::new(&engine, HostState::default());
+    let inst = linker.instantiate(&mut store, &module).unwrap();
+    let add = inst
+        .get_typed_func::<(i32, i32), i32>(&mut store, "call_add")
+        .unwrap();
+    assert_eq!(add.call(&mut store, (40, 2)).unwrap(), 42);
+    assert_eq!(add.call(&mut store, (i32::MAX, 1)).unwrap(), i32::MIN);
+    let counted = call(&mut store, &inst, "call_count", &[]).unwrap();
+    assert_eq!(counted[0].as_i64(), Some(1 + 2));
+    assert_eq!(store.data().counter, 2);
+
+    // A host function made directly (not through a linker) is callable from the host.
+    let direct = anywasm_core::Func::wrap(&mut store, |a: i32, b: i32| a * b);
+    assert_eq!(
+        direct.ty(&store).to_string(),
+        "(func (param i32 i32) (result i32))"
+    );
+    let typed = direct.typed::<(i32, i32), i32>(&store).unwrap();
+    assert_eq!(typed.call(&mut store, (6, 7)).unwrap(), 42);
+}
+
+/// Host functions whose type is given at run time; a wrong result type is
+/// reported to the caller, not trusted.
+pub fn dynamic_host_functions<B: Backend>()
+where
+    SigOf<(i32, i32), i32>: HostSig<B, Params = (i32, i32), Results = (i32,)>,
+    SigOf<(), i64>: HostSig<B, Params = (), Results = (i64,)>,
+    SigOf<i32, i32>: HostSig<B, Params = (i32,), Results = (i32,)>,
+    SigOf<(i32, i32), ()>: HostSig<B, Params = (i32, i32), Results = ()>,
+{
+    let engine = engine::<B>(&Config::new());
+    let module = module(&engine, HOST);
+    let mut store = Store::new(&engine, HostState::default());
+    let inst = host_linker::<B>().instantiate(&mut store, &module).unwrap();
+    let got = call(
+        &mut store,
+        &inst,
+        "call_dyn",
+        &[Val::I64(2), Val::f64(-0.5)],
+    )
+    .unwrap();
+    assert_eq!(got[0].as_f64(), Some(1.5));
+    assert_eq!(got[1].as_i32(), Some(-1));
+
+    // A dynamic function that writes a wrong result type.
+    let mut linker = host_linker::<B>();
+    linker.allow_shadowing(true);
+    linker
+        .func_new(
+            "host",
+            "dyn",
+            FuncType::new([ValType::I64, ValType::F64], [ValType::F64, ValType::I32]),
+            |_c, _p, results| {
+                results[0] = Val::I32(1);
+                results[1] = Val::I32(1);
+                Ok(())
+            },
+        )
+        .unwrap();
+    let inst = linker.instantiate(&mut store, &module).unwrap();
+    match call(&mut store, &inst, "call_dyn", &[Val::I64(2), Val::f64(1.0)]) {
+        Err(Error::TypeMismatch {
+            expected, found, ..
+        }) => {
+            assert_eq!((expected.as_str(), found.as_str()), ("f64", "i32"));
+        }
+        other => panic!("{}: expected a result type error, got {other:?}", B::NAME),
+    }
+}
+
+/// An error returned by a host function reaches the host's caller as that
+/// same error, through the guest, and the store stays usable.
+pub fn host_errors_pass_through<B: Backend>()
+where
+    SigOf<(i32, i32), i32>: HostSig<B, Params = (i32, i32), Results = (i32,)>,
+    SigOf<(), i64>: HostSig<B, Params = (), Results = (i64,)>,
+    SigOf<i32, i32>: HostSig<B, Params = (i32,), Results = (i32,)>,
+    SigOf<(i32, i32), ()>: HostSig<B, Params = (i32, i32), Results = ()>,
+{
+    let engine = engine::<B>(&Config::new());
+    let module = module(&engine, HOST);
+    let mut store = Store::new(&engine, HostState::default());
+    let inst = host_linker::<B>().instantiate(&mut store, &module).unwrap();
+    assert_eq!(
+        call(&mut store, &inst, "call_fail", &[Val::I32(4)]).unwrap()[0].as_i32(),
+        Some(8)
+    );
+    let err = call(&mut store, &inst, "call_fail", &[Val::I32(-3)]).unwrap_err();
+    assert_eq!(
+        err.downcast_host::<Refused>(),
+        Some(&Refused(-3)),
+        "{}: got {err:?}",
+        B::NAME
+    );
+    // Again, and with a successful call in between: nothing is left behind.
+    assert_eq!(
+        call(&mut store, &inst, "call_fail", &[Val::I32(5)]).unwrap()[0].as_i32(),
+        Some(10)
+    );
+    let err = call(&mut store, &inst, "call_fail", &[Val::I32(-9)]).unwrap_err();
+    assert_eq!(err.downcast_host::<Refused>(), Some(&Refused(-9)));
+}
+
+/// A host function reads and writes the calling instance's memory.
+pub fn host_reads_and_writes_guest_memory<B: Backend>()
+where
+    SigOf<(i32, i32), i32>: HostSig<B, Params = (i32, i32), Results = (i32,)>,
+    SigOf<(), i64>: HostSig<B, Params = (), Results = (i64,)>,
+    SigOf<i32, i32>: HostSig<B, Params = (i32,), Results = (i32,)>,
+    SigOf<(i32, i32), ()>: HostSig<B, Params = (i32, i32), Results = ()>,
+{
+    let engine = engine::<B>(&Config::new());
+    let module = module(&engine, HOST);
+    let mut store = Store::new(&engine, HostState::default());
+    let inst = host_linker::<B>().instantiate(&mut store, &module).unwrap();
+    let first = call(&mut store, &inst, "shout", &[]).unwrap();
+    assert_eq!(first[0].as_i32(), Some(b'H' as i32));
+    let memory = inst.get_memory(&mut store, "memory").unwrap();
+    assert_eq!(memory.read_vec(&store, 16, 11).unwrap(), b"HELLO, HOST");
+}
+
+/// Host functions see and change the store's data; the host sees the change.
+pub fn store_data_from_host_functions<B: Backend>()
+where
+    SigOf<(i32, i32), i32>: HostSig<B, Params = (i32, i32), Results = (i32,)>,
+    SigOf<(), i64>: HostSig<B, Params = (), Results = (i64,)>,
+    SigOf<i32, i32>: HostSig<B, Params = (i32,), Results = (i32,)>,
+    SigOf<(i32, i32), ()>: HostSig<B, Params = (i32, i32), Results = ()>,
+{
+    let engine = engine::<B>(&Config::new());
+    let module = module(&engine, HOST);
+    let mut store = Store::new(&engine, HostState { counter: 100 });
+    let inst = host_linker::<B>().instantiate(&mut store, &module).unwrap();
+    call(&mut store, &inst, "call_count", &[]).unwrap();
+    assert_eq!(store.data().counter, 102);
+    store.data_mut().counter = -5;
+    let got = call(&mut store, &inst, "call_count", &[]).unwrap();
+    assert_eq!(got[0].as_i64(), Some(-4 + -3));
+    assert_eq!(store.into_data().counter, -3);
+}

@@ -1,0 +1,312 @@
+//! Memories, globals, tables and references created by the host or exported.
+
+use anywasm_core::{
+    Backend, Config, Error, ExternRef, Global, GlobalType, Linker, Memory, MemoryType, Mutability,
+    Store, Table, TableType, TrapCode, Val, ValType,
+};
+
+use super::{assert_trap, call, engine, i32_of, i64_of, instantiate, module};
+use crate::fixtures::{EXTERNREF, GROW, PROVIDER, SHARED_ITEMS};
+
+struct Shared<B: Backend> {
+    memory: Memory<B>,
+    base: Global<B>,
+    counter: Global<B>,
+    table: Table<B>,
+}
+
+fn shared_items<B: Backend>(store: &mut Store<B, ()>) -> (Linker<B, ()>, Shared<B>) {
+    let memory = Memory::new(&mut *store, MemoryType::new(1, Some(4))).unwrap();
+    let base = Global::new(
+        &mut *store,
+        GlobalType::new(ValType::I32, Mutability::Const),
+        Val::I32(100),
+    )
+    .unwrap();
+    let counter = Global::new(
+        &mut *store,
+        GlobalType::new(ValType::I32, Mutability::Var),
+        Val::I32(0),
+    )
+    .unwrap();
+    let table = Table::new(
+        &mut *store,
+        TableType::new(ValType::FuncRef, 2, None),
+        Val::FuncRef(None),
+    )
+    .unwrap();
+    let mut linker = Linker::new();
+    linker
+        .define("env", "memory", memory.clone())
+        .unwrap()
+        .define("env", "base", base.clone())
+        .unwrap()
+        .define("env", "counter", counter.clone())
+        .unwrap()
+        .define("env", "table", table.clone())
+        .unwrap();
+    (
+        linker,
+        Shared {
+            memory,
+            base,
+            counter,
+            table,
+        },
+    )
+}
+
+/// A memory created by the host is imported by two instances: each sees the
+/// other's writes, the host sees both, and the host can grow it.
+pub fn host_memory_shared_by_instances<B: Backend>() {
+    let engine = engine::<B>(&Config::new());
+    let module = module(&engine, SHARED_ITEMS);
+    let mut store = Store::new(&engine, ());
+    let (linker, shared) = shared_items(&mut store);
+    let a = linker.instantiate(&mut store, &module).unwrap();
+    let b = linker.instantiate(&mut store, &module).unwrap();
+    call(&mut store, &a, "store", &[Val::I32(8), Val::I32(77)]).unwrap();
+    assert_eq!(
+        i32_of(call(&mut store, &b, "load", &[Val::I32(8)]).unwrap()),
+        77
+    );
+    assert_eq!(shared.memory.read_i32(&store, 8).unwrap(), 77);
+    shared.memory.write_i32(&mut store, 12, -1).unwrap();
+    assert_eq!(
+        i32_of(call(&mut store, &a, "load", &[Val::I32(12)]).unwrap()),
+        -1
+    );
+    assert_eq!(shared.memory.grow(&mut store, 1).unwrap(), 1);
+    assert_eq!(i32_of(call(&mut store, &b, "size", &[]).unwrap()), 2);
+    assert_eq!(shared.memory.size(&store), 2);
+    assert_eq!(shared.memory.data_size(&store), 2 * 65536);
+    // Beyond the declared maximum of 4 pages.
+    assert!(shared.memory.grow(&mut store, 3).is_err());
+    assert_eq!(shared.memory.size(&store), 2);
+}
+
+/// An exported memory is readable and writable from the host in bytes,
+/// little-endian values, copies, fills and a borrowed slice.
+pub fn exported_memory_access<B: Backend>() {
+    let engine = engine::<B>(&Config::new());
+    let (mut store, inst) = instantiate(&engine, GROW, ());
+    let memory = inst.get_memory(&mut store, "memory").unwrap();
+    assert_eq!(memory.data_size(&store), 65536);
+    assert_eq!(memory.ty(&store), MemoryType::new(1, None));
+    memory.write(&mut store, 100, b"abcdef").unwrap();
+    let mut buf = [0u8; 3];
+    memory.read(&store, 101, &mut buf).unwrap();
+    assert_eq!(&buf, b"bcd");
+    memory
+        .write_le::<u32>(&mut store, 200, 0xdead_beef)
+        .unwrap();
+    assert_eq!(
+        memory.read_vec(&store, 200, 4).unwrap(),
+        [0xef, 0xbe, 0xad, 0xde]
+    );
+    memory.write_i64(&mut store, 208, i64::MIN + 1).unwrap();
+    assert_eq!(memory.read_i64(&store, 208).unwrap(), i64::MIN + 1);
+    memory.write_f32(&mut store, 216, 1.25).unwrap();
+    assert_eq!(memory.read_f32(&store, 216).unwrap(), 1.25);
+    memory.write_f64(&mut store, 224, -2.5).unwrap();
+    assert_eq!(memory.read_f64(&store, 224).unwrap(), -2.5);
+    memory.copy(&mut store, 102, 100, 6).unwrap();
+    assert_eq!(memory.read_vec(&store, 100, 8).unwrap(), b"ababcdef");
+    memory.fill(&mut store, 300, 0x5a, 10).unwrap();
+    assert_eq!(&memory.data(&store)[300..310], &[0x5a; 10]);
+    memory.data_mut(&mut store)[400] = 9;
+    assert_eq!(memory.read_le::<u8>(&store, 400).unwrap(), 9);
+    // Growing from inside wasm is seen by the host.
+    assert_eq!(
+        i32_of(call(&mut store, &inst, "grow", &[Val::I32(2)]).unwrap()),
+        1
+    );
+    assert_eq!(memory.size(&store), 3);
+    assert_eq!(memory.read_le::<u8>(&store, 400).unwrap(), 9);
+}
+
+/// Host accesses outside a memory are errors that say where, never panics.
+pub fn memory_access_out_of_bounds_is_an_error<B: Backend>() {
+    let engine = engine::<B>(&Config::new());
+    let (mut store, inst) = instantiate(&engine, GROW, ());
+    let memory = inst.get_memory(&mut store, "memory").unwrap();
+    let mut buf = [0u8; 10];
+    match memory.read(&store, 65530, &mut buf) {
+        Err(Error::MemoryOutOfBounds {
+            offset: 65530,
+            len: 10,
+            size: 65536,
+        }) => {}
+        other => panic!(
+            "{}: expected an out-of-bounds error, got {other:?}",
+            B::NAME
+        ),
+    }
+    assert!(matches!(
+        memory.write(&mut store, u64::MAX, b"x"),
+        Err(Error::MemoryOutOfBounds { .. })
+    ));
+    assert!(matches!(
+        memory.read_i64(&store, 65532),
+        Err(Error::MemoryOutOfBounds { .. })
+    ));
+    assert!(matches!(
+        memory.copy(&mut store, 65000, 0, 1000),
+        Err(Error::MemoryOutOfBounds { .. })
+    ));
+    assert!(matches!(
+        memory.fill(&mut store, 1, 0, usize::MAX),
+        Err(Error::MemoryOutOfBounds { .. })
+    ));
+    assert!(memory.read_vec(&store, 0, 65536).is_ok());
+}
+
+/// Host globals, mutable and not, imported; exported globals read and set.
+pub fn globals_imported_and_exported<B: Backend>() {
+    let engine = engine::<B>(&Config::new());
+    let module = module(&engine, SHARED_ITEMS);
+    let mut store = Store::new(&engine, ());
+    let (linker, shared) = shared_items(&mut store);
+    let inst = linker.instantiate(&mut store, &module).unwrap();
+    assert_eq!(
+        i32_of(call(&mut store, &inst, "read_base", &[]).unwrap()),
+        100
+    );
+    assert_eq!(i32_of(call(&mut store, &inst, "bump", &[]).unwrap()), 1);
+    assert_eq!(shared.counter.get(&mut store).as_i32(), Some(1));
+    shared.counter.set(&mut store, Val::I32(10)).unwrap();
+    assert_eq!(i32_of(call(&mut store, &inst, "bump", &[]).unwrap()), 11);
+    assert!(matches!(
+        shared.base.set(&mut store, Val::I32(1)),
+        Err(Error::InvalidArgument(_))
+    ));
+    assert!(matches!(
+        shared.counter.set(&mut store, Val::I64(1)),
+        Err(Error::TypeMismatch { .. })
+    ));
+    assert_eq!(
+        shared.base.ty(&store),
+        GlobalType::new(ValType::I32, Mutability::Const)
+    );
+
+    let g = inst.get_global(&mut store, "g").unwrap();
+    assert_eq!(g.ty(&store), GlobalType::new(ValType::I64, Mutability::Var));
+    assert_eq!(g.get(&mut store).as_i64(), Some(5));
+    g.set(&mut store, Val::I64(-9)).unwrap();
+    assert_eq!(i64_of(call(&mut store, &inst, "get_g", &[]).unwrap()), -9);
+    let k = inst.get_global(&mut store, "k").unwrap();
+    assert_eq!(k.get(&mut store).as_f32(), Some(1.5));
+    assert!(k.set(&mut store, Val::f32(2.0)).is_err());
+    // A host global can be created with any value type.
+    let f = Global::new(
+        &mut store,
+        GlobalType::new(ValType::F64, Mutability::Var),
+        Val::f64(0.5),
+    )
+    .unwrap();
+    f.set(&mut store, Val::f64(-1.0)).unwrap();
+    assert_eq!(f.get(&mut store).as_f64(), Some(-1.0));
+    assert!(matches!(
+        Global::new(
+            &mut store,
+            GlobalType::new(ValType::I32, Mutability::Var),
+            Val::I64(0)
+        ),
+        Err(Error::TypeMismatch { .. })
+    ));
+}
+
+/// A growable funcref table made by the host holds functions exported by
+/// another instance; wasm calls through it; the host reads, sets and grows it.
+pub fn host_table_with_other_instances_functions<B: Backend>() {
+    let engine = engine::<B>(&Config::new());
+    let module = module(&engine, SHARED_ITEMS);
+    let mut store = Store::new(&engine, ());
+    let (linker, shared) = shared_items(&mut store);
+    let provider = Linker::new()
+        .instantiate(&mut store, &super::module(&engine, PROVIDER))
+        .unwrap();
+    let seven = provider.get_func(&mut store, "seven").unwrap();
+    let eleven = provider.get_func(&mut store, "eleven").unwrap();
+    let one_arg = provider.get_func(&mut store, "one_arg").unwrap();
+    let table = &shared.table;
+    table.set(&mut store, 0, Val::FuncRef(Some(seven))).unwrap();
+    table
+        .set(&mut store, 1, Val::FuncRef(Some(eleven)))
+        .unwrap();
+    let inst = linker.instantiate(&mut store, &module).unwrap();
+    assert_eq!(
+        i32_of(call(&mut store, &inst, "call_slot", &[Val::I32(0)]).unwrap()),
+        7
+    );
+    assert_eq!(
+        i32_of(call(&mut store, &inst, "call_slot", &[Val::I32(1)]).unwrap()),
+        11
+    );
+    assert_eq!(table.size(&store), 2);
+    assert_eq!(table.grow(&mut store, 2, Val::FuncRef(None)).unwrap(), 2);
+    assert_eq!(table.size(&store), 4);
+    assert_trap(
+        B::NAME,
+        call(&mut store, &inst, "call_slot", &[Val::I32(3)]),
+        TrapCode::NullReference,
+    );
+    assert_trap(
+        B::NAME,
+        call(&mut store, &inst, "call_slot", &[Val::I32(4)]),
+        TrapCode::TableOutOfBounds,
+    );
+    table
+        .set(&mut store, 3, Val::FuncRef(Some(one_arg)))
+        .unwrap();
+    assert_trap(
+        B::NAME,
+        call(&mut store, &inst, "call_slot", &[Val::I32(3)]),
+        TrapCode::IndirectCallTypeMismatch,
+    );
+    // The element read back is a function the host can call.
+    let got = table.get(&mut store, 1).unwrap();
+    let f = got.as_funcref().flatten().cloned().unwrap();
+    assert_eq!(i32_of(f.invoke(&mut store, &[]).unwrap()), 11);
+    assert!(table.get(&mut store, 2).unwrap().is_null());
+    assert!(table.get(&mut store, 4).is_none());
+    assert!(table.set(&mut store, 4, Val::FuncRef(None)).is_err());
+    assert!(matches!(
+        table.set(&mut store, 0, Val::I32(0)),
+        Err(Error::TypeMismatch { .. })
+    ));
+}
+
+/// Host values travel through wasm as `externref` and come back intact.
+pub fn externref_round_trip<B: Backend>() {
+    let engine = engine::<B>(&Config::new());
+    if !B::capabilities().extern_ref {
+        let mut store = Store::new(&engine, ());
+        assert!(
+            ExternRef::new(&mut store, 1u32)
+                .unwrap_err()
+                .is_unsupported()
+        );
+        return;
+    }
+    let (mut store, inst) = instantiate(&engine, EXTERNREF, ());
+    let r = ExternRef::new(&mut store, String::from("kept by the guest")).unwrap();
+    call(&mut store, &inst, "keep", &[Val::ExternRef(Some(r))]).unwrap();
+    let back = call(&mut store, &inst, "give", &[]).unwrap();
+    let back = back[0]
+        .as_externref()
+        .flatten()
+        .cloned()
+        .expect("a non-null externref");
+    assert_eq!(
+        back.downcast::<String, _>(&store).map(String::as_str),
+        Some("kept by the guest")
+    );
+    assert!(back.downcast::<u32, _>(&store).is_none());
+    assert_eq!(
+        i32_of(call(&mut store, &inst, "is_null", &[Val::ExternRef(None)]).unwrap()),
+        1
+    );
+    let table = inst.get_table(&mut store, "refs").unwrap();
+    assert!(table.get(&mut store, 1).unwrap().is_null());
+}

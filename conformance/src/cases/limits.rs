@@ -1,0 +1,293 @@
+//! Limits: fuel, deadlines, interrupts, memory and instance limits.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anywasm_core::{
+    Backend, Config, Error, Instance, Linker, Memory, MemoryType, Store, StoreLimits, TrapCode, Val,
+};
+
+use super::{assert_trap, call, engine, i32_of, i64_of, instantiate, module};
+use crate::fixtures::{GROW, LOOPS};
+
+/// Running out of fuel stops an infinite loop with a distinct trap; after
+/// refuelling, the same store runs again; fuel is counted and can be added.
+/// Checked without and with interruption enabled (wasmi meters differently then).
+pub fn fuel_exhaustion_then_refuel<B: Backend>() {
+    for interruptible in [false, true] {
+        let mut config = Config::new();
+        config.consume_fuel(true).interruptible(interruptible);
+        let engine = engine::<B>(&config);
+        let (mut store, inst) = instantiate(&engine, LOOPS, ());
+        assert_eq!(
+            store.get_fuel().unwrap(),
+            0,
+            "{}: stores start without fuel",
+            B::NAME
+        );
+        assert_trap(
+            B::NAME,
+            call(&mut store, &inst, "quick", &[]),
+            TrapCode::OutOfFuel,
+        );
+
+        store.set_fuel(10_000).unwrap();
+        assert_eq!(store.get_fuel().unwrap(), 10_000);
+        assert_trap(
+            B::NAME,
+            call(&mut store, &inst, "forever", &[]),
+            TrapCode::OutOfFuel,
+        );
+        let left = store.get_fuel().unwrap();
+        assert!(
+            left < 10_000,
+            "{}: fuel was not spent (left {left})",
+            B::NAME
+        );
+        let ticks = inst
+            .get_global(&mut store, "ticks")
+            .unwrap()
+            .get(&mut store)
+            .as_i64()
+            .unwrap();
+        assert!(ticks > 0, "{}: the loop never ran", B::NAME);
+
+        store.set_fuel(5_000_000).unwrap();
+        assert_eq!(
+            i64_of(call(&mut store, &inst, "count", &[Val::I64(1000)]).unwrap()),
+            1000
+        );
+        let after = store.get_fuel().unwrap();
+        assert!(
+            after < 5_000_000 && after > 4_000_000,
+            "{}: counting 1000 left {after}",
+            B::NAME
+        );
+        store.add_fuel(7).unwrap();
+        assert_eq!(store.get_fuel().unwrap(), after + 7);
+        assert!(store.stats().fuel_consumed > 0);
+
+        // A long count runs out part way; the budget is all spent.
+        store.set_fuel(50_000).unwrap();
+        assert_trap(
+            B::NAME,
+            call(&mut store, &inst, "count", &[Val::I64(1_000_000_000)]),
+            TrapCode::OutOfFuel,
+        );
+        assert!(store.get_fuel().unwrap() < 50_000);
+    }
+}
+
+/// Fuel calls on an engine without fuel are an error, not ignored.
+pub fn fuel_not_enabled_is_an_error<B: Backend>() {
+    let engine = engine::<B>(&Config::new());
+    let mut store = Store::new(&engine, ());
+    assert!(matches!(
+        store.set_fuel(1),
+        Err(Error::NotEnabled {
+            feature: "fuel",
+            ..
+        })
+    ));
+    assert!(matches!(store.get_fuel(), Err(Error::NotEnabled { .. })));
+    assert!(matches!(store.add_fuel(1), Err(Error::NotEnabled { .. })));
+}
+
+fn interruptible<B: Backend>() -> anywasm_core::Engine<B> {
+    let mut config = Config::new();
+    config.interruptible(true);
+    engine::<B>(&config)
+}
+
+/// A deadline stops an infinite loop in one store while a second store of
+/// the same engine, on another thread, keeps running to completion.
+pub fn deadline_stops_one_store_only<B: Backend>() {
+    let engine = interruptible::<B>();
+    let module = module(&engine, LOOPS);
+    let a_done = Arc::new(AtomicBool::new(false));
+
+    let b = {
+        let engine = engine.clone();
+        let module = module.clone();
+        let a_done = a_done.clone();
+        std::thread::spawn(move || {
+            let mut store = Store::new(&engine, ());
+            let inst = Linker::new().instantiate(&mut store, &module).unwrap();
+            let mut calls_after_a = 0;
+            // Keep store B busy with real work until A has been stopped, and
+            // then a little longer: none of it may be interrupted.
+            while calls_after_a < 3 {
+                let done_before = a_done.load(Ordering::SeqCst);
+                let n = call(&mut store, &inst, "count", &[Val::I64(2_000_000)]);
+                assert_eq!(
+                    i64_of(n.unwrap()),
+                    2_000_000,
+                    "{}: store B was disturbed",
+                    B::NAME
+                );
+                if done_before {
+                    calls_after_a += 1;
+                }
+            }
+        })
+    };
+
+    let mut store = Store::new(&engine, ());
+    let inst = Linker::new().instantiate(&mut store, &module).unwrap();
+    store.set_timeout(Duration::from_millis(100)).unwrap();
+    let started = Instant::now();
+    let r = call(&mut store, &inst, "forever", &[]);
+    a_done.store(true, Ordering::SeqCst);
+    assert_trap(B::NAME, r, TrapCode::Deadline);
+    assert!(
+        started.elapsed() >= Duration::from_millis(90),
+        "{}: stopped before the deadline",
+        B::NAME
+    );
+    b.join().expect("store B's thread");
+    // Clearing the deadline lets the store run again.
+    store.set_deadline(None).unwrap();
+    assert_eq!(i32_of(call(&mut store, &inst, "quick", &[]).unwrap()), 1);
+}
+
+/// An interrupt from another thread stops the running call of that store;
+/// the next call runs normally.
+pub fn interrupt_handle_stops_running_call<B: Backend>() {
+    let engine = interruptible::<B>();
+    let (mut store, inst) = instantiate(&engine, LOOPS, ());
+    let handle = store.interrupt_handle().unwrap();
+    let ticks = inst.get_global(&mut store, "ticks").unwrap();
+    let interrupter = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(50));
+        handle.interrupt();
+    });
+    assert_trap(
+        B::NAME,
+        call(&mut store, &inst, "forever", &[]),
+        TrapCode::Interrupted,
+    );
+    interrupter.join().unwrap();
+    assert!(ticks.get(&mut store).as_i64().unwrap() > 0);
+    assert_eq!(i32_of(call(&mut store, &inst, "quick", &[]).unwrap()), 1);
+    assert_eq!(
+        i64_of(call(&mut store, &inst, "count", &[Val::I64(10_000)]).unwrap()),
+        10_000
+    );
+}
+
+/// An interrupt requested while nothing runs stops the next call, once.
+pub fn interrupt_before_call_stops_next_call<B: Backend>() {
+    let engine = interruptible::<B>();
+    let (mut store, inst) = instantiate(&engine, LOOPS, ());
+    store.interrupt_handle().unwrap().interrupt();
+    assert_trap(
+        B::NAME,
+        call(&mut store, &inst, "quick", &[]),
+        TrapCode::Interrupted,
+    );
+    assert_eq!(i32_of(call(&mut store, &inst, "quick", &[]).unwrap()), 1);
+    // A deadline in the past stops every call until it is cleared.
+    store.set_deadline(Some(Instant::now())).unwrap();
+    assert_trap(
+        B::NAME,
+        call(&mut store, &inst, "forever", &[]),
+        TrapCode::Deadline,
+    );
+    assert_trap(
+        B::NAME,
+        call(&mut store, &inst, "quick", &[]),
+        TrapCode::Deadline,
+    );
+    store.set_deadline(None).unwrap();
+    assert_eq!(i32_of(call(&mut store, &inst, "quick", &[]).unwrap()), 1);
+}
+
+/// Deadlines on an engine that is not interruptible are an error.
+pub fn deadlines_not_enabled_is_an_error<B: Backend>() {
+    let engine = engine::<B>(&Config::new());
+    let mut store = Store::new(&engine, ());
+    assert!(matches!(
+        store.set_timeout(Duration::from_secs(1)),
+        Err(Error::NotEnabled { .. })
+    ));
+    assert!(matches!(
+        store.interrupt_handle(),
+        Err(Error::NotEnabled { .. })
+    ));
+}
+
+fn check_memory_limit<B: Backend>(store: &mut Store<B, ()>, inst: &Instance<B>) {
+    // Two pages allowed: the first growth succeeds, the next fails the way
+    // `memory.grow` fails.
+    assert_eq!(
+        i32_of(call(store, inst, "grow", &[Val::I32(1)]).unwrap()),
+        1
+    );
+    assert_eq!(
+        i32_of(call(store, inst, "grow", &[Val::I32(1)]).unwrap()),
+        -1
+    );
+    assert_eq!(i32_of(call(store, inst, "pages", &[]).unwrap()), 2);
+    let memory = inst.get_memory(&mut *store, "memory").unwrap();
+    assert!(
+        matches!(memory.grow(&mut *store, 1), Err(Error::Limit(_))),
+        "{}",
+        B::NAME
+    );
+    assert!(matches!(
+        Memory::new(&mut *store, MemoryType::new(3, None)),
+        Err(Error::Limit(_))
+    ));
+    let small = Memory::new(&mut *store, MemoryType::new(1, None)).unwrap();
+    assert!(matches!(small.grow(&mut *store, 5), Err(Error::Limit(_))));
+    assert_eq!(small.grow(&mut *store, 1).unwrap(), 1);
+}
+
+/// A store's memory limit stops growth inside and outside wasm, and stops
+/// instantiating a module whose memory starts larger.
+pub fn memory_limit_per_store<B: Backend>() {
+    let engine = engine::<B>(&Config::new());
+    let (mut store, inst) = instantiate(&engine, GROW, ());
+    store.set_limits(StoreLimits::new().memory_pages(2));
+    check_memory_limit(&mut store, &inst);
+    let big = module(&engine, "(module (memory 3))");
+    assert!(
+        matches!(
+            Linker::new().instantiate(&mut store, &big),
+            Err(Error::Limit(_))
+        ),
+        "{}",
+        B::NAME
+    );
+    // Another store of the same engine is not limited.
+    let (mut other, inst) = instantiate(&engine, GROW, ());
+    assert_eq!(
+        i32_of(call(&mut other, &inst, "grow", &[Val::I32(10)]).unwrap()),
+        1
+    );
+}
+
+/// The engine-wide memory limit from the configuration.
+pub fn memory_limit_per_engine<B: Backend>() {
+    let mut config = Config::new();
+    config.max_memory_pages(Some(2));
+    let engine = engine::<B>(&config);
+    let (mut store, inst) = instantiate(&engine, GROW, ());
+    check_memory_limit(&mut store, &inst);
+}
+
+/// A store's instance limit.
+pub fn instance_limit<B: Backend>() {
+    let engine = engine::<B>(&Config::new());
+    let module = module(&engine, GROW);
+    let mut store = Store::new(&engine, ());
+    store.set_limits(StoreLimits::new().instances(2));
+    let linker = Linker::new();
+    linker.instantiate(&mut store, &module).unwrap();
+    linker.instantiate(&mut store, &module).unwrap();
+    assert!(matches!(
+        linker.instantiate(&mut store, &module),
+        Err(Error::Limit(_))
+    ));
+}

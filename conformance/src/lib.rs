@@ -1,0 +1,57 @@
+//! # anywasm-conformance
+//!
+//! The behaviour every anywasm backend must show, written once as public
+//! functions over the core API (`cases`), and instantiated for each backend
+//! with [`conformance_tests!`] so that every test is named
+//! `<backend>::<case>`:
+//!
+//! ```ignore
+//! mod wasmtime {
+//!     anywasm_conformance::conformance_tests!(anywasm_wasmtime::Wasmtime);
+//! }
+//! ```
+//!
+//! Cases read what a backend supports from its
+//! [`Capabilities`](anywasm_core::Capabilities) and assert
+//! [`Error::Unsupported`](anywasm_core::Error::Unsupported) where a capability
+//! is missing, so a backend cannot pass by ignoring a request.
+//!
+//! Adding a backend means one more line in `tests/conformance.rs`.
+
+pub mod cases;
+pub mod fixtures;
+
+pub use cases::*;
+
+/// Expands to one `#[test]` per conformance case for backend `$b`.
+#[macro_export]
+macro_rules! conformance_tests {
+    ($b:ty) => {
+        $crate::conformance_tests!(@cases $b;
+            arithmetic_i32, arithmetic_i64, arithmetic_f32, arithmetic_f64,
+            float_bits_survive_round_trips, multi_value, many_params,
+            wrong_signatures_are_errors, every_trap_code, store_usable_after_trap,
+            typed_host_functions, dynamic_host_functions, host_errors_pass_through,
+            host_reads_and_writes_guest_memory, store_data_from_host_functions,
+            host_memory_shared_by_instances, exported_memory_access,
+            memory_access_out_of_bounds_is_an_error, globals_imported_and_exported,
+            host_table_with_other_instances_functions, externref_round_trip,
+            fuel_exhaustion_then_refuel, fuel_not_enabled_is_an_error,
+            deadline_stops_one_store_only, interrupt_handle_stops_running_call,
+            interrupt_before_call_stops_next_call, deadlines_not_enabled_is_an_error,
+            memory_limit_per_store, memory_limit_per_engine, deep_recursion_traps,
+            stack_limit, precompiled_round_trip, precompiled_blob_checks,
+            unsupported_proposals, malformed_modules, link_errors, module_metadata,
+            start_function, statistics, wat_errors, stores_move_between_threads,
+            instance_limit
+        );
+    };
+    (@cases $b:ty; $($case:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $case() {
+                $crate::cases::$case::<$b>();
+            }
+        )*
+    };
+}

@@ -1,0 +1,307 @@
+//! The contract between the layer and an engine.
+//!
+//! Application code does not call these functions; it uses [`Engine`](crate::Engine),
+//! [`Store`](crate::Store), [`Func`](crate::Func) and friends, which check their
+//! arguments, keep statistics and then call the backend. A new backend is a
+//! crate with one type implementing [`Backend`], plus impls of [`TypedSig`] and
+//! [`HostSig`] for the signatures it can call natively.
+//!
+//! Conventions for implementors:
+//! - Functions receive arguments the layer has already checked (types of
+//!   values, ranges of indices where the layer can know them). They must still
+//!   never panic on anything a guest can influence.
+//! - Engine errors are mapped to [`Error`] in the backend crate and nowhere else.
+//! - `Ctx`/`CtxMut` are the engine's store contexts; the `T` they carry is the
+//!   user's store data.
+
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use crate::capabilities::Capabilities;
+use crate::config::Config;
+use crate::error::Result;
+use crate::func::Caller;
+use crate::instance::Extern;
+use crate::store::StoreShared;
+use crate::types::{FuncType, GlobalType, MemoryType, TableType};
+use crate::values::{Val, WasmTyList};
+
+/// A host value stored behind an `externref`.
+pub type ExternData = Box<dyn std::any::Any + Send + Sync>;
+
+/// A dynamically typed host function as the layer hands it to a backend.
+pub type DynHostFn<B, T> =
+    Arc<dyn Fn(Caller<'_, B, T>, &[Val<B>], &mut [Val<B>]) -> Result<()> + Send + Sync + 'static>;
+
+/// One WebAssembly engine behind the layer's API.
+///
+/// The type implementing this trait is a zero-sized marker (`Wasmtime`,
+/// `Wasmi`, `Wasmer`); the associated types are the engine's own handles.
+pub trait Backend: Sized + Send + Sync + Debug + Copy + Default + 'static {
+    /// Short lowercase name, used in errors and to choose a backend at run time.
+    const NAME: &'static str;
+    /// Version of the engine crate this backend was built against.
+    const ENGINE_VERSION: &'static str;
+
+    /// A configured engine.
+    type Engine: Clone + Send + Sync + 'static;
+    /// A compiled module.
+    type Module: Clone + Send + Sync + 'static;
+    /// A store owning instances and host data `T`.
+    type Store<T: Send + 'static>: Send + 'static;
+    /// A shared borrow of a store.
+    type Ctx<'a, T: Send + 'static>;
+    /// An exclusive borrow of a store.
+    type CtxMut<'a, T: Send + 'static>;
+    /// What a host function receives from the engine about its caller.
+    type Caller<'a, T: Send + 'static>;
+    /// An instance handle (valid in its store).
+    type Instance: Clone + Send + Sync + Debug + 'static;
+    /// A function handle.
+    type Func: Clone + Send + Sync + Debug + 'static;
+    /// A memory handle.
+    type Memory: Clone + Send + Sync + Debug + 'static;
+    /// A table handle.
+    type Table: Clone + Send + Sync + Debug + 'static;
+    /// A global handle.
+    type Global: Clone + Send + Sync + Debug + 'static;
+    /// An `externref` handle.
+    type ExternRef: Clone + Send + Sync + Debug + 'static;
+
+    // ----- engine -------------------------------------------------------
+
+    /// What this backend can do on this platform.
+    fn capabilities() -> Capabilities;
+    /// Creates an engine. The layer has already run
+    /// [`Config::check_against`] with [`Backend::capabilities`].
+    fn engine_new(config: &Config) -> Result<Self::Engine>;
+
+    // ----- modules ------------------------------------------------------
+
+    /// Compiles a module.
+    fn module_new(engine: &Self::Engine, bytes: &[u8]) -> Result<Self::Module>;
+    /// Validates a module without compiling it.
+    fn module_validate(engine: &Self::Engine, bytes: &[u8]) -> Result<()>;
+    /// Serialises compiled code, or returns `Unsupported`.
+    fn module_serialize(engine: &Self::Engine, module: &Self::Module) -> Result<Vec<u8>>;
+    /// Loads compiled code produced by [`Backend::module_serialize`].
+    ///
+    /// # Safety
+    /// `bytes` must come from `module_serialize` of this backend with a
+    /// compatible engine; engines execute the contained machine code.
+    unsafe fn module_deserialize(engine: &Self::Engine, bytes: &[u8]) -> Result<Self::Module>;
+
+    // ----- stores and contexts -------------------------------------------
+
+    /// Creates a store holding `data`. `shared` is the layer's per-store state
+    /// (limits, deadline, interrupt flag, counters) which the backend keeps
+    /// and consults.
+    fn store_new<T: Send + 'static>(
+        engine: &Self::Engine,
+        data: T,
+        shared: Arc<StoreShared>,
+    ) -> Self::Store<T>;
+    /// Takes the user data out of a store.
+    fn store_into_data<T: Send + 'static>(store: Self::Store<T>) -> T;
+    /// Borrows a store.
+    fn store_ctx<T: Send + 'static>(store: &Self::Store<T>) -> Self::Ctx<'_, T>;
+    /// Borrows a store exclusively.
+    fn store_ctx_mut<T: Send + 'static>(store: &mut Self::Store<T>) -> Self::CtxMut<'_, T>;
+    /// Borrows the store through a host function's caller.
+    fn caller_ctx<'a, T: Send + 'static>(caller: &'a Self::Caller<'_, T>) -> Self::Ctx<'a, T>;
+    /// Borrows the store exclusively through a host function's caller.
+    fn caller_ctx_mut<'a, T: Send + 'static>(
+        caller: &'a mut Self::Caller<'_, T>,
+    ) -> Self::CtxMut<'a, T>;
+    /// Reborrows a shared context.
+    fn ctx_reborrow<'a, T: Send + 'static>(ctx: &'a Self::Ctx<'_, T>) -> Self::Ctx<'a, T>;
+    /// Reborrows an exclusive context.
+    fn ctx_mut_reborrow<'a, T: Send + 'static>(
+        ctx: &'a mut Self::CtxMut<'_, T>,
+    ) -> Self::CtxMut<'a, T>;
+    /// Downgrades an exclusive context.
+    fn ctx_mut_shared<'a, T: Send + 'static>(ctx: &'a Self::CtxMut<'_, T>) -> Self::Ctx<'a, T>;
+    /// The user data.
+    fn ctx_data<'a, T: Send + 'static>(ctx: Self::Ctx<'a, T>) -> &'a T;
+    /// The user data, mutably.
+    fn ctx_data_mut<'a, T: Send + 'static>(ctx: &'a mut Self::CtxMut<'_, T>) -> &'a mut T;
+    /// The user data of a store, mutably.
+    fn store_data_mut<T: Send + 'static>(store: &mut Self::Store<T>) -> &mut T;
+    /// The user data seen from a host function, mutably.
+    fn caller_data_mut<'a, T: Send + 'static>(caller: &'a mut Self::Caller<'_, T>) -> &'a mut T;
+    /// The layer's per-store state given to [`Backend::store_new`].
+    fn ctx_shared<'a, T: Send + 'static>(ctx: Self::Ctx<'a, T>) -> &'a Arc<StoreShared>;
+
+    // ----- fuel ---------------------------------------------------------
+
+    /// Sets the remaining fuel.
+    fn fuel_set<T: Send + 'static>(ctx: Self::CtxMut<'_, T>, fuel: u64) -> Result<()>;
+    /// Reads the remaining fuel.
+    fn fuel_get<T: Send + 'static>(ctx: Self::CtxMut<'_, T>) -> Result<u64>;
+
+    // ----- instances ----------------------------------------------------
+
+    /// Instantiates `module` with `imports` in the module's import order (the
+    /// layer has resolved names and checked types), running its start function.
+    fn instantiate<T: Send + 'static>(
+        ctx: Self::CtxMut<'_, T>,
+        module: &Self::Module,
+        imports: &[Extern<Self>],
+    ) -> Result<Self::Instance>;
+    /// Looks up an export of an instance.
+    fn instance_export<T: Send + 'static>(
+        ctx: Self::CtxMut<'_, T>,
+        instance: &Self::Instance,
+        name: &str,
+    ) -> Option<Extern<Self>>;
+    /// Looks up an export of the instance that called a host function, if the
+    /// engine knows it.
+    fn caller_export<T: Send + 'static>(
+        caller: &mut Self::Caller<'_, T>,
+        name: &str,
+    ) -> Option<Extern<Self>>;
+
+    // ----- functions ----------------------------------------------------
+
+    /// A function's type.
+    fn func_ty<T: Send + 'static>(ctx: Self::Ctx<'_, T>, func: &Self::Func) -> FuncType;
+    /// Calls a function with dynamically typed values. The layer has checked
+    /// the number and types of `params` and the length of `results`.
+    fn func_call<T: Send + 'static>(
+        ctx: Self::CtxMut<'_, T>,
+        func: &Self::Func,
+        params: &[Val<Self>],
+        results: &mut [Val<Self>],
+    ) -> Result<()>;
+    /// Creates a host function with a type known at run time.
+    fn func_new<T: Send + 'static>(
+        ctx: Self::CtxMut<'_, T>,
+        ty: FuncType,
+        func: DynHostFn<Self, T>,
+    ) -> Self::Func;
+
+    // ----- memories -----------------------------------------------------
+
+    /// Creates a memory owned by the host.
+    fn memory_new<T: Send + 'static>(
+        ctx: Self::CtxMut<'_, T>,
+        ty: MemoryType,
+    ) -> Result<Self::Memory>;
+    /// A memory's type, with its *current* size as the minimum.
+    fn memory_ty<T: Send + 'static>(ctx: Self::Ctx<'_, T>, memory: &Self::Memory) -> MemoryType;
+    /// The memory's contents.
+    fn memory_data<'a, T: Send + 'static>(ctx: Self::Ctx<'a, T>, memory: &Self::Memory)
+    -> &'a [u8];
+    /// The memory's contents, mutably.
+    fn memory_data_mut<'a, T: Send + 'static>(
+        ctx: Self::CtxMut<'a, T>,
+        memory: &Self::Memory,
+    ) -> &'a mut [u8];
+    /// Grows by `delta` pages; returns the previous size in pages.
+    fn memory_grow<T: Send + 'static>(
+        ctx: Self::CtxMut<'_, T>,
+        memory: &Self::Memory,
+        delta: u64,
+    ) -> Result<u64>;
+
+    // ----- tables -------------------------------------------------------
+
+    /// Creates a table owned by the host, filled with `init`.
+    fn table_new<T: Send + 'static>(
+        ctx: Self::CtxMut<'_, T>,
+        ty: TableType,
+        init: Val<Self>,
+    ) -> Result<Self::Table>;
+    /// A table's type, with its current size as the minimum.
+    fn table_ty<T: Send + 'static>(ctx: Self::Ctx<'_, T>, table: &Self::Table) -> TableType;
+    /// The element at `index`, or `None` when out of bounds.
+    fn table_get<T: Send + 'static>(
+        ctx: Self::CtxMut<'_, T>,
+        table: &Self::Table,
+        index: u64,
+    ) -> Option<Val<Self>>;
+    /// Sets the element at `index`.
+    fn table_set<T: Send + 'static>(
+        ctx: Self::CtxMut<'_, T>,
+        table: &Self::Table,
+        index: u64,
+        value: Val<Self>,
+    ) -> Result<()>;
+    /// Grows by `delta` elements set to `init`; returns the previous size.
+    fn table_grow<T: Send + 'static>(
+        ctx: Self::CtxMut<'_, T>,
+        table: &Self::Table,
+        delta: u64,
+        init: Val<Self>,
+    ) -> Result<u64>;
+
+    // ----- globals ------------------------------------------------------
+
+    /// Creates a global owned by the host.
+    fn global_new<T: Send + 'static>(
+        ctx: Self::CtxMut<'_, T>,
+        ty: GlobalType,
+        value: Val<Self>,
+    ) -> Result<Self::Global>;
+    /// A global's type.
+    fn global_ty<T: Send + 'static>(ctx: Self::Ctx<'_, T>, global: &Self::Global) -> GlobalType;
+    /// A global's value.
+    fn global_get<T: Send + 'static>(ctx: Self::CtxMut<'_, T>, global: &Self::Global) -> Val<Self>;
+    /// Sets a mutable global (the layer has checked mutability and type).
+    fn global_set<T: Send + 'static>(
+        ctx: Self::CtxMut<'_, T>,
+        global: &Self::Global,
+        value: Val<Self>,
+    ) -> Result<()>;
+
+    // ----- externref ----------------------------------------------------
+
+    /// Wraps a host value as an `externref`.
+    fn externref_new<T: Send + 'static>(
+        ctx: Self::CtxMut<'_, T>,
+        data: ExternData,
+    ) -> Result<Self::ExternRef>;
+    /// The host value behind an `externref`.
+    fn externref_data<'a, T: Send + 'static>(
+        ctx: Self::Ctx<'a, T>,
+        r: &Self::ExternRef,
+    ) -> Option<&'a (dyn std::any::Any + Send + Sync)>;
+}
+
+/// A signature a backend can call natively through the engine's own typed call.
+///
+/// Implemented by each backend for `(Params, Results)` pairs in tuple form
+/// (see [`SigOf`](crate::SigOf)), so a [`TypedFunc`](crate::TypedFunc) compiles
+/// down to the engine's `TypedFunc::call` with no per-call conversion.
+pub trait TypedSig<B: Backend>: Sized + 'static {
+    /// Parameter tuple.
+    type Params: WasmTyList;
+    /// Result tuple.
+    type Results: WasmTyList;
+    /// The engine's typed function.
+    type Native: Clone + Send + Sync + 'static;
+
+    /// Builds the engine's typed function; the layer has checked the type.
+    fn typed<T: Send + 'static>(ctx: B::Ctx<'_, T>, func: &B::Func) -> Result<Self::Native>;
+    /// Calls it.
+    fn call<T: Send + 'static>(
+        native: &Self::Native,
+        ctx: B::CtxMut<'_, T>,
+        params: Self::Params,
+    ) -> Result<Self::Results>;
+}
+
+/// A host function signature a backend can wrap natively (like wasmtime's
+/// `Func::wrap`). Implemented by each backend for `(Params, Results)` pairs in
+/// tuple form.
+pub trait HostSig<B: Backend>: Sized + 'static {
+    /// Parameter tuple.
+    type Params: WasmTyList;
+    /// Result tuple.
+    type Results: WasmTyList;
+
+    /// Wraps `f` as an engine function.
+    fn wrap<T: Send + 'static, F>(ctx: B::CtxMut<'_, T>, f: F) -> B::Func
+    where
+        F: Fn(Caller<'_, B, T>, Self::Params) -> Result<Self::Results> + Send + Sync + 'static;
+}

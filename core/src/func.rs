@@ -1,0 +1,457 @@
+//! Functions: dynamic and typed calls, host functions and their callers.
+
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use crate::backend::{Backend, HostSig, TypedSig};
+use crate::error::{Error, Result};
+use crate::instance::Extern;
+use crate::memory::Memory;
+use crate::store::{AsContext, AsContextMut, StoreContext, StoreContextMut};
+use crate::types::{FuncType, ValType};
+use crate::values::{SigOf, Val, WasmTy, WasmTyList};
+
+/// A WebAssembly or host function, valid in the store that created it.
+pub struct Func<B: Backend> {
+    raw: B::Func,
+}
+
+impl<B: Backend> Clone for Func<B> {
+    fn clone(&self) -> Self {
+        Self {
+            raw: self.raw.clone(),
+        }
+    }
+}
+
+impl<B: Backend> std::fmt::Debug for Func<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Func").field(&self.raw).finish()
+    }
+}
+
+fn check_vals<B: Backend>(context: &str, expected: &[ValType], got: &[Val<B>]) -> Result<()> {
+    if expected.len() != got.len() {
+        return Err(Error::TypeMismatch {
+            context: context.to_string(),
+            expected: format!("{} value(s) {}", expected.len(), list(expected)),
+            found: format!("{} value(s)", got.len()),
+        });
+    }
+    for (i, (want, val)) in expected.iter().zip(got).enumerate() {
+        if val.ty() != *want {
+            return Err(Error::TypeMismatch {
+                context: format!("{context}, value {}", i + 1),
+                expected: want.to_string(),
+                found: val.ty().to_string(),
+            });
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn list(types: &[ValType]) -> String {
+    let items: Vec<String> = types.iter().map(|t| t.to_string()).collect();
+    format!("[{}]", items.join(" "))
+}
+
+impl<B: Backend> Func<B> {
+    /// Wraps an engine function (for backends).
+    pub fn from_raw(raw: B::Func) -> Self {
+        Self { raw }
+    }
+
+    /// The engine's function.
+    pub fn raw(&self) -> &B::Func {
+        &self.raw
+    }
+
+    /// Creates a host function with a type chosen at run time.
+    ///
+    /// `func` receives the arguments and must write one value of the declared
+    /// type into each slot of the results; a wrong result type is reported as
+    /// an error to the caller of the wasm function, never trusted.
+    pub fn new<T: Send + 'static>(
+        mut ctx: impl AsContextMut<Backend = B, Data = T>,
+        ty: FuncType,
+        func: impl Fn(Caller<'_, B, T>, &[Val<B>], &mut [Val<B>]) -> Result<()> + Send + Sync + 'static,
+    ) -> Self {
+        let ctx = ctx.as_context_mut();
+        Self::from_raw(B::func_new(ctx.raw, ty, Arc::new(func)))
+    }
+
+    /// Creates a host function from a Rust closure; its parameter and result
+    /// types give the wasm signature.
+    ///
+    /// The closure may take a [`Caller`] first, then up to 16 arguments of
+    /// [`WasmTy`] types, and return `()`, one `WasmTy`, a tuple of them, or a
+    /// `Result` of those (an `Err` reaches the wasm caller's caller as
+    /// [`Error::Host`] or as the error returned).
+    pub fn wrap<T: Send + 'static, Params, Results>(
+        mut ctx: impl AsContextMut<Backend = B, Data = T>,
+        func: impl IntoFunc<B, T, Params, Results>,
+    ) -> Self {
+        func.into_func(ctx.as_context_mut())
+    }
+
+    /// The function's type.
+    pub fn ty(&self, ctx: impl AsContext<Backend = B>) -> FuncType {
+        B::func_ty(ctx.as_context().raw, &self.raw)
+    }
+
+    /// Calls the function with dynamically typed arguments, writing results
+    /// into `results` (which must have one slot per result).
+    pub fn call(
+        &self,
+        mut ctx: impl AsContextMut<Backend = B>,
+        params: &[Val<B>],
+        results: &mut [Val<B>],
+    ) -> Result<()> {
+        let mut ctx = ctx.as_context_mut();
+        let ty = B::func_ty(B::ctx_mut_shared(&ctx.raw), &self.raw);
+        check_vals("arguments", ty.params(), params)?;
+        if results.len() != ty.results().len() {
+            return Err(Error::TypeMismatch {
+                context: "results buffer".into(),
+                expected: format!("{} slot(s)", ty.results().len()),
+                found: format!("{} slot(s)", results.len()),
+            });
+        }
+        ctx.shared().count_call();
+        let r = B::func_call(
+            B::ctx_mut_reborrow(&mut ctx.raw),
+            &self.raw,
+            params,
+            results,
+        );
+        after_call(&mut ctx);
+        r
+    }
+
+    /// Calls the function and returns its results in a new vector.
+    pub fn invoke(
+        &self,
+        mut ctx: impl AsContextMut<Backend = B>,
+        params: &[Val<B>],
+    ) -> Result<Vec<Val<B>>> {
+        let mut ctx = ctx.as_context_mut();
+        let ty = self.ty(&ctx);
+        let mut results: Vec<Val<B>> = ty.results().iter().map(|t| Val::default_for(*t)).collect();
+        self.call(&mut ctx, params, &mut results)?;
+        Ok(results)
+    }
+
+    /// A typed view of this function, checked once here so that calls need no
+    /// checks: `Params` and `Results` are `()`, a [`WasmTy`] or a tuple of them.
+    pub fn typed<P: WasmTyList, R: WasmTyList>(
+        &self,
+        ctx: impl AsContext<Backend = B>,
+    ) -> Result<TypedFunc<B, P, R>>
+    where
+        SigOf<P, R>: TypedSig<B, Params = P::Tuple, Results = R::Tuple>,
+    {
+        let ctx = ctx.as_context();
+        let ty = B::func_ty(B::ctx_reborrow(&ctx.raw), &self.raw);
+        let (want_p, want_r) = (P::types(), R::types());
+        if ty.params() != want_p || ty.results() != want_r {
+            return Err(Error::TypeMismatch {
+                context: "typed function".into(),
+                expected: FuncType::new(want_p, want_r).to_string(),
+                found: ty.to_string(),
+            });
+        }
+        let native = <SigOf<P, R> as TypedSig<B>>::typed(ctx.raw, &self.raw)?;
+        Ok(TypedFunc {
+            native,
+            func: self.clone(),
+            _marker: PhantomData,
+        })
+    }
+}
+
+#[inline]
+fn after_call<B: Backend, T: Send + 'static>(ctx: &mut StoreContextMut<'_, B, T>) {
+    if ctx.shared().fuel_enabled()
+        && let Ok(remaining) = B::fuel_get(B::ctx_mut_reborrow(&mut ctx.raw))
+    {
+        ctx.shared().update_fuel_consumed(remaining);
+    }
+}
+
+/// A function with a signature fixed in Rust types; calls go straight to the
+/// engine's own typed call.
+///
+/// ```
+/// # fn demo<B: anywasm_core::Backend>() -> anywasm_core::Result<()>
+/// # where anywasm_core::SigOf<(i32, i32), i32>: anywasm_core::TypedSig<B, Params = (i32, i32), Results = (i32,)> {
+/// use anywasm_core::{Engine, Instance, Module, Store};
+/// let engine = Engine::<B>::default_config()?;
+/// let module = Module::from_wat(&engine, r#"(module
+///     (func (export "add") (param i32 i32) (result i32)
+///         local.get 0 local.get 1 i32.add))"#)?;
+/// let mut store = Store::new(&engine, ());
+/// let instance = Instance::new(&mut store, &module, &[])?;
+/// let add = instance.get_typed_func::<(i32, i32), i32>(&mut store, "add")?;
+/// assert_eq!(add.call(&mut store, (2, 3))?, 5);
+/// # Ok(()) }
+/// ```
+pub struct TypedFunc<B: Backend, P: WasmTyList, R: WasmTyList>
+where
+    SigOf<P, R>: TypedSig<B>,
+{
+    native: <SigOf<P, R> as TypedSig<B>>::Native,
+    func: Func<B>,
+    _marker: PhantomData<fn(P) -> R>,
+}
+
+impl<B: Backend, P: WasmTyList, R: WasmTyList> Clone for TypedFunc<B, P, R>
+where
+    SigOf<P, R>: TypedSig<B>,
+{
+    fn clone(&self) -> Self {
+        Self {
+            native: self.native.clone(),
+            func: self.func.clone(),
+            _marker: PhantomData,
+        }
+    }
+}
+
+impl<B: Backend, P: WasmTyList, R: WasmTyList> std::fmt::Debug for TypedFunc<B, P, R>
+where
+    SigOf<P, R>: TypedSig<B>,
+{
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TypedFunc")
+            .field("func", &self.func)
+            .field("params", &P::types())
+            .field("results", &R::types())
+            .finish()
+    }
+}
+
+impl<B: Backend, P: WasmTyList, R: WasmTyList> TypedFunc<B, P, R>
+where
+    SigOf<P, R>: TypedSig<B, Params = P::Tuple, Results = R::Tuple>,
+{
+    /// Calls the function.
+    #[inline]
+    pub fn call(&self, mut ctx: impl AsContextMut<Backend = B>, params: P) -> Result<R> {
+        let mut ctx = ctx.as_context_mut();
+        ctx.shared().count_call();
+        let r = <SigOf<P, R> as TypedSig<B>>::call(
+            &self.native,
+            B::ctx_mut_reborrow(&mut ctx.raw),
+            params.into_tuple(),
+        );
+        after_call(&mut ctx);
+        r.map(R::from_tuple)
+    }
+
+    /// The untyped function.
+    pub fn func(&self) -> &Func<B> {
+        &self.func
+    }
+
+    /// The engine's typed function.
+    pub fn native(&self) -> &<SigOf<P, R> as TypedSig<B>>::Native {
+        &self.native
+    }
+}
+
+/// What a host function sees of its caller: the store (host data, fuel) and
+/// the exports of the calling instance (its memory, most importantly).
+pub struct Caller<'a, B: Backend, T: Send + 'static> {
+    raw: B::Caller<'a, T>,
+}
+
+impl<'a, B: Backend, T: Send + 'static> Caller<'a, B, T> {
+    /// Wraps the engine's caller (for backends).
+    pub fn from_raw(raw: B::Caller<'a, T>) -> Self {
+        Self { raw }
+    }
+
+    /// The engine's caller.
+    pub fn raw_mut(&mut self) -> &mut B::Caller<'a, T> {
+        &mut self.raw
+    }
+
+    /// The store's host data.
+    pub fn data(&self) -> &T {
+        B::ctx_data(B::caller_ctx(&self.raw))
+    }
+
+    /// The store's host data, mutably.
+    pub fn data_mut(&mut self) -> &mut T {
+        B::caller_data_mut(&mut self.raw)
+    }
+
+    /// An export of the calling instance.
+    ///
+    /// On wasmer the engine does not tell a host function who called it; the
+    /// layer binds each host function to the first instance it is imported
+    /// into, and answers with that instance's exports.
+    pub fn get_export(&mut self, name: &str) -> Option<Extern<B>> {
+        B::caller_export(&mut self.raw, name)
+    }
+
+    /// The calling instance's memory exported as `name` (usually `"memory"`).
+    pub fn get_memory(&mut self, name: &str) -> Option<Memory<B>> {
+        match self.get_export(name)? {
+            Extern::Memory(m) => Some(m),
+            _ => None,
+        }
+    }
+
+    /// A function exported by the calling instance.
+    pub fn get_func(&mut self, name: &str) -> Option<Func<B>> {
+        match self.get_export(name)? {
+            Extern::Func(f) => Some(f),
+            _ => None,
+        }
+    }
+
+    /// The store's remaining fuel.
+    pub fn get_fuel(&mut self) -> Result<u64> {
+        self.as_context_mut().get_fuel()
+    }
+
+    /// Sets the store's remaining fuel.
+    pub fn set_fuel(&mut self, fuel: u64) -> Result<()> {
+        self.as_context_mut().set_fuel(fuel)
+    }
+}
+
+impl<B: Backend, T: Send + 'static> AsContext for Caller<'_, B, T> {
+    type Backend = B;
+    type Data = T;
+    #[inline]
+    fn as_context(&self) -> StoreContext<'_, B, T> {
+        StoreContext::from_raw(B::caller_ctx(&self.raw))
+    }
+}
+
+impl<B: Backend, T: Send + 'static> AsContextMut for Caller<'_, B, T> {
+    #[inline]
+    fn as_context_mut(&mut self) -> StoreContextMut<'_, B, T> {
+        StoreContextMut::from_raw(B::caller_ctx_mut(&mut self.raw))
+    }
+}
+
+/// What a typed host function may return: `()`, a [`WasmTy`], a tuple of them,
+/// or a `Result` of one of those whose error converts into [`Error`].
+pub trait HostReturn: Send + 'static {
+    /// The values returned on success.
+    type Ok: WasmTyList;
+    /// Converts into a result.
+    fn into_result(self) -> Result<Self::Ok>;
+}
+
+impl<L: WasmTyList> HostReturn for L {
+    type Ok = L;
+    #[inline]
+    fn into_result(self) -> Result<L> {
+        Ok(self)
+    }
+}
+
+impl<L: WasmTyList, E: Into<Error> + Send + 'static> HostReturn for Result<L, E> {
+    type Ok = L;
+    #[inline]
+    fn into_result(self) -> Result<L> {
+        self.map_err(Into::into)
+    }
+}
+
+/// A Rust closure usable as a typed host function (see [`Func::wrap`]).
+///
+/// `Params` is a marker for the closure's argument list; `Results` is its
+/// return type.
+pub trait IntoFunc<B: Backend, T: Send + 'static, Params, Results>: Send + Sync + 'static {
+    /// The wasm signature.
+    fn func_type() -> FuncType;
+    /// Creates the function in a store.
+    fn into_func(self, ctx: StoreContextMut<'_, B, T>) -> Func<B>;
+    /// Creates the function in a store from a shared closure (the linker
+    /// creates one function per store from one definition).
+    fn into_func_shared(this: Arc<Self>, ctx: StoreContextMut<'_, B, T>) -> Func<B>;
+}
+
+macro_rules! into_func {
+    ($n:expr; $($t:ident $i:tt),*) => {
+        // With a `Caller` first.
+        impl<B, T, F, R, $($t),*> IntoFunc<B, T, (Caller<'_, B, T>, $($t,)*), R> for F
+        where
+            B: Backend,
+            T: Send + 'static,
+            F: Fn(Caller<'_, B, T>, $($t),*) -> R + Send + Sync + 'static,
+            R: HostReturn,
+            $($t: WasmTy,)*
+            (($($t,)*), <R::Ok as WasmTyList>::Tuple):
+                HostSig<B, Params = ($($t,)*), Results = <R::Ok as WasmTyList>::Tuple>,
+        {
+            fn func_type() -> FuncType {
+                FuncType::new(<($($t,)*) as WasmTyList>::types(), R::Ok::types())
+            }
+
+            #[allow(unused_variables)]
+            fn into_func(self, ctx: StoreContextMut<'_, B, T>) -> Func<B> {
+                Func::from_raw(<(($($t,)*), <R::Ok as WasmTyList>::Tuple) as HostSig<B>>::wrap(
+                    ctx.raw,
+                    move |caller: Caller<'_, B, T>, args: ($($t,)*)| {
+                        self(caller, $(args.$i),*).into_result().map(WasmTyList::into_tuple)
+                    },
+                ))
+            }
+
+            #[allow(unused_variables)]
+            fn into_func_shared(this: Arc<Self>, ctx: StoreContextMut<'_, B, T>) -> Func<B> {
+                Func::from_raw(<(($($t,)*), <R::Ok as WasmTyList>::Tuple) as HostSig<B>>::wrap(
+                    ctx.raw,
+                    move |caller: Caller<'_, B, T>, args: ($($t,)*)| {
+                        (*this)(caller, $(args.$i),*).into_result().map(WasmTyList::into_tuple)
+                    },
+                ))
+            }
+        }
+
+        // Without a `Caller`.
+        impl<B, T, F, R, $($t),*> IntoFunc<B, T, ($($t,)*), R> for F
+        where
+            B: Backend,
+            T: Send + 'static,
+            F: Fn($($t),*) -> R + Send + Sync + 'static,
+            R: HostReturn,
+            $($t: WasmTy,)*
+            (($($t,)*), <R::Ok as WasmTyList>::Tuple):
+                HostSig<B, Params = ($($t,)*), Results = <R::Ok as WasmTyList>::Tuple>,
+        {
+            fn func_type() -> FuncType {
+                FuncType::new(<($($t,)*) as WasmTyList>::types(), R::Ok::types())
+            }
+
+            #[allow(unused_variables)]
+            fn into_func(self, ctx: StoreContextMut<'_, B, T>) -> Func<B> {
+                Func::from_raw(<(($($t,)*), <R::Ok as WasmTyList>::Tuple) as HostSig<B>>::wrap(
+                    ctx.raw,
+                    move |_caller: Caller<'_, B, T>, args: ($($t,)*)| {
+                        self($(args.$i),*).into_result().map(WasmTyList::into_tuple)
+                    },
+                ))
+            }
+
+            #[allow(unused_variables)]
+            fn into_func_shared(this: Arc<Self>, ctx: StoreContextMut<'_, B, T>) -> Func<B> {
+                Func::from_raw(<(($($t,)*), <R::Ok as WasmTyList>::Tuple) as HostSig<B>>::wrap(
+                    ctx.raw,
+                    move |_caller: Caller<'_, B, T>, args: ($($t,)*)| {
+                        (*this)($(args.$i),*).into_result().map(WasmTyList::into_tuple)
+                    },
+                ))
+            }
+        }
+    };
+}
+
+into_func!(0;);
+crate::for_each_tuple!(into_func);

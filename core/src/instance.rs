@@ -1,0 +1,323 @@
+//! Instances and the items they export or import.
+
+use crate::backend::{Backend, TypedSig};
+use crate::error::{Error, LinkErrorKind, Result};
+use crate::func::{Func, TypedFunc};
+use crate::global::Global;
+use crate::memory::Memory;
+use crate::module::Module;
+use crate::store::{AsContext, AsContextMut};
+use crate::table::Table;
+use crate::types::{ExportType, ExternType, MemoryType, TableType};
+use crate::values::{SigOf, WasmTyList};
+
+/// An item that can be imported or exported: a function, memory, table or global.
+pub enum Extern<B: Backend> {
+    /// A function.
+    Func(Func<B>),
+    /// A linear memory.
+    Memory(Memory<B>),
+    /// A table.
+    Table(Table<B>),
+    /// A global.
+    Global(Global<B>),
+}
+
+impl<B: Backend> Clone for Extern<B> {
+    fn clone(&self) -> Self {
+        match self {
+            Extern::Func(x) => Extern::Func(x.clone()),
+            Extern::Memory(x) => Extern::Memory(x.clone()),
+            Extern::Table(x) => Extern::Table(x.clone()),
+            Extern::Global(x) => Extern::Global(x.clone()),
+        }
+    }
+}
+
+impl<B: Backend> std::fmt::Debug for Extern<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Extern::Func(x) => x.fmt(f),
+            Extern::Memory(x) => x.fmt(f),
+            Extern::Table(x) => x.fmt(f),
+            Extern::Global(x) => x.fmt(f),
+        }
+    }
+}
+
+impl<B: Backend> Extern<B> {
+    /// The item's current type.
+    pub fn ty(&self, ctx: impl AsContext<Backend = B>) -> ExternType {
+        match self {
+            Extern::Func(x) => ExternType::Func(x.ty(ctx)),
+            Extern::Memory(x) => ExternType::Memory(x.ty(ctx)),
+            Extern::Table(x) => ExternType::Table(x.ty(ctx)),
+            Extern::Global(x) => ExternType::Global(x.ty(ctx)),
+        }
+    }
+
+    /// The function, if this is one.
+    pub fn into_func(self) -> Option<Func<B>> {
+        match self {
+            Extern::Func(x) => Some(x),
+            _ => None,
+        }
+    }
+
+    /// The memory, if this is one.
+    pub fn into_memory(self) -> Option<Memory<B>> {
+        match self {
+            Extern::Memory(x) => Some(x),
+            _ => None,
+        }
+    }
+
+    /// The table, if this is one.
+    pub fn into_table(self) -> Option<Table<B>> {
+        match self {
+            Extern::Table(x) => Some(x),
+            _ => None,
+        }
+    }
+
+    /// The global, if this is one.
+    pub fn into_global(self) -> Option<Global<B>> {
+        match self {
+            Extern::Global(x) => Some(x),
+            _ => None,
+        }
+    }
+}
+
+macro_rules! extern_from {
+    ($($t:ident),*) => {$(
+        impl<B: Backend> From<$t<B>> for Extern<B> {
+            fn from(x: $t<B>) -> Self {
+                Extern::$t(x)
+            }
+        }
+    )*};
+}
+extern_from!(Func, Memory, Table, Global);
+
+fn limits_match(
+    found_min: u64,
+    found_max: Option<u64>,
+    want_min: u64,
+    want_max: Option<u64>,
+) -> bool {
+    found_min >= want_min
+        && match (found_max, want_max) {
+            (_, None) => true,
+            (Some(f), Some(w)) => f <= w,
+            (None, Some(_)) => false,
+        }
+}
+
+fn memory_matches(found: &MemoryType, want: &MemoryType) -> bool {
+    found.memory64 == want.memory64
+        && found.shared == want.shared
+        && found.page_size_log2 == want.page_size_log2
+        && limits_match(found.minimum, found.maximum, want.minimum, want.maximum)
+}
+
+fn table_matches(found: &TableType, want: &TableType) -> bool {
+    found.element == want.element
+        && found.table64 == want.table64
+        && limits_match(found.minimum, found.maximum, want.minimum, want.maximum)
+}
+
+/// Whether an item of type `found` satisfies an import of type `expected`,
+/// following the WebAssembly import-matching rules (limits are subtyped using
+/// the item's current size).
+pub fn extern_type_matches(found: &ExternType, expected: &ExternType) -> bool {
+    match (found, expected) {
+        (ExternType::Func(f), ExternType::Func(w)) => f == w,
+        (ExternType::Global(f), ExternType::Global(w)) => f == w,
+        (ExternType::Memory(f), ExternType::Memory(w)) => memory_matches(f, w),
+        (ExternType::Table(f), ExternType::Table(w)) => table_matches(f, w),
+        _ => false,
+    }
+}
+
+/// An instantiated module.
+pub struct Instance<B: Backend> {
+    raw: B::Instance,
+    module: Module<B>,
+}
+
+impl<B: Backend> Clone for Instance<B> {
+    fn clone(&self) -> Self {
+        Self {
+            raw: self.raw.clone(),
+            module: self.module.clone(),
+        }
+    }
+}
+
+impl<B: Backend> std::fmt::Debug for Instance<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Instance")
+            .field("raw", &self.raw)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<B: Backend> Instance<B> {
+    /// Instantiates `module` with `imports` given in the module's import
+    /// order, and runs its start function. Use a [`Linker`](crate::Linker) to
+    /// supply imports by name instead.
+    pub fn new(
+        mut ctx: impl AsContextMut<Backend = B>,
+        module: &Module<B>,
+        imports: &[Extern<B>],
+    ) -> Result<Self> {
+        let mut ctx = ctx.as_context_mut();
+        let wanted = module.imports();
+        if wanted.len() != imports.len() {
+            return Err(Error::InvalidArgument(format!(
+                "the module has {} import(s) but {} were given",
+                wanted.len(),
+                imports.len()
+            )));
+        }
+        for (want, item) in wanted.iter().zip(imports) {
+            let found = item.ty(&ctx);
+            if !extern_type_matches(&found, &want.ty) {
+                return Err(Error::link(
+                    &want.module,
+                    &want.name,
+                    want.ty.clone(),
+                    LinkErrorKind::Incompatible { found },
+                ));
+            }
+        }
+        ctx.shared().count_instance()?;
+        // A refusal recorded before this instantiation must not be blamed on it.
+        let _ = ctx.shared().take_limit_hit();
+        let raw = match B::instantiate(B::ctx_mut_reborrow(&mut ctx.raw), module.raw(), imports) {
+            Ok(raw) => raw,
+            Err(e) => {
+                return Err(match ctx.shared().take_limit_hit() {
+                    Some(what) if e.trap_code().is_none() => Error::Limit(what),
+                    _ => e,
+                });
+            }
+        };
+        Ok(Self {
+            raw,
+            module: module.clone(),
+        })
+    }
+
+    /// Wraps an engine instance (for backends and tools).
+    pub fn from_raw(raw: B::Instance, module: Module<B>) -> Self {
+        Self { raw, module }
+    }
+
+    /// The engine's instance.
+    pub fn raw(&self) -> &B::Instance {
+        &self.raw
+    }
+
+    /// The module this instance was created from.
+    pub fn module(&self) -> &Module<B> {
+        &self.module
+    }
+
+    /// The exports with their declared types.
+    pub fn exports(&self) -> &[ExportType] {
+        self.module.exports()
+    }
+
+    /// The export called `name`.
+    pub fn get_export(
+        &self,
+        mut ctx: impl AsContextMut<Backend = B>,
+        name: &str,
+    ) -> Option<Extern<B>> {
+        // Only names the module declares: engines may add private exports.
+        self.module.info().export(name)?;
+        B::instance_export(ctx.as_context_mut().raw, &self.raw, name)
+    }
+
+    fn get_kind(
+        &self,
+        ctx: impl AsContextMut<Backend = B>,
+        name: &str,
+        kind: &'static str,
+    ) -> Result<Extern<B>> {
+        self.get_export(ctx, name).ok_or_else(|| Error::NotFound {
+            kind,
+            name: name.to_string(),
+        })
+    }
+
+    fn wrong_kind(name: &str, kind: &'static str, found: &Extern<B>) -> Error {
+        let found = match found {
+            Extern::Func(_) => "func",
+            Extern::Memory(_) => "memory",
+            Extern::Table(_) => "table",
+            Extern::Global(_) => "global",
+        };
+        Error::TypeMismatch {
+            context: format!("export `{name}`"),
+            expected: kind.to_string(),
+            found: found.to_string(),
+        }
+    }
+
+    /// The exported function `name`.
+    pub fn get_func(&self, ctx: impl AsContextMut<Backend = B>, name: &str) -> Result<Func<B>> {
+        match self.get_kind(ctx, name, "exported function")? {
+            Extern::Func(f) => Ok(f),
+            other => Err(Self::wrong_kind(name, "func", &other)),
+        }
+    }
+
+    /// The exported memory `name`.
+    pub fn get_memory(&self, ctx: impl AsContextMut<Backend = B>, name: &str) -> Result<Memory<B>> {
+        match self.get_kind(ctx, name, "exported memory")? {
+            Extern::Memory(m) => Ok(m),
+            other => Err(Self::wrong_kind(name, "memory", &other)),
+        }
+    }
+
+    /// The exported table `name`.
+    pub fn get_table(&self, ctx: impl AsContextMut<Backend = B>, name: &str) -> Result<Table<B>> {
+        match self.get_kind(ctx, name, "exported table")? {
+            Extern::Table(t) => Ok(t),
+            other => Err(Self::wrong_kind(name, "table", &other)),
+        }
+    }
+
+    /// The exported global `name`.
+    pub fn get_global(&self, ctx: impl AsContextMut<Backend = B>, name: &str) -> Result<Global<B>> {
+        match self.get_kind(ctx, name, "exported global")? {
+            Extern::Global(g) => Ok(g),
+            other => Err(Self::wrong_kind(name, "global", &other)),
+        }
+    }
+
+    /// The exported function `name` with a typed signature.
+    pub fn get_typed_func<P: WasmTyList, R: WasmTyList>(
+        &self,
+        mut ctx: impl AsContextMut<Backend = B>,
+        name: &str,
+    ) -> Result<TypedFunc<B, P, R>>
+    where
+        SigOf<P, R>: TypedSig<B, Params = P::Tuple, Results = R::Tuple>,
+    {
+        let func = self.get_func(&mut ctx, name)?;
+        func.typed(&ctx).map_err(|e| match e {
+            Error::TypeMismatch {
+                expected, found, ..
+            } => Error::TypeMismatch {
+                context: format!("typed function `{name}`"),
+                expected,
+                found,
+            },
+            e => e,
+        })
+    }
+}

@@ -1,0 +1,87 @@
+//! # anywasm-core
+//!
+//! One WebAssembly API over several engines. This crate holds the
+//! engine-neutral part: the [`Backend`] contract, configuration, types,
+//! values, errors, and the user-facing handles ([`Engine`], [`Module`],
+//! [`Store`], [`Instance`], [`Func`], [`TypedFunc`], [`Memory`], [`Table`],
+//! [`Global`], [`Linker`]) that work with any backend. It depends on no engine.
+//!
+//! Applications normally depend on the `anywasm` crate, which re-exports this
+//! one together with the backends chosen by cargo features. Code written
+//! against a generic `B: Backend` runs on all of them:
+//!
+//! ```
+//! use anywasm_core::{Backend, Engine, Instance, Module, Result, SigOf, Store, TypedSig};
+//!
+//! fn add_on<B: Backend>() -> Result<i32>
+//! where
+//!     SigOf<(i32, i32), i32>: TypedSig<B, Params = (i32, i32), Results = (i32,)>,
+//! {
+//!     let engine = Engine::<B>::default_config()?;
+//!     let module = Module::from_wat(&engine, r#"(module
+//!         (func (export "add") (param i32 i32) (result i32)
+//!             local.get 0 local.get 1 i32.add))"#)?;
+//!     let mut store = Store::new(&engine, ());
+//!     let instance = Instance::new(&mut store, &module, &[])?;
+//!     let add = instance.get_typed_func::<(i32, i32), i32>(&mut store, "add")?;
+//!     add.call(&mut store, (40, 2))
+//! }
+//! ```
+//!
+//! The names follow wasmtime's (and wasmi's) so users of either feel at home.
+//!
+//! ## Design notes
+//! - Typed calls ([`TypedFunc::call`]) and typed host functions
+//!   ([`Func::wrap`]) reach the engine's own typed machinery through
+//!   [`TypedSig`] and [`HostSig`], which each backend implements for the
+//!   canonical signature tuple [`SigOf`]. Nothing is boxed or converted per call.
+//! - Imports, exports and custom sections are parsed here with `wasmparser`,
+//!   so they are reported identically by every backend.
+//! - Limits, deadlines and interrupts are per store ([`StoreShared`]); each
+//!   backend maps them onto its engine's mechanism (see the backend crates).
+
+mod backend;
+mod capabilities;
+mod config;
+mod engine;
+mod error;
+mod externref;
+mod func;
+mod global;
+mod instance;
+mod linker;
+mod memory;
+mod module;
+mod module_info;
+pub mod rewrite;
+mod store;
+mod table;
+mod types;
+mod values;
+
+pub use backend::{Backend, DynHostFn, ExternData, HostSig, TypedSig};
+pub use capabilities::Capabilities;
+pub use config::{Config, Features, OptLevel};
+pub use engine::{Engine, EngineShared, EngineStats};
+pub use error::{Error, LinkError, LinkErrorKind, Result, TrapCode};
+pub use externref::ExternRef;
+pub use func::{Caller, Func, HostReturn, IntoFunc, TypedFunc};
+pub use global::Global;
+pub use instance::{Extern, Instance, extern_type_matches};
+pub use linker::Linker;
+pub use memory::{LeBytes, Memory};
+pub use module::Module;
+pub use module_info::{ContentHash, CustomSection, ModuleInfo};
+pub use store::{
+    AsContext, AsContextMut, InterruptHandle, InterruptState, Store, StoreContext, StoreContextMut,
+    StoreLimits, StoreShared, StoreStats,
+};
+pub use table::Table;
+pub use types::{
+    ExportType, ExternType, FuncType, GlobalType, ImportType, MemoryType, Mutability, TableType,
+    ValType,
+};
+pub use values::{SigOf, V128, Val, WasmTy, WasmTyList};
+
+/// Re-exported so backends and tools use the same version.
+pub use wasmparser;

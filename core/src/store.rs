@@ -1,0 +1,643 @@
+//! Stores, store contexts, per-store limits, deadlines and interruption.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock, OnceLock};
+use std::time::{Duration, Instant};
+
+use crate::backend::Backend;
+use crate::engine::{Engine, EngineShared};
+use crate::error::{Error, Result, TrapCode};
+
+/// Limits a store places on what its instances may allocate.
+///
+/// They apply on top of the engine-wide
+/// [`Config::max_memory_pages`](crate::Config::max_memory_pages): the
+/// smaller limit wins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct StoreLimits {
+    /// Maximum size of each linear memory, in 64 KiB pages.
+    pub max_memory_pages: Option<u64>,
+    /// Maximum number of instances in the store.
+    pub max_instances: Option<u64>,
+}
+
+impl StoreLimits {
+    /// No limits.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the per-memory cap in 64 KiB pages.
+    pub fn memory_pages(mut self, pages: u64) -> Self {
+        self.max_memory_pages = Some(pages);
+        self
+    }
+
+    /// Sets the instance cap.
+    pub fn instances(mut self, n: u64) -> Self {
+        self.max_instances = Some(n);
+        self
+    }
+}
+
+static TIME_BASE: LazyLock<Instant> = LazyLock::new(Instant::now);
+
+fn instant_to_nanos(t: Instant) -> u64 {
+    // +1 so that 0 can mean "no deadline".
+    t.saturating_duration_since(*TIME_BASE)
+        .as_nanos()
+        .min(u64::MAX as u128 - 1) as u64
+        + 1
+}
+
+fn nanos_to_instant(n: u64) -> Instant {
+    *TIME_BASE + Duration::from_nanos(n - 1)
+}
+
+/// Interrupt and deadline state of one store, shared with
+/// [`InterruptHandle`]s and with the backend's watchdog.
+pub struct InterruptState {
+    requested: AtomicBool,
+    deadline: AtomicU64,
+    wakeup: OnceLock<Box<dyn Fn() + Send + Sync>>,
+}
+
+impl std::fmt::Debug for InterruptState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InterruptState")
+            .field("requested", &self.requested.load(Ordering::Relaxed))
+            .field("deadline", &self.deadline())
+            .finish()
+    }
+}
+
+impl InterruptState {
+    fn new() -> Self {
+        Self {
+            requested: AtomicBool::new(false),
+            deadline: AtomicU64::new(0),
+            wakeup: OnceLock::new(),
+        }
+    }
+
+    /// The current deadline.
+    pub fn deadline(&self) -> Option<Instant> {
+        match self.deadline.load(Ordering::Acquire) {
+            0 => None,
+            n => Some(nanos_to_instant(n)),
+        }
+    }
+
+    /// Whether an interrupt was requested and not yet delivered.
+    pub fn is_requested(&self) -> bool {
+        self.requested.load(Ordering::Acquire)
+    }
+
+    /// For backends: decides whether running code must stop now, and why.
+    ///
+    /// An interrupt request is consumed by this call (it stops exactly one
+    /// call); a passed deadline keeps stopping calls until it is changed.
+    pub fn check(&self) -> Option<TrapCode> {
+        if self.requested.load(Ordering::Relaxed) && self.requested.swap(false, Ordering::AcqRel) {
+            return Some(TrapCode::Interrupted);
+        }
+        match self.deadline.load(Ordering::Acquire) {
+            0 => None,
+            n if instant_to_nanos(Instant::now()) >= n => Some(TrapCode::Deadline),
+            _ => None,
+        }
+    }
+
+    /// For backends: installs a hook run whenever an interrupt is requested
+    /// or the deadline changes (a backend with a watchdog thread uses it to
+    /// wake the watchdog). Only the first hook is kept.
+    pub fn set_wakeup(&self, hook: Box<dyn Fn() + Send + Sync>) {
+        let _ = self.wakeup.set(hook);
+    }
+
+    fn wake(&self) {
+        if let Some(hook) = self.wakeup.get() {
+            hook();
+        }
+    }
+}
+
+/// A handle that stops code running in one store from any thread.
+///
+/// [`interrupt`](InterruptHandle::interrupt) makes the call running in the
+/// store trap with [`TrapCode::Interrupted`], or, if none is running, the next
+/// call. Other stores, even on the same engine, are never affected.
+#[derive(Debug, Clone)]
+pub struct InterruptHandle {
+    state: Arc<InterruptState>,
+}
+
+impl InterruptHandle {
+    /// Requests an interrupt.
+    pub fn interrupt(&self) {
+        self.state.requested.store(true, Ordering::Release);
+        self.state.wake();
+    }
+}
+
+/// Per-store state the layer keeps next to the engine's store: limits, the
+/// deadline and interrupt flag, and counters. Backends receive it in
+/// [`Backend::store_new`] and consult it while code runs.
+pub struct StoreShared {
+    engine: Arc<EngineShared>,
+    interrupt: Arc<InterruptState>,
+    max_memory_pages: AtomicU64,
+    max_instances: AtomicU64,
+    calls: AtomicU64,
+    fuel_consumed: AtomicU64,
+    fuel_granted: AtomicU64,
+    instances: AtomicU64,
+    fuel_enabled: bool,
+    interruptible: bool,
+    limit_hit: std::sync::Mutex<Option<String>>,
+}
+
+impl std::fmt::Debug for StoreShared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreShared")
+            .field("max_memory_pages", &self.max_memory_pages())
+            .field("calls", &self.calls.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+const NO_LIMIT: u64 = u64::MAX;
+
+impl StoreShared {
+    pub(crate) fn new(engine: &Engine<impl Backend>) -> Self {
+        let config = engine.config();
+        Self {
+            engine: engine.shared().clone(),
+            interrupt: Arc::new(InterruptState::new()),
+            max_memory_pages: AtomicU64::new(config.get_max_memory_pages().unwrap_or(NO_LIMIT)),
+            max_instances: AtomicU64::new(NO_LIMIT),
+            calls: AtomicU64::new(0),
+            fuel_consumed: AtomicU64::new(0),
+            fuel_granted: AtomicU64::new(0),
+            instances: AtomicU64::new(0),
+            fuel_enabled: config.fuel_enabled(),
+            interruptible: config.interruptible_enabled(),
+            limit_hit: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// The interrupt and deadline state.
+    pub fn interrupt(&self) -> &Arc<InterruptState> {
+        &self.interrupt
+    }
+
+    /// Whether the engine meters fuel.
+    pub fn fuel_enabled(&self) -> bool {
+        self.fuel_enabled
+    }
+
+    /// Whether the engine supports deadlines and interrupts.
+    pub fn interruptible(&self) -> bool {
+        self.interruptible
+    }
+
+    /// The effective per-memory cap in pages (engine and store limits combined).
+    pub fn max_memory_pages(&self) -> Option<u64> {
+        match self.max_memory_pages.load(Ordering::Relaxed) {
+            NO_LIMIT => None,
+            n => Some(n),
+        }
+    }
+
+    /// For backends' resource limiters: may a memory grow to `desired_bytes`?
+    /// Records the refusal so a failed instantiation can say why.
+    pub fn memory_may_grow(&self, desired_bytes: u64) -> bool {
+        match self.max_memory_pages() {
+            None => true,
+            Some(pages) => {
+                let ok = desired_bytes <= pages.saturating_mul(65536);
+                if !ok {
+                    self.note_limit_hit(format!(
+                        "a memory of {desired_bytes} bytes exceeds the store's limit of {pages} pages ({} bytes)",
+                        pages.saturating_mul(65536)
+                    ));
+                }
+                ok
+            }
+        }
+    }
+
+    /// For backends: remembers that a limit refused an allocation.
+    pub fn note_limit_hit(&self, what: String) {
+        if let Ok(mut slot) = self.limit_hit.lock() {
+            *slot = Some(what);
+        }
+    }
+
+    /// For backends and the layer: takes the last recorded limit refusal.
+    pub fn take_limit_hit(&self) -> Option<String> {
+        self.limit_hit.lock().ok().and_then(|mut s| s.take())
+    }
+
+    /// Counts one call from the host into wasm. Only the store's own thread
+    /// writes this counter, so it avoids an atomic read-modify-write.
+    #[inline]
+    pub fn count_call(&self) {
+        self.calls
+            .store(self.calls.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn count_instance(&self) -> Result<()> {
+        let n = self.instances.load(Ordering::Relaxed);
+        let max = self.max_instances.load(Ordering::Relaxed);
+        if n >= max {
+            return Err(Error::Limit(format!(
+                "the store already holds its maximum of {max} instances"
+            )));
+        }
+        self.instances.store(n + 1, Ordering::Relaxed);
+        self.engine.instance_created();
+        Ok(())
+    }
+
+    pub(crate) fn record_fuel(&self, granted_delta: i128, remaining: u64) {
+        let granted = (self.fuel_granted.load(Ordering::Relaxed) as i128 + granted_delta).max(0);
+        self.fuel_granted.store(granted as u64, Ordering::Relaxed);
+        let _ = remaining;
+    }
+
+    pub(crate) fn update_fuel_consumed(&self, remaining: u64) {
+        let granted = self.fuel_granted.load(Ordering::Relaxed);
+        self.fuel_consumed
+            .store(granted.saturating_sub(remaining), Ordering::Relaxed);
+    }
+
+    /// Calls, fuel consumed and instances of this store so far.
+    pub fn stats(&self) -> StoreStats {
+        StoreStats {
+            calls: self.calls.load(Ordering::Relaxed),
+            fuel_consumed: self.fuel_consumed.load(Ordering::Relaxed),
+            instances: self.instances.load(Ordering::Relaxed),
+        }
+    }
+
+    fn set_limits(&self, engine_max_pages: Option<u64>, limits: StoreLimits) {
+        let pages = match (engine_max_pages, limits.max_memory_pages) {
+            (Some(a), Some(b)) => a.min(b),
+            (a, b) => a.or(b).unwrap_or(NO_LIMIT),
+        };
+        self.max_memory_pages.store(pages, Ordering::Relaxed);
+        self.max_instances
+            .store(limits.max_instances.unwrap_or(NO_LIMIT), Ordering::Relaxed);
+    }
+}
+
+impl Drop for StoreShared {
+    fn drop(&mut self) {
+        self.engine.retire_store(&self.stats());
+    }
+}
+
+/// Counters of one store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct StoreStats {
+    /// Calls from the host into wasm.
+    pub calls: u64,
+    /// Fuel consumed (when fuel metering is on).
+    pub fuel_consumed: u64,
+    /// Instances created.
+    pub instances: u64,
+}
+
+/// A store: owns instances, host objects and the host's data `T`.
+///
+/// All wasm state lives in a store; handles such as [`Func`](crate::Func) or
+/// [`Memory`](crate::Memory) are only valid with the store that created them.
+/// Dropping the store frees everything in it.
+pub struct Store<B: Backend, T: Send + 'static = ()> {
+    raw: B::Store<T>,
+    engine: Engine<B>,
+    shared: Arc<StoreShared>,
+    limits: StoreLimits,
+}
+
+impl<B: Backend, T: Send + 'static> std::fmt::Debug for Store<B, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("backend", &B::NAME)
+            .field("limits", &self.limits)
+            .field("stats", &self.shared.stats())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<B: Backend, T: Send + 'static> Store<B, T> {
+    /// Creates a store for `engine` holding `data`.
+    pub fn new(engine: &Engine<B>, data: T) -> Self {
+        let shared = Arc::new(StoreShared::new(engine));
+        engine.shared().register_store(&shared);
+        let raw = B::store_new(engine.raw(), data, shared.clone());
+        Self {
+            raw,
+            engine: engine.clone(),
+            shared,
+            limits: StoreLimits::default(),
+        }
+    }
+
+    /// The engine this store belongs to.
+    pub fn engine(&self) -> &Engine<B> {
+        &self.engine
+    }
+
+    /// The host data.
+    pub fn data(&self) -> &T {
+        B::ctx_data(B::store_ctx(&self.raw))
+    }
+
+    /// The host data, mutably.
+    pub fn data_mut(&mut self) -> &mut T {
+        B::store_data_mut(&mut self.raw)
+    }
+
+    /// Consumes the store and returns the host data.
+    pub fn into_data(self) -> T {
+        B::store_into_data(self.raw)
+    }
+
+    /// Applies limits to this store (see [`StoreLimits`]). Memories that
+    /// already exist keep their size but cannot grow past the new limit.
+    pub fn set_limits(&mut self, limits: StoreLimits) {
+        self.limits = limits;
+        self.shared
+            .set_limits(self.engine.config().get_max_memory_pages(), limits);
+    }
+
+    /// The limits set with [`Store::set_limits`].
+    pub fn limits(&self) -> StoreLimits {
+        self.limits
+    }
+
+    /// Sets the fuel available to code in this store.
+    ///
+    /// Fails with [`Error::NotEnabled`] unless the engine was configured with
+    /// [`Config::consume_fuel`](crate::Config::consume_fuel).
+    pub fn set_fuel(&mut self, fuel: u64) -> Result<()> {
+        self.as_context_mut().set_fuel(fuel)
+    }
+
+    /// Adds fuel to what remains.
+    pub fn add_fuel(&mut self, fuel: u64) -> Result<()> {
+        self.as_context_mut().add_fuel(fuel)
+    }
+
+    /// The fuel that remains.
+    pub fn get_fuel(&mut self) -> Result<u64> {
+        self.as_context_mut().get_fuel()
+    }
+
+    /// Sets (or clears) the instant after which running code in this store
+    /// traps with [`TrapCode::Deadline`]. Other stores are not affected.
+    ///
+    /// Fails with [`Error::NotEnabled`] unless the engine was configured with
+    /// [`Config::interruptible`](crate::Config::interruptible).
+    pub fn set_deadline(&mut self, deadline: Option<Instant>) -> Result<()> {
+        if !self.shared.interruptible {
+            return Err(Error::NotEnabled {
+                feature: "deadlines",
+                setter: "interruptible",
+            });
+        }
+        let n = deadline.map(instant_to_nanos).unwrap_or(0);
+        self.shared.interrupt.deadline.store(n, Ordering::Release);
+        self.shared.interrupt.wake();
+        Ok(())
+    }
+
+    /// Sets the deadline to `timeout` from now.
+    pub fn set_timeout(&mut self, timeout: Duration) -> Result<()> {
+        self.set_deadline(Some(Instant::now() + timeout))
+    }
+
+    /// The current deadline.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.shared.interrupt.deadline()
+    }
+
+    /// A handle to interrupt code running in this store from another thread.
+    pub fn interrupt_handle(&self) -> Result<InterruptHandle> {
+        if !self.shared.interruptible {
+            return Err(Error::NotEnabled {
+                feature: "interruption",
+                setter: "interruptible",
+            });
+        }
+        Ok(InterruptHandle {
+            state: self.shared.interrupt.clone(),
+        })
+    }
+
+    /// Counters of this store.
+    pub fn stats(&self) -> StoreStats {
+        self.shared.stats()
+    }
+
+    /// The engine's store, for code that needs an engine feature the layer
+    /// does not cover. Using it ties the code to one backend.
+    pub fn raw(&self) -> &B::Store<T> {
+        &self.raw
+    }
+
+    /// The engine's store, mutably.
+    pub fn raw_mut(&mut self) -> &mut B::Store<T> {
+        &mut self.raw
+    }
+}
+
+/// A shared borrow of a store, from a [`Store`] or a host function's [`Caller`](crate::Caller).
+pub struct StoreContext<'a, B: Backend, T: Send + 'static> {
+    pub(crate) raw: B::Ctx<'a, T>,
+}
+
+/// An exclusive borrow of a store, from a [`Store`] or a host function's [`Caller`](crate::Caller).
+pub struct StoreContextMut<'a, B: Backend, T: Send + 'static> {
+    pub(crate) raw: B::CtxMut<'a, T>,
+}
+
+impl<'a, B: Backend, T: Send + 'static> StoreContext<'a, B, T> {
+    /// Wraps an engine context (for backends).
+    pub fn from_raw(raw: B::Ctx<'a, T>) -> Self {
+        Self { raw }
+    }
+
+    /// The engine context.
+    pub fn into_raw(self) -> B::Ctx<'a, T> {
+        self.raw
+    }
+
+    /// The host data.
+    pub fn data(self) -> &'a T {
+        B::ctx_data(self.raw)
+    }
+}
+
+impl<'a, B: Backend, T: Send + 'static> StoreContextMut<'a, B, T> {
+    /// Wraps an engine context (for backends).
+    pub fn from_raw(raw: B::CtxMut<'a, T>) -> Self {
+        Self { raw }
+    }
+
+    /// The engine context.
+    pub fn into_raw(self) -> B::CtxMut<'a, T> {
+        self.raw
+    }
+
+    /// The host data.
+    pub fn data(&self) -> &T {
+        B::ctx_data(B::ctx_mut_shared(&self.raw))
+    }
+
+    /// The host data, mutably.
+    pub fn data_mut(&mut self) -> &mut T {
+        B::ctx_data_mut(&mut self.raw)
+    }
+
+    pub(crate) fn shared(&self) -> &Arc<StoreShared> {
+        B::ctx_shared(B::ctx_mut_shared(&self.raw))
+    }
+
+    /// See [`Store::set_fuel`].
+    pub fn set_fuel(mut self, fuel: u64) -> Result<()> {
+        if !self.shared().fuel_enabled {
+            return Err(fuel_not_enabled());
+        }
+        let before = B::fuel_get(B::ctx_mut_reborrow(&mut self.raw))?;
+        B::fuel_set(B::ctx_mut_reborrow(&mut self.raw), fuel)?;
+        self.shared()
+            .record_fuel(fuel as i128 - before as i128, fuel);
+        Ok(())
+    }
+
+    /// See [`Store::add_fuel`].
+    pub fn add_fuel(mut self, fuel: u64) -> Result<()> {
+        if !self.shared().fuel_enabled {
+            return Err(fuel_not_enabled());
+        }
+        let before = B::fuel_get(B::ctx_mut_reborrow(&mut self.raw))?;
+        let after = before.saturating_add(fuel);
+        B::fuel_set(B::ctx_mut_reborrow(&mut self.raw), after)?;
+        self.shared()
+            .record_fuel(after as i128 - before as i128, after);
+        Ok(())
+    }
+
+    /// See [`Store::get_fuel`].
+    pub fn get_fuel(self) -> Result<u64> {
+        if !self.shared().fuel_enabled {
+            return Err(fuel_not_enabled());
+        }
+        B::fuel_get(self.raw)
+    }
+}
+
+fn fuel_not_enabled() -> Error {
+    Error::NotEnabled {
+        feature: "fuel",
+        setter: "consume_fuel",
+    }
+}
+
+/// Anything that can lend a shared borrow of a store: [`Store`],
+/// [`Caller`](crate::Caller), the contexts, and references to them.
+pub trait AsContext {
+    /// The backend.
+    type Backend: Backend;
+    /// The store's host data type.
+    type Data: Send + 'static;
+    /// Borrows the store.
+    fn as_context(&self) -> StoreContext<'_, Self::Backend, Self::Data>;
+}
+
+/// Anything that can lend an exclusive borrow of a store.
+pub trait AsContextMut: AsContext {
+    /// Borrows the store exclusively.
+    fn as_context_mut(&mut self) -> StoreContextMut<'_, Self::Backend, Self::Data>;
+}
+
+impl<B: Backend, T: Send + 'static> AsContext for Store<B, T> {
+    type Backend = B;
+    type Data = T;
+    #[inline]
+    fn as_context(&self) -> StoreContext<'_, B, T> {
+        StoreContext {
+            raw: B::store_ctx(&self.raw),
+        }
+    }
+}
+
+impl<B: Backend, T: Send + 'static> AsContextMut for Store<B, T> {
+    #[inline]
+    fn as_context_mut(&mut self) -> StoreContextMut<'_, B, T> {
+        StoreContextMut {
+            raw: B::store_ctx_mut(&mut self.raw),
+        }
+    }
+}
+
+impl<B: Backend, T: Send + 'static> AsContext for StoreContext<'_, B, T> {
+    type Backend = B;
+    type Data = T;
+    #[inline]
+    fn as_context(&self) -> StoreContext<'_, B, T> {
+        StoreContext {
+            raw: B::ctx_reborrow(&self.raw),
+        }
+    }
+}
+
+impl<B: Backend, T: Send + 'static> AsContext for StoreContextMut<'_, B, T> {
+    type Backend = B;
+    type Data = T;
+    #[inline]
+    fn as_context(&self) -> StoreContext<'_, B, T> {
+        StoreContext {
+            raw: B::ctx_mut_shared(&self.raw),
+        }
+    }
+}
+
+impl<B: Backend, T: Send + 'static> AsContextMut for StoreContextMut<'_, B, T> {
+    #[inline]
+    fn as_context_mut(&mut self) -> StoreContextMut<'_, B, T> {
+        StoreContextMut {
+            raw: B::ctx_mut_reborrow(&mut self.raw),
+        }
+    }
+}
+
+impl<C: AsContext + ?Sized> AsContext for &C {
+    type Backend = C::Backend;
+    type Data = C::Data;
+    #[inline]
+    fn as_context(&self) -> StoreContext<'_, C::Backend, C::Data> {
+        (**self).as_context()
+    }
+}
+
+impl<C: AsContext + ?Sized> AsContext for &mut C {
+    type Backend = C::Backend;
+    type Data = C::Data;
+    #[inline]
+    fn as_context(&self) -> StoreContext<'_, C::Backend, C::Data> {
+        (**self).as_context()
+    }
+}
+
+impl<C: AsContextMut + ?Sized> AsContextMut for &mut C {
+    #[inline]
+    fn as_context_mut(&mut self) -> StoreContextMut<'_, C::Backend, C::Data> {
+        (**self).as_context_mut()
+    }
+}
