@@ -202,12 +202,14 @@ pub struct WrCaller<'a, T: Send + 'static> {
     binding: &'a OnceLock<wasmer::Instance>,
 }
 
+/// The proposals the layer supports on wasmer. wasmer also implements
+/// exceptions, but the layer cannot represent tags or exception references
+/// yet, so it does not claim them.
 fn supported_features() -> Features {
     let mut f = Features::wasm2();
     f.relaxed_simd = true;
     f.multi_memory = true;
     f.extended_const = true;
-    f.exceptions = true;
     f.wide_arithmetic = true;
     f
 }
@@ -324,7 +326,7 @@ fn reconcile_fuel<T: Send + 'static>(data: &mut StoreData<T>, store: &mut StoreM
 
 impl Backend for Wasmer {
     const NAME: &'static str = NAME;
-    const ENGINE_VERSION: &'static str = "7.3";
+    const ENGINE_VERSION: &'static str = "7.3.0";
 
     type Engine = WrEngine;
     type Module = WrModule;
@@ -395,7 +397,13 @@ impl Backend for Wasmer {
         let deferred = anywasm_core::rewrite::defer_start(bytes);
         // Report the engine's own error for bytes the layer cannot rewrite.
         let (code, start) = match deferred {
-            Ok(Some(d)) => (std::borrow::Cow::Owned(d.bytes), Some(d.export)),
+            Ok(Some(d)) => {
+                // The rewritten module exports the start function instead,
+                // which hides a start function of the wrong type: validate
+                // the module as given first.
+                wasmer::Module::validate(&engine.engine, bytes).map_err(compile_err)?;
+                (std::borrow::Cow::Owned(d.bytes), Some(d.export))
+            }
             Ok(None) => (std::borrow::Cow::Borrowed(bytes), None),
             Err(_) => (std::borrow::Cow::Borrowed(bytes), None),
         };

@@ -71,8 +71,27 @@ pub(crate) fn map_err(e: &wasmi::Error) -> Error {
         };
         return Error::trap("wasmi", code, message);
     }
-    if matches!(e.kind(), wasmi::errors::ErrorKind::Fuel(_)) {
-        return Error::trap("wasmi", TrapCode::OutOfFuel, "");
+    use wasmi::errors::{ErrorKind, MemoryError, TableError};
+    match e.kind() {
+        ErrorKind::Fuel(_) => return Error::trap("wasmi", TrapCode::OutOfFuel, ""),
+        // Element and data segments that do not fit trap during
+        // instantiation in the spec; wasmi reports them as table and memory
+        // errors.
+        ErrorKind::Table(
+            TableError::InitOutOfBounds
+            | TableError::SetOutOfBounds
+            | TableError::CopyOutOfBounds
+            | TableError::FillOutOfBounds,
+        ) => return Error::trap("wasmi", TrapCode::TableOutOfBounds, ""),
+        ErrorKind::Memory(MemoryError::OutOfBoundsAccess) => {
+            return Error::trap("wasmi", TrapCode::MemoryOutOfBounds, "");
+        }
+        ErrorKind::Instantiation(wasmi::errors::InstantiationError::ElementSegmentDoesNotFit {
+            ..
+        }) => {
+            return Error::trap("wasmi", TrapCode::TableOutOfBounds, "");
+        }
+        _ => {}
     }
     Error::Backend {
         backend: "wasmi",

@@ -57,10 +57,28 @@ pub const FUEL_SLICE: u64 = 200_000;
 pub struct WiModule {
     module: wasmi::Module,
     start: Option<String>,
+    /// Exported memories with non-64 KiB pages: wasmi does not tell a
+    /// memory's page size, so the layer remembers it.
+    custom_pages: Arc<[(String, u8)]>,
     /// wasmi lists imports grouped by kind (functions, tables, memories,
     /// globals); entry `i` is the position in the module's declared order of
     /// wasmi's `i`-th import.
     import_order: Arc<[usize]>,
+}
+
+/// The exported memories of a module whose pages are not 64 KiB.
+fn custom_pages(bytes: &[u8]) -> Result<Arc<[(String, u8)]>> {
+    let info = anywasm_core::ModuleInfo::parse(bytes)?;
+    Ok(info
+        .exports()
+        .iter()
+        .filter_map(|e| match &e.ty {
+            anywasm_core::ExternType::Memory(m) if m.page_size_log2 != 16 => {
+                Some((e.name.clone(), m.page_size_log2))
+            }
+            _ => None,
+        })
+        .collect())
 }
 
 /// Where each of wasmi's imports sits in the module's declared order.
@@ -126,6 +144,9 @@ pub struct StoreData<T> {
     slicing: bool,
     /// The user's fuel that has not been handed to the engine yet.
     bank: u64,
+    /// Memories with non-64 KiB pages (see `WiModule::custom_pages`), by
+    /// their debug form: wasmi memory handles have no equality.
+    page_sizes: Vec<(String, u8)>,
     /// The error a host function returned, until the call that ran it
     /// returns. wasmi hands host errors back by reference in resumable calls,
     /// so the layer keeps the error itself here and passes a marker through wasmi.
@@ -228,6 +249,8 @@ impl<T: Send + 'static> ViewMut<T> for wasmi::Caller<'_, StoreData<T>> {
     }
 }
 
+/// The proposals the layer supports on wasmi (wasmi implements no threads,
+/// exceptions, typed references or GC).
 fn supported_features() -> Features {
     let mut f = Features::all();
     f.threads = false;
@@ -287,7 +310,7 @@ fn refuel<T: Send + 'static>(ctx: &mut dyn ViewMut<T>, required: u64) -> Result<
 
 impl Backend for Wasmi {
     const NAME: &'static str = NAME;
-    const ENGINE_VERSION: &'static str = "2.0";
+    const ENGINE_VERSION: &'static str = "2.0.0";
 
     type Engine = WiEngine;
     type Module = WiModule;
@@ -352,20 +375,27 @@ impl Backend for Wasmi {
     }
 
     fn module_new(engine: &WiEngine, bytes: &[u8]) -> Result<WiModule> {
+        if engine.interruptible {
+            // Validate the module as given, then compile it with its start
+            // function exported, to run the start function sliced.
+            if let Some(d) = anywasm_core::rewrite::defer_start(bytes)? {
+                wasmi::Module::validate(&engine.engine, bytes).map_err(compile_err)?;
+                let module = wasmi::Module::new(&engine.engine, &d.bytes).map_err(compile_err)?;
+                let import_order = import_order(&module, bytes)?;
+                return Ok(WiModule {
+                    module,
+                    start: Some(d.export),
+                    custom_pages: custom_pages(bytes)?,
+                    import_order,
+                });
+            }
+        }
         let module = wasmi::Module::new(&engine.engine, bytes).map_err(compile_err)?;
         let import_order = import_order(&module, bytes)?;
-        if engine.interruptible
-            && let Some(d) = anywasm_core::rewrite::defer_start(bytes)?
-        {
-            return Ok(WiModule {
-                module: wasmi::Module::new(&engine.engine, &d.bytes).map_err(compile_err)?,
-                start: Some(d.export),
-                import_order,
-            });
-        }
         Ok(WiModule {
             module,
             start: None,
+            custom_pages: custom_pages(bytes)?,
             import_order,
         })
     }
@@ -412,6 +442,7 @@ impl Backend for Wasmi {
                 limiter,
                 slicing,
                 bank,
+                page_sizes: Vec::new(),
                 host_error: None,
             },
         );
@@ -512,6 +543,11 @@ impl Backend for Wasmi {
             Ok(i) => i,
             Err(e) => return Err(call_err(&mut *ctx, e)),
         };
+        for (name, log2) in module.custom_pages.iter() {
+            if let Some(m) = instance.get_memory(ctx.ctx(), name) {
+                ctx.data_mut().page_sizes.push((format!("{m:?}"), *log2));
+            }
+        }
         if let Some(start) = &module.start {
             let func = instance
                 .get_func(ctx.ctx(), start)
@@ -621,16 +657,31 @@ impl Backend for Wasmi {
             return Err(Error::unsupported(NAME, "shared memories (threads)"));
         }
         let wi = memory_type_to_wi(&ty)?;
-        wasmi::Memory::new(ctx.ctx_mut(), wi).map_err(|e| Error::InvalidArgument(e.to_string()))
+        let memory = wasmi::Memory::new(ctx.ctx_mut(), wi)
+            .map_err(|e| Error::InvalidArgument(e.to_string()))?;
+        if ty.page_size_log2 != 16 {
+            ctx.data_mut()
+                .page_sizes
+                .push((format!("{memory:?}"), ty.page_size_log2));
+        }
+        Ok(memory)
     }
 
     fn memory_ty<T: Send + 'static>(ctx: Self::Ctx<'_, T>, memory: &wasmi::Memory) -> MemoryType {
         let wi = memory.ty(ctx.ctx());
         let pages = memory.size(ctx.ctx());
         let bytes = memory.data(ctx.ctx()).len() as u64;
-        let page_size_log2 = bytes
-            .checked_div(pages)
-            .map_or(16, |size| size.trailing_zeros() as u8);
+        let page_size_log2 = match bytes.checked_div(pages) {
+            Some(size) => size.trailing_zeros() as u8,
+            None => {
+                let key = format!("{memory:?}");
+                ctx.data()
+                    .page_sizes
+                    .iter()
+                    .find(|(m, _)| *m == key)
+                    .map_or(16, |(_, log2)| *log2)
+            }
+        };
         MemoryType {
             minimum: pages,
             maximum: wi.maximum(),

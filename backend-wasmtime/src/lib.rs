@@ -136,11 +136,16 @@ impl std::fmt::Display for Stop {
 
 impl std::error::Error for Stop {}
 
+/// The proposals the layer supports on wasmtime. wasmtime implements more,
+/// but the layer does not represent shared memories (threads), typed
+/// function references and GC types, or exception tags in module
+/// interfaces yet, so it does not claim them.
 fn supported_features() -> Features {
     let mut f = Features::all();
-    // Shared memories need wasmtime's separate SharedMemory type, which the
-    // layer does not expose yet.
     f.threads = false;
+    f.exceptions = false;
+    f.function_references = false;
+    f.gc = false;
     f
 }
 
@@ -157,7 +162,7 @@ fn entry_check<T: Send + 'static>(ctx: &wasmtime::StoreContextMut<'_, StoreData<
 
 impl Backend for Wasmtime {
     const NAME: &'static str = "wasmtime";
-    const ENGINE_VERSION: &'static str = "48";
+    const ENGINE_VERSION: &'static str = "48.0.8";
 
     type Engine = WtEngine;
     type Module = wasmtime::Module;

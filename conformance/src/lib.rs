@@ -19,9 +19,22 @@
 //! Adding a backend means one more line in `tests/conformance.rs`.
 
 pub mod cases;
+pub mod differential;
 pub mod fixtures;
+pub mod matrix;
+pub mod spec;
 
 pub use cases::*;
+
+/// The expected-failure lists, per backend.
+pub mod expected {
+    /// wasmtime's list.
+    pub const WASMTIME: &str = include_str!("../expected-failures/wasmtime.txt");
+    /// wasmi's list.
+    pub const WASMI: &str = include_str!("../expected-failures/wasmi.txt");
+    /// wasmer's list.
+    pub const WASMER: &str = include_str!("../expected-failures/wasmer.txt");
+}
 
 /// Expands to one `#[test]` per conformance case for backend `$b`.
 #[macro_export]

@@ -42,3 +42,30 @@ mod cross_backend {
         ));
     }
 }
+
+/// The engine versions the backends report (and CONFORMANCE.md shows) are
+/// the ones Cargo.lock builds.
+#[test]
+fn engine_versions_match_the_lock_file() {
+    let lock =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.lock")).unwrap();
+    let locked = |name: &str| -> Vec<String> {
+        let header = format!("name = \"{name}\"\nversion = \"");
+        lock.match_indices(&header)
+            .map(|(i, _)| {
+                let rest = &lock[i + header.len()..];
+                rest[..rest.find('"').unwrap()].to_string()
+            })
+            .collect()
+    };
+    use anywasm_core::Backend;
+    #[cfg(feature = "wasmtime")]
+    assert_eq!(
+        locked("wasmtime"),
+        [anywasm_wasmtime::Wasmtime::ENGINE_VERSION]
+    );
+    #[cfg(feature = "wasmi")]
+    assert_eq!(locked("wasmi"), [anywasm_wasmi::Wasmi::ENGINE_VERSION]);
+    #[cfg(feature = "wasmer")]
+    assert_eq!(locked("wasmer"), [anywasm_wasmer::Wasmer::ENGINE_VERSION]);
+}

@@ -1,0 +1,41 @@
+//! Limitations of wasmer itself, shown with wasmer's own API. The conformance
+//! suite lists the spec tests they break as expected failures; when wasmer
+//! lifts a limitation, its test here fails, and the expected failure can go.
+
+fn engine() -> wasmer::Engine {
+    wasmer::sys::EngineBuilder::new(wasmer::sys::Cranelift::new())
+        .engine()
+        .into()
+}
+
+/// `global.get` in an element segment's offset or items (allowed since
+/// WebAssembly 2.0; `wasm-v2/elem.wast:683`).
+#[test]
+fn element_segments_with_global_get_do_not_compile() {
+    let wasm = wat::parse_str(
+        r#"(module
+            (import "m" "g" (global $g funcref))
+            (table 1 funcref)
+            (elem (i32.const 0) funcref (global.get $g)))"#,
+    )
+    .unwrap();
+    let err = wasmer::Module::new(&engine(), &wasm).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("unsupported init expr in element section"),
+        "{err}"
+    );
+}
+
+/// A table whose declared maximum is 2^32-1 (`wasm-v2/table.wast:9`).
+#[test]
+fn tables_with_a_large_maximum_do_not_instantiate() {
+    let wasm = wat::parse_str("(module (table 0 0xffffffff funcref))").unwrap();
+    let mut store = wasmer::Store::new(engine());
+    let module = wasmer::Module::new(&store, &wasm).unwrap();
+    let err = wasmer::Instance::new(&mut store, &module, &wasmer::imports! {}).unwrap_err();
+    assert!(
+        err.to_string().contains("larger than maximum allowed size"),
+        "{err}"
+    );
+}
