@@ -804,9 +804,13 @@ impl Backend for Wasmer {
         init: Val<Self>,
     ) -> Result<wasmer::Table> {
         let wr = table_type_to_wr(&ty)?;
+        let shared = ctx.data().shared.clone();
         let mut env = ctx.env_mut();
         let mut store = env.as_store_mut();
-        wasmer::Table::new(&mut store, wr, val_to_wr(&init)).map_err(map_runtime_err)
+        limits::creating_in(&shared, || {
+            wasmer::Table::new(&mut store, wr, val_to_wr(&init))
+        })
+        .map_err(map_runtime_err)
     }
 
     fn table_ty<T: Send + 'static>(ctx: Self::Ctx<'_, T>, table: &wasmer::Table) -> TableType {

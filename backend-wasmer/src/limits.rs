@@ -64,6 +64,34 @@ fn check_initial(shared: &Option<Arc<StoreShared>>, ty: &MemoryType) -> Result<(
     Ok(())
 }
 
+/// wasmer's tables are concrete types the tunables cannot wrap, so the
+/// store's element limit becomes the table's maximum when it is created
+/// (later changes of the limit do not reach existing tables).
+fn limit_table(ty: &TableType) -> Result<TableType, String> {
+    let Some(max) = current().and_then(|s| {
+        let max = s.max_table_elements()?;
+        if u64::from(ty.minimum) > max {
+            s.note_limit_hit(format!(
+                "a table of {} elements exceeds the store's limit of {max}",
+                ty.minimum
+            ));
+        }
+        Some(max)
+    }) else {
+        return Ok(*ty);
+    };
+    if u64::from(ty.minimum) > max {
+        return Err(format!(
+            "a table of {} elements exceeds the store's limit of {max}",
+            ty.minimum
+        ));
+    }
+    let max = u32::try_from(max).unwrap_or(u32::MAX);
+    let mut ty = *ty;
+    ty.maximum = Some(ty.maximum.map_or(max, |m| m.min(max)));
+    Ok(ty)
+}
+
 fn wrap(inner: VMMemory, shared: Option<Arc<StoreShared>>) -> VMMemory {
     match shared {
         Some(shared) => VMMemory(Box::new(LimitedMemory { inner, shared })),
@@ -107,7 +135,8 @@ impl Tunables for LimitingTunables {
     }
 
     fn create_host_table(&self, ty: &TableType, style: &TableStyle) -> Result<VMTable, String> {
-        self.base.create_host_table(ty, style)
+        let ty = limit_table(ty)?;
+        self.base.create_host_table(&ty, style)
     }
 
     unsafe fn create_vm_table(
@@ -116,8 +145,12 @@ impl Tunables for LimitingTunables {
         style: &TableStyle,
         vm_definition_location: NonNull<VMTableDefinition>,
     ) -> Result<VMTable, String> {
+        let ty = limit_table(ty)?;
         // SAFETY: forwarded from the caller's contract.
-        unsafe { self.base.create_vm_table(ty, style, vm_definition_location) }
+        unsafe {
+            self.base
+                .create_vm_table(&ty, style, vm_definition_location)
+        }
     }
 }
 

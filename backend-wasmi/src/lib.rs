@@ -170,10 +170,10 @@ impl wasmi::ResourceLimiter for Limiter {
     fn table_growing(
         &mut self,
         _current: usize,
-        _desired: usize,
+        desired: usize,
         _maximum: Option<usize>,
     ) -> Result<bool, wasmi_core::LimiterError> {
-        Ok(true)
+        Ok(self.shared.table_may_grow(desired as u64))
     }
 
     fn instances(&self) -> usize {

@@ -72,10 +72,10 @@ impl wasmtime::ResourceLimiter for Limiter {
     fn table_growing(
         &mut self,
         _current: usize,
-        _desired: usize,
+        desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        Ok(true)
+        Ok(self.shared.table_may_grow(desired as u64))
     }
 }
 

@@ -109,6 +109,10 @@ pub fn smith_config() -> wasm_smith::Config {
         memory64_enabled: false,
         max_tables: 2,
         max_table_elements: 1_000,
+        // Without declared maxima, `table.grow`/`memory.grow` by billions
+        // makes engines try huge allocations (seeds 2784 and 2967).
+        table_max_size_required: true,
+        memory_max_size_required: true,
         bulk_memory_enabled: true,
         reference_types_enabled: true,
         simd_enabled: true,

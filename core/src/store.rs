@@ -18,6 +18,8 @@ use crate::error::{Error, Result, TrapCode};
 pub struct StoreLimits {
     /// Maximum size of each linear memory, in 64 KiB pages.
     pub max_memory_pages: Option<u64>,
+    /// Maximum number of elements of each table.
+    pub max_table_elements: Option<u64>,
     /// Maximum number of instances in the store.
     pub max_instances: Option<u64>,
 }
@@ -31,6 +33,12 @@ impl StoreLimits {
     /// Sets the per-memory cap in 64 KiB pages.
     pub fn memory_pages(mut self, pages: u64) -> Self {
         self.max_memory_pages = Some(pages);
+        self
+    }
+
+    /// Sets the per-table element cap.
+    pub fn table_elements(mut self, n: u64) -> Self {
+        self.max_table_elements = Some(n);
         self
     }
 
@@ -148,6 +156,7 @@ pub struct StoreShared {
     engine: Arc<EngineShared>,
     interrupt: Arc<InterruptState>,
     max_memory_pages: AtomicU64,
+    max_table_elements: AtomicU64,
     max_instances: AtomicU64,
     calls: AtomicU64,
     fuel_consumed: AtomicU64,
@@ -176,6 +185,7 @@ impl StoreShared {
             engine: engine.shared().clone(),
             interrupt: Arc::new(InterruptState::new()),
             max_memory_pages: AtomicU64::new(config.get_max_memory_pages().unwrap_or(NO_LIMIT)),
+            max_table_elements: AtomicU64::new(NO_LIMIT),
             max_instances: AtomicU64::new(NO_LIMIT),
             calls: AtomicU64::new(0),
             fuel_consumed: AtomicU64::new(0),
@@ -221,6 +231,30 @@ impl StoreShared {
                     self.note_limit_hit(format!(
                         "a memory of {desired_bytes} bytes exceeds the store's limit of {pages} pages ({} bytes)",
                         pages.saturating_mul(65536)
+                    ));
+                }
+                ok
+            }
+        }
+    }
+
+    /// The per-table element cap.
+    pub fn max_table_elements(&self) -> Option<u64> {
+        match self.max_table_elements.load(Ordering::Relaxed) {
+            NO_LIMIT => None,
+            n => Some(n),
+        }
+    }
+
+    /// For backends' resource limiters: may a table grow to `desired` elements?
+    pub fn table_may_grow(&self, desired: u64) -> bool {
+        match self.max_table_elements() {
+            None => true,
+            Some(max) => {
+                let ok = desired <= max;
+                if !ok {
+                    self.note_limit_hit(format!(
+                        "a table of {desired} elements exceeds the store's limit of {max}"
                     ));
                 }
                 ok
@@ -288,6 +322,10 @@ impl StoreShared {
             (a, b) => a.or(b).unwrap_or(NO_LIMIT),
         };
         self.max_memory_pages.store(pages, Ordering::Relaxed);
+        self.max_table_elements.store(
+            limits.max_table_elements.unwrap_or(NO_LIMIT),
+            Ordering::Relaxed,
+        );
         self.max_instances
             .store(limits.max_instances.unwrap_or(NO_LIMIT), Ordering::Relaxed);
     }
@@ -442,6 +480,13 @@ impl<B: Backend, T: Send + 'static> Store<B, T> {
     /// Counters of this store.
     pub fn stats(&self) -> StoreStats {
         self.shared.stats()
+    }
+
+    /// The last allocation a memory limit refused in this store (inside or
+    /// outside wasm), if any, and forgets it. A guest whose `memory.grow`
+    /// failed and that then trapped can so be told apart from other traps.
+    pub fn take_limit_refusal(&mut self) -> Option<String> {
+        self.shared.take_limit_hit()
     }
 
     /// The engine's store, for code that needs an engine feature the layer

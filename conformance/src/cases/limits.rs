@@ -291,3 +291,36 @@ pub fn instance_limit<B: Backend>() {
         Err(Error::Limit(_))
     ));
 }
+
+/// A store's table limit: `table.grow` past it fails the way it fails in
+/// wasm (-1), host growth fails with `Error::Limit`, and a hostile request
+/// for billions of elements is refused instead of allocating.
+pub fn table_limit_per_store<B: Backend>() {
+    let engine = engine::<B>(&Config::new());
+    let wat = r#"(module
+        (table (export "t") 1 funcref)
+        (func (export "grow") (param i32) (result i32) ref.null func local.get 0 table.grow 0))"#;
+    let module = module(&engine, wat);
+    let mut store = Store::new(&engine, ());
+    store.set_limits(StoreLimits::new().table_elements(100));
+    let inst = Linker::new().instantiate(&mut store, &module).unwrap();
+    assert_eq!(
+        i32_of(call(&mut store, &inst, "grow", &[Val::I32(9)]).unwrap()),
+        1
+    );
+    assert_eq!(
+        i32_of(call(&mut store, &inst, "grow", &[Val::I32(91)]).unwrap()),
+        -1
+    );
+    assert_eq!(
+        i32_of(call(&mut store, &inst, "grow", &[Val::I32(-1_262_309_024)]).unwrap()),
+        -1
+    );
+    assert_eq!(
+        i32_of(call(&mut store, &inst, "grow", &[Val::I32(90)]).unwrap()),
+        10
+    );
+    let table = inst.get_table(&mut store, "t").unwrap();
+    assert_eq!(table.size(&store), 100);
+    assert!(table.grow(&mut store, 1, Val::FuncRef(None)).is_err());
+}

@@ -1,0 +1,74 @@
+//! # anywasm-plugin
+//!
+//! Load WebAssembly plugins and call them with Rust structs, on any anywasm
+//! backend (wasmtime, wasmi, wasmer), without trusting them.
+//!
+//! ```no_run
+//! use anywasm_plugin::{Manifest, PluginRuntime};
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Serialize)]
+//! struct Event { kind: String, path: String, size: u64 }
+//! #[derive(Deserialize)]
+//! struct Decision { icon: String, priority: u32 }
+//!
+//! # fn main() -> Result<(), anywasm_plugin::PluginError> {
+//! let runtime = PluginRuntime::<anywasm::DefaultBackend>::new()?;
+//! let plugin = runtime.load(
+//!     Manifest::from_file("file_icons", "plugins/file_icons.wasm").fuel(50_000_000),
+//! )?;
+//! let event = Event { kind: "open".into(), path: "src/main.rs".into(), size: 1200 };
+//! let decision: Decision = plugin.call("handle_event", &event)?;
+//! println!("{} ({})", decision.icon, decision.priority);
+//! # Ok(()) }
+//! ```
+//!
+//! - **The ABI** (`docs/ABI.md`, version [`ABI_VERSION`]): one copy of the
+//!   input into the guest, one copy of the output out; guest errors distinct
+//!   from traps; host functions with bytes through pending results.
+//! - **Formats**: MessagePack, JSON, hybrid (JSON in debug builds), or raw
+//!   bytes with [`Plugin::call_raw`].
+//! - **Host functions**: serde-typed, numeric, and the built-ins `calc`,
+//!   `echo`, `json_execute`, `store_put`/`store_get`, granted per plugin.
+//! - **Limits per call**: fuel, deadline, memory. A plugin that misbehaves
+//!   fails that call with a typed [`PluginError`]; the next call runs on a
+//!   fresh instance.
+//! - **Sharing**: modules are compiled once per content hash; a [`Plugin`] is
+//!   `Send + Sync` and serves concurrent calls from a bounded pool.
+//! - **Hot reload**: [`Plugin::watch`] or [`Plugin::reload`], with an
+//!   optional state hand-over.
+//!
+//! ## Crate features
+//! `default-backend` (default), `wasmtime`, `wasmi`, `wasmer`: forwarded to `anywasm`.
+
+mod abi;
+mod error;
+mod host;
+mod manifest;
+mod plugin;
+mod reload;
+mod runtime;
+
+pub use abi::{ABI_VERSION, METADATA_SECTION, Metadata};
+pub use error::{PluginError, Result};
+pub use host::{HostContext, HostFunctions, Number};
+pub use manifest::{Format, Limits, Manifest, WasmSource};
+pub use plugin::{Plugin, PluginStats};
+pub use reload::{ReloadEvent, ReloadWatcher};
+pub use runtime::{PluginRuntime, PluginRuntimeBuilder};
+
+/// Re-exported so applications need only this crate.
+pub use anywasm;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn plugins_and_runtimes_are_send_and_sync() {
+        assert_send_sync::<Plugin<anywasm::DefaultBackend>>();
+        assert_send_sync::<PluginRuntime<anywasm::DefaultBackend>>();
+    }
+}

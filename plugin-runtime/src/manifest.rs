@@ -1,0 +1,281 @@
+//! What the host says about a plugin: where it comes from, its limits, its
+//! configuration and what it may import.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::error::{PluginError, Result};
+
+/// How inputs and outputs are serialised for a plugin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// MessagePack (`rmp-serde`, maps with field names).
+    #[default]
+    #[serde(alias = "messagepack")]
+    MsgPack,
+    /// JSON (`serde_json`).
+    Json,
+    /// JSON in debug builds of the host (readable while developing),
+    /// MessagePack in release builds.
+    Hybrid,
+    /// No serialisation: only [`Plugin::call_raw`](crate::Plugin::call_raw).
+    Raw,
+}
+
+impl Format {
+    /// The concrete format this one means in this build of the host.
+    pub fn resolve(self) -> Format {
+        match self {
+            Format::Hybrid if cfg!(debug_assertions) => Format::Json,
+            Format::Hybrid => Format::MsgPack,
+            f => f,
+        }
+    }
+
+    /// The name used in plugin metadata.
+    pub fn name(self) -> &'static str {
+        match self.resolve() {
+            Format::MsgPack => "msgpack",
+            Format::Json => "json",
+            _ => "raw",
+        }
+    }
+
+    /// The number passed to the guest's `anywasm_set_format`.
+    pub fn abi_code(self) -> i32 {
+        match self.resolve() {
+            Format::MsgPack => 1,
+            Format::Json => 2,
+            _ => 0,
+        }
+    }
+}
+
+/// Per-call and per-instance limits.
+///
+/// By default a plugin may use 64 MiB of linear memory and tables of a
+/// million elements, and has no fuel or time limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Fuel for each call (engine-specific units approximating instructions).
+    pub fuel: Option<u64>,
+    /// Wall-clock time for each call (milliseconds in a JSON manifest).
+    #[serde(with = "millis")]
+    pub deadline: Option<Duration>,
+    /// Maximum linear memory, in 64 KiB pages.
+    pub max_memory_pages: Option<u64>,
+    /// Maximum elements of each table.
+    pub max_table_elements: Option<u64>,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            fuel: None,
+            deadline: None,
+            max_memory_pages: Some(1024),
+            max_table_elements: Some(1_000_000),
+        }
+    }
+}
+
+mod millis {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        Ok(Option::<u64>::deserialize(d)?.map(Duration::from_millis))
+    }
+}
+
+/// Where a plugin's code comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WasmSource {
+    /// A `.wasm` (or `.wat`) file.
+    File(PathBuf),
+    /// Bytes in memory.
+    Bytes(Vec<u8>),
+}
+
+/// Everything the host says about one plugin.
+///
+/// ```
+/// use anywasm_plugin::{Format, Manifest};
+/// use std::time::Duration;
+/// let m = Manifest::from_file("file_icons", "plugins/file_icons.wasm")
+///     .format(Format::MsgPack)
+///     .fuel(10_000_000)
+///     .deadline(Duration::from_millis(50))
+///     .max_memory_pages(64)
+///     .config("theme", "dark")
+///     .allow("anywasm.echo");
+/// assert_eq!(m.id(), "file_icons");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Manifest {
+    pub(crate) id: String,
+    pub(crate) source: WasmSource,
+    pub(crate) format: Format,
+    pub(crate) limits: Limits,
+    pub(crate) config: BTreeMap<String, String>,
+    pub(crate) allowed: Vec<String>,
+    pub(crate) max_instances: usize,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ManifestFile {
+    id: String,
+    wasm: PathBuf,
+    #[serde(default)]
+    format: Format,
+    #[serde(default)]
+    limits: Limits,
+    #[serde(default)]
+    config: BTreeMap<String, String>,
+    #[serde(default)]
+    allow: Vec<String>,
+    max_instances: Option<usize>,
+}
+
+impl Manifest {
+    fn new(id: impl Into<String>, source: WasmSource) -> Self {
+        Self {
+            id: id.into(),
+            source,
+            format: Format::default(),
+            limits: Limits::default(),
+            config: BTreeMap::new(),
+            allowed: Vec::new(),
+            max_instances: std::thread::available_parallelism()
+                .map_or(2, |n| n.get())
+                .max(2),
+        }
+    }
+
+    /// A plugin whose code is in a file (binary or text).
+    pub fn from_file(id: impl Into<String>, path: impl Into<PathBuf>) -> Self {
+        Self::new(id, WasmSource::File(path.into()))
+    }
+
+    /// A plugin whose code is in memory.
+    pub fn from_bytes(id: impl Into<String>, bytes: impl Into<Vec<u8>>) -> Self {
+        Self::new(id, WasmSource::Bytes(bytes.into()))
+    }
+
+    /// Reads a JSON manifest:
+    /// `{"id": "...", "wasm": "path", "format": "msgpack", "limits": {"fuel": 1000000,
+    /// "deadline": 50, "max_memory_pages": 64}, "config": {...}, "allow": [...],
+    /// "max_instances": 4}` (deadline in milliseconds; a relative `wasm` path is
+    /// relative to the manifest).
+    pub fn from_json_file(path: impl Into<PathBuf>) -> Result<Self> {
+        let path = path.into();
+        let text = std::fs::read_to_string(&path).map_err(|source| PluginError::Io {
+            plugin: "<manifest>".into(),
+            path: path.display().to_string(),
+            source,
+        })?;
+        let f: ManifestFile = serde_json::from_str(&text)
+            .map_err(|e| PluginError::Manifest(format!("{}: {e}", path.display())))?;
+        let wasm = if f.wasm.is_relative() {
+            path.parent()
+                .map_or(f.wasm.clone(), |dir| dir.join(&f.wasm))
+        } else {
+            f.wasm
+        };
+        let mut m = Self::new(f.id, WasmSource::File(wasm));
+        m.format = f.format;
+        m.limits = f.limits;
+        m.config = f.config;
+        m.allowed = f.allow;
+        if let Some(n) = f.max_instances {
+            m = m.max_instances(n);
+        }
+        m.check()?;
+        Ok(m)
+    }
+
+    fn check(&self) -> Result<()> {
+        if self.id.is_empty() {
+            return Err(PluginError::Manifest("the plugin id is empty".into()));
+        }
+        Ok(())
+    }
+
+    /// The plugin's id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Where the code comes from.
+    pub fn source(&self) -> &WasmSource {
+        &self.source
+    }
+
+    /// The serialisation format.
+    pub fn format(mut self, format: Format) -> Self {
+        self.format = format;
+        self
+    }
+
+    /// All limits at once.
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Fuel per call.
+    pub fn fuel(mut self, fuel: u64) -> Self {
+        self.limits.fuel = Some(fuel);
+        self
+    }
+
+    /// Deadline per call.
+    pub fn deadline(mut self, deadline: Duration) -> Self {
+        self.limits.deadline = Some(deadline);
+        self
+    }
+
+    /// Memory limit in 64 KiB pages.
+    pub fn max_memory_pages(mut self, pages: u64) -> Self {
+        self.limits.max_memory_pages = Some(pages);
+        self
+    }
+
+    /// A configuration value the guest can read with `anywasm.config_get`.
+    pub fn config(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.config.insert(key.into(), value.into());
+        self
+    }
+
+    /// Grants an import: `"anywasm.echo"`, `"host.lookup"`, or a whole module
+    /// with `"host.*"` / `"anywasm.*"`.
+    pub fn allow(mut self, import: impl Into<String>) -> Self {
+        self.allowed.push(import.into());
+        self
+    }
+
+    /// How many instances may serve calls at the same time (at least 1).
+    pub fn max_instances(mut self, n: usize) -> Self {
+        self.max_instances = n.max(1);
+        self
+    }
+
+    /// The limits.
+    pub fn get_limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Whether the manifest grants `module`.`name`.
+    pub fn grants(&self, module: &str, name: &str) -> bool {
+        self.allowed
+            .iter()
+            .any(|a| a == &format!("{module}.{name}") || a.strip_suffix(".*") == Some(module))
+    }
+}
