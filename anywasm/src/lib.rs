@@ -56,11 +56,6 @@
 
 pub use anywasm_core::*;
 
-/// The README's examples, compiled and run as doctests.
-#[cfg(doctest)]
-#[doc = include_str!("../../README.md")]
-pub struct ReadmeDoctests;
-
 /// The wasmer backend (JIT).
 #[cfg(has_wasmer)]
 pub use anywasm_wasmer::Wasmer;

@@ -60,6 +60,12 @@ pub use runtime::{PluginRuntime, PluginRuntimeBuilder};
 /// Re-exported so applications need only this crate.
 pub use anywasm;
 
+/// The README's examples (the core API and the plugin host), compiled and
+/// run as doctests of this crate, which depends on everything they use.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,657 @@
+#![allow(missing_docs)] // criterion_group! generates an undocumented function
+//! Every workload on every engine: `anywasm` (through the layer) and `raw`
+//! (the engine's own API) side by side in each group, so the ratio is taken
+//! from one run. Groups are named after the workload, benchmarks
+//! `anywasm/<engine>` and `raw/<engine>`.
+
+use std::time::{Duration, Instant};
+
+use anywasm::{Backend, Config, Engine, Func, Instance, Linker, Module, Store, Val};
+use anywasm_benches::{ECHO_PLUGIN_WAT, bench_wasm, big_module};
+use anywasm_plugin::{Format, Manifest, PluginRuntime};
+use criterion::{
+    BenchmarkGroup, Criterion, black_box, criterion_group, criterion_main, measurement::WallTime,
+};
+use serde::{Deserialize, Serialize};
+
+const FIB_N: i32 = 20;
+const KERNEL_N: i32 = 100_000;
+const HOST_CALLS: i32 = 1_000;
+
+struct Layer<B: Backend> {
+    store: Store<B, ()>,
+    instance: Instance<B>,
+}
+
+fn layer<B: Backend>(config: &Config) -> Layer<B> {
+    let engine = Engine::<B>::new(config).unwrap();
+    let module = Module::new(&engine, bench_wasm()).unwrap();
+    let mut linker = Linker::<B, ()>::new();
+    linker
+        .func_new(
+            "host",
+            "inc",
+            anywasm::FuncType::new([anywasm::ValType::I32], [anywasm::ValType::I32]),
+            |_c, p, r| {
+                r[0] = Val::I32(p[0].as_i32().unwrap_or(0) + 1);
+                Ok(())
+            },
+        )
+        .unwrap();
+    let mut store = Store::new(&engine, ());
+    if config.fuel_enabled() {
+        store.set_fuel(u64::MAX).unwrap();
+    }
+    let instance = linker.instantiate(&mut store, &module).unwrap();
+    Layer { store, instance }
+}
+
+/// Typed host function for the host round trip, so both sides use the
+/// engine's typed host-function path.
+fn layer_typed_host<B: Backend>() -> Layer<B>
+where
+    anywasm::SigOf<i32, i32>: anywasm::HostSig<B, Params = (i32,), Results = (i32,)>,
+{
+    let engine = Engine::<B>::new(&Config::new()).unwrap();
+    let module = Module::new(&engine, bench_wasm()).unwrap();
+    let mut linker = Linker::<B, ()>::new();
+    linker.func_wrap("host", "inc", |x: i32| x + 1).unwrap();
+    let mut store = Store::new(&engine, ());
+    let instance = linker.instantiate(&mut store, &module).unwrap();
+    Layer { store, instance }
+}
+
+macro_rules! layer_benches {
+    ($g:expr, $name:literal, $b:ty, $workload:ident) => {{
+        let g: &mut BenchmarkGroup<WallTime> = $g;
+        let mut l = layer::<$b>(&Config::new());
+        let id = format!("anywasm/{}", $name);
+        match stringify!($workload) {
+            "call_empty" => {
+                let f = l
+                    .instance
+                    .get_typed_func::<(), ()>(&mut l.store, "empty")
+                    .unwrap();
+                g.bench_function(id, |b| b.iter(|| f.call(&mut l.store, ()).unwrap()));
+            }
+            "call_add" => {
+                let f = l
+                    .instance
+                    .get_typed_func::<(i32, i32), i32>(&mut l.store, "add")
+                    .unwrap();
+                g.bench_function(id, |b| {
+                    b.iter(|| f.call(&mut l.store, (black_box(1), black_box(2))).unwrap())
+                });
+            }
+            "call_add_dynamic" => {
+                let f: Func<$b> = l.instance.get_func(&mut l.store, "add").unwrap();
+                let mut out = [Val::I32(0)];
+                g.bench_function(id, |b| {
+                    b.iter(|| {
+                        f.call(
+                            &mut l.store,
+                            &[Val::I32(black_box(1)), Val::I32(2)],
+                            &mut out,
+                        )
+                        .unwrap()
+                    })
+                });
+            }
+            "fib" => {
+                let f = l
+                    .instance
+                    .get_typed_func::<i32, i32>(&mut l.store, "fib")
+                    .unwrap();
+                g.bench_function(id, |b| {
+                    b.iter(|| f.call(&mut l.store, black_box(FIB_N)).unwrap())
+                });
+            }
+            "kernel" => {
+                let f = l
+                    .instance
+                    .get_typed_func::<i32, i32>(&mut l.store, "kernel")
+                    .unwrap();
+                g.bench_function(id, |b| {
+                    b.iter(|| f.call(&mut l.store, black_box(KERNEL_N)).unwrap())
+                });
+            }
+            "host_roundtrip" => {
+                let mut l = layer_typed_host::<$b>();
+                let f = l
+                    .instance
+                    .get_typed_func::<i32, i32>(&mut l.store, "host_loop")
+                    .unwrap();
+                g.bench_function(id, |b| {
+                    b.iter(|| f.call(&mut l.store, black_box(HOST_CALLS)).unwrap())
+                });
+            }
+            "memory_1k" | "memory_1m" => {
+                let len = if stringify!($workload) == "memory_1k" {
+                    1 << 10
+                } else {
+                    1 << 20
+                };
+                let m = l.instance.get_memory(&mut l.store, "memory").unwrap();
+                let data = vec![7u8; len];
+                let mut back = vec![0u8; len];
+                g.bench_function(id, |b| {
+                    b.iter(|| {
+                        m.write(&mut l.store, 64, &data).unwrap();
+                        m.read(&l.store, 64, &mut back).unwrap();
+                    })
+                });
+            }
+            _ => unreachable!(),
+        }
+    }};
+}
+
+mod raw_wasmtime {
+    use super::*;
+
+    pub struct Raw {
+        pub store: wasmtime::Store<()>,
+        pub instance: wasmtime::Instance,
+    }
+
+    pub fn new(fuel: bool) -> Raw {
+        let mut config = wasmtime::Config::new();
+        config.consume_fuel(fuel);
+        let engine = wasmtime::Engine::new(&config).unwrap();
+        let module = wasmtime::Module::new(&engine, bench_wasm()).unwrap();
+        let mut store = wasmtime::Store::new(&engine, ());
+        if fuel {
+            store.set_fuel(u64::MAX).unwrap();
+        }
+        let inc = wasmtime::Func::wrap(&mut store, |x: i32| x + 1);
+        let instance = wasmtime::Instance::new(&mut store, &module, &[inc.into()]).unwrap();
+        Raw { store, instance }
+    }
+}
+
+mod raw_wasmi {
+    use super::*;
+
+    pub struct Raw {
+        pub store: wasmi::Store<()>,
+        pub instance: wasmi::Instance,
+    }
+
+    pub fn new(fuel: bool) -> Raw {
+        let mut config = wasmi::Config::default();
+        config.consume_fuel(fuel);
+        let engine = wasmi::Engine::new(&config);
+        let module = wasmi::Module::new(&engine, bench_wasm()).unwrap();
+        let mut store = wasmi::Store::new(&engine, ());
+        if fuel {
+            store.set_fuel(u64::MAX).unwrap();
+        }
+        let inc = wasmi::Func::wrap(&mut store, |x: i32| x + 1);
+        let instance = wasmi::Instance::new(&mut store, &module, &[inc.into()]).unwrap();
+        Raw { store, instance }
+    }
+}
+
+mod raw_wasmer {
+    use super::*;
+
+    pub struct Raw {
+        pub store: wasmer::Store,
+        pub instance: wasmer::Instance,
+    }
+
+    pub fn new() -> Raw {
+        let engine: wasmer::Engine = wasmer::sys::EngineBuilder::new(wasmer::sys::Cranelift::new())
+            .engine()
+            .into();
+        let mut store = wasmer::Store::new(engine);
+        let module = wasmer::Module::new(&store, bench_wasm()).unwrap();
+        let inc = wasmer::Function::new_typed(&mut store, |x: i32| x + 1);
+        let imports = wasmer::imports! { "host" => { "inc" => inc } };
+        let instance = wasmer::Instance::new(&mut store, &module, &imports).unwrap();
+        Raw { store, instance }
+    }
+}
+
+fn raw_benches(g: &mut BenchmarkGroup<WallTime>, workload: &str) {
+    // wasmtime
+    {
+        let mut r = raw_wasmtime::new(false);
+        let id = "raw/wasmtime";
+        let (s, i) = (&mut r.store, &r.instance);
+        match workload {
+            "call_empty" => {
+                let f = i.get_typed_func::<(), ()>(&mut *s, "empty").unwrap();
+                g.bench_function(id, |b| b.iter(|| f.call(&mut *s, ()).unwrap()));
+            }
+            "call_add" => {
+                let f = i.get_typed_func::<(i32, i32), i32>(&mut *s, "add").unwrap();
+                g.bench_function(id, |b| {
+                    b.iter(|| f.call(&mut *s, (black_box(1), black_box(2))).unwrap())
+                });
+            }
+            "call_add_dynamic" => {
+                let f = i.get_func(&mut *s, "add").unwrap();
+                let mut out = [wasmtime::Val::I32(0)];
+                g.bench_function(id, |b| {
+                    b.iter(|| {
+                        f.call(
+                            &mut *s,
+                            &[wasmtime::Val::I32(black_box(1)), wasmtime::Val::I32(2)],
+                            &mut out,
+                        )
+                        .unwrap()
+                    })
+                });
+            }
+            "fib" | "kernel" | "host_roundtrip" => {
+                let (name, n) = match workload {
+                    "fib" => ("fib", FIB_N),
+                    "kernel" => ("kernel", KERNEL_N),
+                    _ => ("host_loop", HOST_CALLS),
+                };
+                let f = i.get_typed_func::<i32, i32>(&mut *s, name).unwrap();
+                g.bench_function(id, |b| b.iter(|| f.call(&mut *s, black_box(n)).unwrap()));
+            }
+            "memory_1k" | "memory_1m" => {
+                let len = if workload == "memory_1k" {
+                    1 << 10
+                } else {
+                    1 << 20
+                };
+                let m = i.get_memory(&mut *s, "memory").unwrap();
+                let data = vec![7u8; len];
+                let mut back = vec![0u8; len];
+                g.bench_function(id, |b| {
+                    b.iter(|| {
+                        m.write(&mut *s, 64, &data).unwrap();
+                        m.read(&*s, 64, &mut back).unwrap();
+                    })
+                });
+            }
+            _ => {}
+        }
+    }
+    // wasmi
+    {
+        let mut r = raw_wasmi::new(false);
+        let id = "raw/wasmi";
+        let (s, i) = (&mut r.store, &r.instance);
+        match workload {
+            "call_empty" => {
+                let f = i.get_typed_func::<(), ()>(&*s, "empty").unwrap();
+                g.bench_function(id, |b| b.iter(|| f.call(&mut *s, ()).unwrap()));
+            }
+            "call_add" => {
+                let f = i.get_typed_func::<(i32, i32), i32>(&*s, "add").unwrap();
+                g.bench_function(id, |b| {
+                    b.iter(|| f.call(&mut *s, (black_box(1), black_box(2))).unwrap())
+                });
+            }
+            "call_add_dynamic" => {
+                let f = i.get_func(&*s, "add").unwrap();
+                let mut out = [wasmi::Val::I32(0)];
+                g.bench_function(id, |b| {
+                    b.iter(|| {
+                        f.call(
+                            &mut *s,
+                            &[wasmi::Val::I32(black_box(1)), wasmi::Val::I32(2)],
+                            &mut out,
+                        )
+                        .unwrap()
+                    })
+                });
+            }
+            "fib" | "kernel" | "host_roundtrip" => {
+                let (name, n) = match workload {
+                    "fib" => ("fib", FIB_N),
+                    "kernel" => ("kernel", KERNEL_N),
+                    _ => ("host_loop", HOST_CALLS),
+                };
+                let f = i.get_typed_func::<i32, i32>(&*s, name).unwrap();
+                g.bench_function(id, |b| b.iter(|| f.call(&mut *s, black_box(n)).unwrap()));
+            }
+            "memory_1k" | "memory_1m" => {
+                let len = if workload == "memory_1k" {
+                    1 << 10
+                } else {
+                    1 << 20
+                };
+                let m = i.get_memory(&*s, "memory").unwrap();
+                let data = vec![7u8; len];
+                let mut back = vec![0u8; len];
+                g.bench_function(id, |b| {
+                    b.iter(|| {
+                        m.write(&mut *s, 64, &data).unwrap();
+                        m.read(&*s, 64, &mut back).unwrap();
+                    })
+                });
+            }
+            _ => {}
+        }
+    }
+    // wasmer
+    {
+        let mut r = raw_wasmer::new();
+        let id = "raw/wasmer";
+        let (s, i) = (&mut r.store, &r.instance);
+        match workload {
+            "call_empty" => {
+                let f = i
+                    .exports
+                    .get_typed_function::<(), ()>(&*s, "empty")
+                    .unwrap();
+                g.bench_function(id, |b| b.iter(|| f.call(&mut *s).unwrap()));
+            }
+            "call_add" => {
+                let f = i
+                    .exports
+                    .get_typed_function::<(i32, i32), i32>(&*s, "add")
+                    .unwrap();
+                g.bench_function(id, |b| {
+                    b.iter(|| f.call(&mut *s, black_box(1), black_box(2)).unwrap())
+                });
+            }
+            "call_add_dynamic" => {
+                let f = i.exports.get_function("add").unwrap().clone();
+                g.bench_function(id, |b| {
+                    b.iter(|| {
+                        f.call(
+                            &mut *s,
+                            &[wasmer::Value::I32(black_box(1)), wasmer::Value::I32(2)],
+                        )
+                        .unwrap()
+                    })
+                });
+            }
+            "fib" | "kernel" | "host_roundtrip" => {
+                let (name, n) = match workload {
+                    "fib" => ("fib", FIB_N),
+                    "kernel" => ("kernel", KERNEL_N),
+                    _ => ("host_loop", HOST_CALLS),
+                };
+                let f = i.exports.get_typed_function::<i32, i32>(&*s, name).unwrap();
+                g.bench_function(id, |b| b.iter(|| f.call(&mut *s, black_box(n)).unwrap()));
+            }
+            "memory_1k" | "memory_1m" => {
+                let len = if workload == "memory_1k" {
+                    1 << 10
+                } else {
+                    1 << 20
+                };
+                let m = i.exports.get_memory("memory").unwrap().clone();
+                let data = vec![7u8; len];
+                let mut back = vec![0u8; len];
+                g.bench_function(id, |b| {
+                    b.iter(|| {
+                        m.view(&*s).write(64, &data).unwrap();
+                        m.view(&*s).read(64, &mut back).unwrap();
+                    })
+                });
+            }
+            _ => {}
+        }
+    }
+}
+
+fn short(g: &mut BenchmarkGroup<WallTime>) {
+    g.warm_up_time(Duration::from_millis(500));
+    g.measurement_time(Duration::from_secs(2));
+    g.sample_size(30);
+}
+
+fn calls_and_compute(c: &mut Criterion) {
+    for workload in [
+        "call_empty",
+        "call_add",
+        "call_add_dynamic",
+        "fib",
+        "kernel",
+        "host_roundtrip",
+        "memory_1k",
+        "memory_1m",
+    ] {
+        let mut g = c.benchmark_group(workload);
+        short(&mut g);
+        macro_rules! each {
+            ($w:ident) => {{
+                layer_benches!(&mut g, "wasmtime", anywasm::Wasmtime, $w);
+                layer_benches!(&mut g, "wasmi", anywasm::Wasmi, $w);
+                layer_benches!(&mut g, "wasmer", anywasm::Wasmer, $w);
+            }};
+        }
+        match workload {
+            "call_empty" => each!(call_empty),
+            "call_add" => each!(call_add),
+            "call_add_dynamic" => each!(call_add_dynamic),
+            "fib" => each!(fib),
+            "kernel" => each!(kernel),
+            "host_roundtrip" => each!(host_roundtrip),
+            "memory_1k" => each!(memory_1k),
+            _ => each!(memory_1m),
+        }
+        raw_benches(&mut g, workload);
+        g.finish();
+    }
+}
+
+fn fuel<B: Backend>(g: &mut BenchmarkGroup<WallTime>)
+where
+    anywasm::SigOf<i32, i32>: anywasm::TypedSig<B, Params = (i32,), Results = (i32,)>,
+{
+    for on in [false, true] {
+        let mut config = Config::new();
+        config.consume_fuel(on);
+        let mut l = layer::<B>(&config);
+        let f = l
+            .instance
+            .get_typed_func::<i32, i32>(&mut l.store, "fib")
+            .unwrap();
+        let id = format!("{}/{}", if on { "fuel_on" } else { "fuel_off" }, B::NAME);
+        g.bench_function(id, |b| {
+            b.iter(|| f.call(&mut l.store, black_box(FIB_N)).unwrap())
+        });
+    }
+}
+
+fn fuel_metering(c: &mut Criterion) {
+    let mut g = c.benchmark_group("fuel");
+    short(&mut g);
+    fuel::<anywasm::Wasmtime>(&mut g);
+    fuel::<anywasm::Wasmi>(&mut g);
+    fuel::<anywasm::Wasmer>(&mut g);
+    g.finish();
+}
+
+fn compile_and_instantiate<B: Backend>(c: &mut Criterion, big: &[u8]) {
+    let engine = Engine::<B>::new(&Config::new()).unwrap();
+    let mut g = c.benchmark_group("compile_1mb");
+    g.sample_size(10);
+    g.warm_up_time(Duration::from_millis(100));
+    g.measurement_time(Duration::from_secs(5));
+    g.bench_function(format!("anywasm/{}", B::NAME), |b| {
+        b.iter(|| Module::new(&engine, big).unwrap())
+    });
+    g.finish();
+
+    let small = bench_wasm();
+    let module = Module::new(&engine, &small).unwrap();
+    let mut linker = Linker::<B, ()>::new();
+    linker
+        .func_new(
+            "host",
+            "inc",
+            anywasm::FuncType::new([anywasm::ValType::I32], [anywasm::ValType::I32]),
+            |_c, _p, r| {
+                r[0] = Val::I32(0);
+                Ok(())
+            },
+        )
+        .unwrap();
+    let mut g = c.benchmark_group("instantiate");
+    short(&mut g);
+    // Cold and precompiled loads run on a fresh engine every CHUNK
+    // iterations, outside the timed region: wasmer keeps the code memory of
+    // every module it ever compiled or deserialized until its engine drops,
+    // and tens of thousands of loads exhaust the process's mappings
+    // (ENOMEM). Timing covers only the load and the instantiation.
+    const CHUNK: u64 = 1_000;
+    g.bench_function(format!("cold/{}", B::NAME), |b| {
+        b.iter_custom(|iters| {
+            chunked(iters, CHUNK, |engine, n| {
+                let start = Instant::now();
+                for _ in 0..n {
+                    let m = Module::new(engine, &small).unwrap();
+                    let mut store = Store::new(engine, ());
+                    black_box(linker.instantiate(&mut store, &m).unwrap());
+                }
+                start.elapsed()
+            })
+        })
+    });
+    g.bench_function(format!("cached/{}", B::NAME), |b| {
+        b.iter(|| {
+            let mut store = Store::new(&engine, ());
+            linker.instantiate(&mut store, &module).unwrap()
+        })
+    });
+    if let Ok(blob) = module.serialize() {
+        g.bench_function(format!("precompiled/{}", B::NAME), |b| {
+            b.iter_custom(|iters| {
+                chunked(iters, CHUNK, |engine, n| {
+                    let start = Instant::now();
+                    for _ in 0..n {
+                        // SAFETY: made above by an engine of the same
+                        // configuration on this machine.
+                        let m = unsafe { Module::deserialize(engine, &blob) }.unwrap();
+                        let mut store = Store::new(engine, ());
+                        black_box(linker.instantiate(&mut store, &m).unwrap());
+                    }
+                    start.elapsed()
+                })
+            })
+        });
+    }
+    g.finish();
+}
+
+/// Runs `iters` iterations of `timed` in chunks of at most `chunk`, each on
+/// a fresh engine made outside the timed region; sums the timed durations.
+fn chunked<B: Backend>(
+    iters: u64,
+    chunk: u64,
+    mut timed: impl FnMut(&Engine<B>, u64) -> Duration,
+) -> Duration {
+    let mut total = Duration::ZERO;
+    let mut left = iters;
+    while left > 0 {
+        let n = left.min(chunk);
+        let engine = Engine::<B>::new(&Config::new()).unwrap();
+        total += timed(&engine, n);
+        left -= n;
+    }
+    total
+}
+
+fn compiling(c: &mut Criterion) {
+    let big = big_module(1 << 20);
+    compile_and_instantiate::<anywasm::Wasmtime>(c, &big);
+    compile_and_instantiate::<anywasm::Wasmi>(c, &big);
+    compile_and_instantiate::<anywasm::Wasmer>(c, &big);
+    // The raw engines compiling the same bytes.
+    let mut g = c.benchmark_group("compile_1mb");
+    g.sample_size(10);
+    g.warm_up_time(Duration::from_millis(100));
+    g.measurement_time(Duration::from_secs(5));
+    let wt = wasmtime::Engine::default();
+    g.bench_function("raw/wasmtime", |b| {
+        b.iter(|| wasmtime::Module::new(&wt, &big).unwrap())
+    });
+    let wi = wasmi::Engine::default();
+    g.bench_function("raw/wasmi", |b| {
+        b.iter(|| wasmi::Module::new(&wi, &big).unwrap())
+    });
+    let wr: wasmer::Engine = wasmer::sys::EngineBuilder::new(wasmer::sys::Cranelift::new())
+        .engine()
+        .into();
+    g.bench_function("raw/wasmer", |b| {
+        b.iter(|| wasmer::Module::new(&wr, &big).unwrap())
+    });
+    g.finish();
+}
+
+#[derive(Serialize, Deserialize, Clone)]
+struct Small {
+    id: u64,
+    name: String,
+    tags: Vec<String>,
+}
+
+#[derive(Serialize, Deserialize, Clone)]
+struct Payload {
+    #[serde(with = "serde_bytes_as_vec")]
+    bytes: Vec<u8>,
+}
+
+/// Bytes as a MessagePack binary / JSON array, without another dependency.
+mod serde_bytes_as_vec {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(v)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        Vec::<u8>::deserialize(d)
+    }
+}
+
+fn plugin<B: Backend>(c: &mut Criterion) {
+    let runtime = PluginRuntime::<B>::new().unwrap();
+    let small = Small {
+        id: 42,
+        name: "file_icons".into(),
+        tags: vec!["a".into(), "b".into()],
+    };
+    let payload = Payload {
+        bytes: vec![0xab; 64 << 10],
+    };
+    let mut g = c.benchmark_group("plugin");
+    short(&mut g);
+    for format in [Format::MsgPack, Format::Json] {
+        let p = runtime
+            .load(Manifest::from_bytes("echo", ECHO_PLUGIN_WAT).format(format))
+            .unwrap();
+        g.bench_function(format!("small_{}/{}", format.name(), B::NAME), |b| {
+            b.iter(|| p.call::<Small, Small>("echo", &small).unwrap())
+        });
+        g.bench_function(format!("64k_{}/{}", format.name(), B::NAME), |b| {
+            b.iter(|| p.call::<Payload, Payload>("echo", &payload).unwrap())
+        });
+    }
+    let raw = runtime
+        .load(Manifest::from_bytes("echo-raw", ECHO_PLUGIN_WAT).format(Format::Raw))
+        .unwrap();
+    g.bench_function(format!("empty_raw/{}", B::NAME), |b| {
+        b.iter(|| raw.call_raw("echo", b"").unwrap())
+    });
+    g.bench_function(format!("64k_raw/{}", B::NAME), |b| {
+        b.iter(|| raw.call_raw("echo", &payload.bytes).unwrap())
+    });
+    g.finish();
+}
+
+fn plugins(c: &mut Criterion) {
+    plugin::<anywasm::Wasmtime>(c);
+    plugin::<anywasm::Wasmi>(c);
+    plugin::<anywasm::Wasmer>(c);
+}
+
+criterion_group!(
+    benches,
+    calls_and_compute,
+    fuel_metering,
+    compiling,
+    plugins
+);
+criterion_main!(benches);

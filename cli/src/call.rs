@@ -1,0 +1,207 @@
+//! `anywasm call` and `anywasm run`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anywasm::{Backend, Config, Engine, Linker, Module, Store, Val, ValType};
+use anywasm_wasi::WasiConfig;
+
+use crate::{Failure, backend, read_module};
+
+/// Parses one argument for a parameter of type `ty`.
+pub fn parse_arg<B: Backend>(text: &str, ty: ValType, index: usize) -> Result<Val<B>, Failure> {
+    let bad = || {
+        Failure::Error(format!(
+            "argument {} (`{text}`) is not a valid {ty}",
+            index + 1
+        ))
+    };
+    let t = text.trim();
+    let int = |t: &str| -> Option<i128> {
+        let (neg, digits) = t.strip_prefix('-').map_or((false, t), |d| (true, d));
+        let v = match digits
+            .strip_prefix("0x")
+            .or_else(|| digits.strip_prefix("0X"))
+        {
+            Some(hex) => i128::from_str_radix(hex, 16).ok()?,
+            None => digits.parse::<i128>().ok()?,
+        };
+        Some(if neg { -v } else { v })
+    };
+    Ok(match ty {
+        ValType::I32 => {
+            let v = int(t)
+                .filter(|v| *v >= i32::MIN as i128 && *v <= u32::MAX as i128)
+                .ok_or_else(bad)?;
+            Val::I32(v as i32)
+        }
+        ValType::I64 => {
+            let v = int(t)
+                .filter(|v| *v >= i64::MIN as i128 && *v <= u64::MAX as i128)
+                .ok_or_else(bad)?;
+            Val::I64(v as i64)
+        }
+        ValType::F32 => Val::f32(t.parse::<f32>().map_err(|_| bad())?),
+        ValType::F64 => Val::f64(t.parse::<f64>().map_err(|_| bad())?),
+        ValType::V128 => {
+            let v = int(t).ok_or_else(bad)?;
+            Val::V128(anywasm::V128(v as u128))
+        }
+        ValType::FuncRef if t == "null" => Val::FuncRef(None),
+        ValType::ExternRef if t == "null" => Val::ExternRef(None),
+        _ => return Err(bad()),
+    })
+}
+
+fn call_on<B: Backend>(
+    bytes: &[u8],
+    func: &str,
+    args: &[String],
+    fuel: Option<u64>,
+    timeout_ms: Option<u64>,
+) -> Result<Vec<String>, Failure> {
+    let mut config = Config::new();
+    config
+        .consume_fuel(fuel.is_some())
+        .interruptible(timeout_ms.is_some());
+    let engine = Engine::<B>::new(&config)?;
+    let module = Module::new(&engine, bytes)?;
+    let mut store = Store::new(&engine, ());
+    if let Some(f) = fuel {
+        store.set_fuel(f)?;
+    }
+    if let Some(ms) = timeout_ms {
+        store.set_timeout(Duration::from_millis(ms))?;
+    }
+    if let Some(i) = module.imports().first() {
+        return Err(Failure::Error(format!(
+            "the module imports `{}`.`{}` ({}); `call` runs modules without imports (use `run` for WASI programs)",
+            i.module, i.name, i.ty
+        )));
+    }
+    let instance = Linker::new().instantiate(&mut store, &module)?;
+    let f = instance.get_func(&mut store, func)?;
+    let ty = f.ty(&store);
+    if args.len() != ty.params().len() {
+        return Err(Failure::Error(format!(
+            "`{func}` has type {ty}: it takes {} argument(s), {} given",
+            ty.params().len(),
+            args.len()
+        )));
+    }
+    let vals = args
+        .iter()
+        .zip(ty.params())
+        .enumerate()
+        .map(|(i, (a, t))| parse_arg::<B>(a, *t, i))
+        .collect::<Result<Vec<_>, _>>()?;
+    let results = f.invoke(&mut store, &vals)?;
+    Ok(results.iter().map(|v| v.to_string()).collect())
+}
+
+pub fn run(
+    file: &PathBuf,
+    func: &str,
+    args: &[String],
+    backend_name: &str,
+    fuel: Option<u64>,
+    timeout_ms: Option<u64>,
+) -> Result<(), Failure> {
+    let kind = backend(backend_name)?;
+    let bytes = read_module(file)?;
+    let results =
+        anywasm::with_backend!(kind, B => call_on::<B>(&bytes, func, args, fuel, timeout_ms))??;
+    for r in results {
+        println!("{r}");
+    }
+    Ok(())
+}
+
+/// Parses `--dir HOST[::GUEST][:ro]` into (host, guest, read-only).
+pub fn parse_dir(spec: &str) -> Result<(PathBuf, String, bool), Failure> {
+    let (spec, read_only) = match spec.strip_suffix(":ro") {
+        Some(rest) => (rest, true),
+        None => (spec, false),
+    };
+    let (host, guest) = match spec.split_once("::") {
+        Some((h, g)) => (h, g.to_string()),
+        None => (spec, spec.to_string()),
+    };
+    if host.is_empty() || guest.is_empty() {
+        return Err(Failure::Error(format!(
+            "--dir `{spec}`: expected HOST, HOST::GUEST or either with `:ro`"
+        )));
+    }
+    let host = PathBuf::from(host);
+    if !host.is_dir() {
+        return Err(Failure::Error(format!(
+            "--dir: {} is not a directory",
+            host.display()
+        )));
+    }
+    Ok((host, guest, read_only))
+}
+
+/// Parses `--env NAME=VALUE`, or `--env NAME` to pass the host's value on.
+pub fn parse_env(spec: &str) -> Result<(String, String), Failure> {
+    match spec.split_once('=') {
+        Some(("", _)) => Err(Failure::Error(format!("--env `{spec}`: the name is empty"))),
+        Some((k, v)) => Ok((k.to_string(), v.to_string())),
+        None => std::env::var(spec)
+            .map(|v| (spec.to_string(), v))
+            .map_err(|_| {
+                Failure::Error(format!(
+                    "--env `{spec}`: not set on the host (use NAME=VALUE)"
+                ))
+            }),
+    }
+}
+
+fn run_wasi_on<B: Backend>(bytes: &[u8], config: WasiConfig) -> Result<i32, Failure> {
+    let engine = Engine::<B>::default_config()?;
+    let module = Module::new(&engine, bytes)?;
+    if module.exports().iter().all(|e| e.name != "_start") {
+        return Err(Failure::Error(
+            "the module has no `_start` export; `run` takes WASI command modules (use `call` for others)".into(),
+        ));
+    }
+    Ok(anywasm_wasi::run_command(&engine, &module, config)?)
+}
+
+/// `anywasm run`: stdio inherited, only the given directories and
+/// variables visible; the program's exit status becomes ours.
+pub fn run_wasi(
+    file: &PathBuf,
+    args: &[String],
+    dirs: &[String],
+    envs: &[String],
+    backend_name: &str,
+) -> Result<(), Failure> {
+    let kind = backend(backend_name)?;
+    let bytes = read_module(file)?;
+    let program = file.file_name().map_or_else(
+        || file.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    let mut config = WasiConfig::new()
+        .inherit_stdio()
+        .arg(program)
+        .args(args.iter().cloned());
+    for d in dirs {
+        let (host, guest, read_only) = parse_dir(d)?;
+        config = if read_only {
+            config.preopen_dir_read_only(host, guest)
+        } else {
+            config.preopen_dir(host, guest)
+        };
+    }
+    for e in envs {
+        let (k, v) = parse_env(e)?;
+        config = config.env(k, v);
+    }
+    let status = anywasm::with_backend!(kind, B => run_wasi_on::<B>(&bytes, config))??;
+    match status {
+        0 => Ok(()),
+        code => Err(Failure::Exit(code)),
+    }
+}

@@ -1,0 +1,294 @@
+//! Every subcommand of the `anywasm` binary on fixtures, including bad input.
+
+use std::process::{Command, Output};
+
+const MATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/math.wat");
+
+fn anywasm(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_anywasm"))
+        .args(args)
+        .output()
+        .expect("the binary runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A failure is one line on stderr, no backtrace, and the given status.
+#[track_caller]
+fn fails_with(o: &Output, status: i32, needle: &str) {
+    assert_eq!(
+        o.status.code(),
+        Some(status),
+        "stdout: {}\nstderr: {}",
+        stdout(o),
+        stderr(o)
+    );
+    let err = stderr(o);
+    assert_eq!(
+        err.trim_end().lines().count(),
+        1,
+        "one line expected: {err}"
+    );
+    assert!(err.contains(needle), "`{needle}` not in: {err}");
+    assert!(
+        !err.contains("panicked") && !err.contains("backtrace"),
+        "{err}"
+    );
+}
+
+#[test]
+fn demo_runs_on_every_engine() {
+    let o = anywasm(&["demo"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    for engine in ["wasmtime", "wasmi", "wasmer"] {
+        let line = out
+            .lines()
+            .find(|l| l.starts_with(engine))
+            .unwrap_or_else(|| panic!("{engine} missing: {out}"));
+        assert!(line.contains("75025"), "{line}");
+    }
+}
+
+#[test]
+fn inspect_shows_the_module() {
+    let o = anywasm(&["inspect", MATH]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    for needle in [
+        "add: (func (param i32 i32) (result i32))",
+        "pair: (func (result i32 i64))",
+        "memory: (memory 1 4)",
+        "0: 32-bit, min 1 pages, max 4",
+        "0: funcref, min 2, unbounded",
+        "note (5 bytes)",
+        "proposals used: multi-value",
+        "sha256: ",
+    ] {
+        assert!(out.contains(needle), "`{needle}` not in:\n{out}");
+    }
+}
+
+#[test]
+fn call_prints_results_on_each_engine() {
+    for engine in ["wasmtime", "wasmi", "wasmer"] {
+        let o = anywasm(&["call", MATH, "add", "40", "2", "--backend", engine]);
+        assert_eq!(stdout(&o), "42\n", "{engine}: {}", stderr(&o));
+        let o = anywasm(&["call", MATH, "add", "-5", "3", "-b", engine]);
+        assert_eq!(stdout(&o), "-2\n");
+        let o = anywasm(&["call", MATH, "half", "3", "-b", engine]);
+        assert_eq!(stdout(&o), "1.5\n");
+        let o = anywasm(&["call", MATH, "big", "0x40000000", "-b", engine]);
+        assert_eq!(stdout(&o), "2147483648\n");
+        let o = anywasm(&["call", MATH, "pair", "-b", engine]);
+        assert_eq!(stdout(&o), "1\n2\n");
+    }
+}
+
+#[test]
+fn call_reports_traps_and_limits() {
+    fails_with(
+        &anywasm(&["call", MATH, "div", "1", "0"]),
+        3,
+        "integer divide by zero",
+    );
+    fails_with(
+        &anywasm(&["call", MATH, "spin", "--fuel", "10000", "-b", "wasmi"]),
+        3,
+        "all fuel consumed",
+    );
+    fails_with(
+        &anywasm(&["call", MATH, "spin", "--timeout-ms", "50", "-b", "wasmer"]),
+        3,
+        "deadline exceeded",
+    );
+}
+
+#[test]
+fn bad_input_is_one_line_and_a_status() {
+    fails_with(
+        &anywasm(&["call", MATH, "add", "1"]),
+        1,
+        "takes 2 argument(s), 1 given",
+    );
+    fails_with(
+        &anywasm(&["call", MATH, "add", "1", "x"]),
+        1,
+        "argument 2 (`x`) is not a valid i32",
+    );
+    fails_with(
+        &anywasm(&["call", MATH, "add", "1", "99999999999"]),
+        1,
+        "is not a valid i32",
+    );
+    fails_with(
+        &anywasm(&["call", MATH, "nope"]),
+        1,
+        "no exported function named `nope`",
+    );
+    fails_with(
+        &anywasm(&["call", MATH, "memory"]),
+        1,
+        "expected func, found memory",
+    );
+    fails_with(
+        &anywasm(&["call", "/nonexistent.wasm", "f"]),
+        1,
+        "cannot read /nonexistent.wasm",
+    );
+    fails_with(
+        &anywasm(&["call", MATH, "add", "1", "2", "-b", "v8"]),
+        1,
+        "unknown backend `v8`",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let garbage = dir.path().join("garbage.wasm");
+    std::fs::write(&garbage, b"\x00asm\x01\x00\x00\x00\x05\xff\xff").unwrap();
+    fails_with(
+        &anywasm(&["inspect", garbage.to_str().unwrap()]),
+        1,
+        "garbage.wasm",
+    );
+    fails_with(
+        &anywasm(&["call", garbage.to_str().unwrap(), "f"]),
+        1,
+        "invalid module",
+    );
+    std::fs::write(&garbage, "not wasm at all").unwrap();
+    fails_with(
+        &anywasm(&["call", garbage.to_str().unwrap(), "f"]),
+        1,
+        "neither WebAssembly nor valid WebAssembly text",
+    );
+    std::fs::write(&garbage, [0xffu8, 0xfe, 0x00]).unwrap();
+    fails_with(
+        &anywasm(&["bench", garbage.to_str().unwrap()]),
+        1,
+        "neither WebAssembly",
+    );
+    let imports = dir.path().join("imports.wat");
+    std::fs::write(
+        &imports,
+        r#"(module (import "env" "f" (func)) (func (export "g")))"#,
+    )
+    .unwrap();
+    fails_with(
+        &anywasm(&["call", imports.to_str().unwrap(), "g"]),
+        1,
+        "imports `env`.`f`",
+    );
+}
+
+#[test]
+fn bench_prints_a_table_or_json() {
+    let o = anywasm(&["bench", MATH, "add", "1", "2", "--iterations", "50"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.starts_with("engine"), "{out}");
+    assert_eq!(out.lines().count(), 4, "{out}");
+    let o = anywasm(&["bench", MATH, "--json", "--backends", "wasmi,wasmer"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let rows: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0]["backend"], "wasmi");
+    assert!(rows[1]["compile_ns"].as_u64().unwrap() > 0);
+    fails_with(
+        &anywasm(&["bench", MATH, "add", "1"]),
+        1,
+        "argument(s) given",
+    );
+}
+
+#[test]
+fn conformance_prints_the_matrix() {
+    let o = anywasm(&["conformance"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains("| wasm-v2 |"), "{out}");
+    for engine in ["wasmtime 48.0.8", "wasmi 2.0.0", "wasmer 7.3.0"] {
+        assert!(out.contains(engine), "{engine}: {out}");
+    }
+}
+
+fn wasi_fixture(name: &str) -> String {
+    format!(
+        "{}/../wasi/tests/fixtures/{name}.wasm",
+        env!("CARGO_MANIFEST_DIR")
+    )
+}
+
+#[test]
+fn run_passes_args_env_and_exit_status_on_each_engine() {
+    let prog = wasi_fixture("args_env");
+    for engine in ["wasmtime", "wasmi", "wasmer"] {
+        let o = anywasm(&[
+            "run",
+            "-b",
+            engine,
+            "--env",
+            "GREETING=hi",
+            &prog,
+            "--",
+            "one",
+            "two words",
+        ]);
+        assert!(o.status.success(), "{engine}: {}", stderr(&o));
+        assert_eq!(
+            stdout(&o),
+            "argc=3\nargv[0]=args_env.wasm\nargv[1]=one\nargv[2]=two words\nGREETING=hi\nHOME=(unset)\n\
+             environ has 1 entries\n",
+            "{engine}"
+        );
+        let o = anywasm(&["run", "-b", engine, &wasi_fixture("exit3")]);
+        assert_eq!(o.status.code(), Some(3), "{engine}: {}", stderr(&o));
+        assert_eq!(stdout(&o), "about to exit\n");
+    }
+}
+
+#[test]
+fn run_gives_only_the_named_directories() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = format!("{}::/sandbox", dir.path().display());
+    let o = anywasm(&["run", "--dir", &spec, &wasi_fixture("files")]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("line three"), "{}", stdout(&o));
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("data.txt")).unwrap(),
+        "line one\nline two\nline three\n"
+    );
+    // Read-only: the program cannot create its file.
+    let ro = tempfile::tempdir().unwrap();
+    let o = anywasm(&[
+        "run",
+        "--dir",
+        &format!("{}::/sandbox:ro", ro.path().display()),
+        &wasi_fixture("files"),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    assert!(stdout(&o).contains("fopen w failed: 76"), "{}", stdout(&o));
+    assert!(std::fs::read_dir(ro.path()).unwrap().next().is_none());
+    // Bad input.
+    fails_with(
+        &anywasm(&["run", "--dir", "/no/such/dir", &wasi_fixture("files")]),
+        1,
+        "is not a directory",
+    );
+    fails_with(
+        &anywasm(&["run", "--env", "=x", &wasi_fixture("hello")]),
+        1,
+        "name is empty",
+    );
+    fails_with(&anywasm(&["run", MATH]), 1, "no `_start` export");
+    fails_with(
+        &anywasm(&["run", "missing.wasm"]),
+        1,
+        "cannot read missing.wasm",
+    );
+}

@@ -1,0 +1,300 @@
+//! The configuration of a WASI program and its state: arguments,
+//! environment, standard streams and the table of file descriptors.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use cap_std::ambient_authority;
+use cap_std::fs::{Dir, File};
+
+/// Where the program's standard input comes from.
+#[derive(Debug, Clone)]
+pub enum Stdin {
+    /// Nothing: reads return end of file.
+    Empty,
+    /// These bytes.
+    Bytes(Arc<Vec<u8>>),
+    /// The host process's standard input.
+    Inherit,
+}
+
+/// Where standard output or error goes.
+#[derive(Debug, Clone)]
+pub enum Output {
+    /// Nowhere.
+    Discard,
+    /// Into a buffer the host reads afterwards ([`Captured`]).
+    Capture(Captured),
+    /// The host process's own stream.
+    Inherit,
+}
+
+/// Bytes a program wrote to a captured stream.
+#[derive(Debug, Clone, Default)]
+pub struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Captured {
+    /// A new, empty buffer.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// What has been written so far.
+    pub fn contents(&self) -> Vec<u8> {
+        self.0.lock().map(|b| b.clone()).unwrap_or_default()
+    }
+
+    /// What has been written so far, as text.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.contents()).into_owned()
+    }
+
+    fn write(&self, bytes: &[u8]) {
+        if let Ok(mut b) = self.0.lock() {
+            b.extend_from_slice(bytes);
+        }
+    }
+}
+
+/// A host directory made visible to the program.
+#[derive(Debug, Clone)]
+pub struct Preopen {
+    /// The directory on the host.
+    pub host: PathBuf,
+    /// The name the program sees (e.g. `/sandbox` or `.`).
+    pub guest: String,
+    /// Whether the program may only read.
+    pub read_only: bool,
+}
+
+/// What a WASI program is given: nothing by default.
+///
+/// ```
+/// use anywasm_wasi::{Captured, Output, WasiConfig};
+/// let out = Captured::new();
+/// let config = WasiConfig::new()
+///     .arg("prog")
+///     .arg("--verbose")
+///     .env("GREETING", "hello")
+///     .stdin_bytes(b"input".to_vec())
+///     .stdout(Output::Capture(out.clone()));
+/// assert_eq!(config.get_args(), ["prog", "--verbose"]);
+/// ```
+#[derive(Debug, Clone)]
+pub struct WasiConfig {
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+    stdin: Stdin,
+    stdout: Output,
+    stderr: Output,
+    preopens: Vec<Preopen>,
+}
+
+impl Default for WasiConfig {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl WasiConfig {
+    /// No arguments, no environment, no files; standard input empty and
+    /// output discarded. Nothing of the host leaks unless added here.
+    pub fn new() -> Self {
+        Self {
+            args: Vec::new(),
+            env: Vec::new(),
+            stdin: Stdin::Empty,
+            stdout: Output::Discard,
+            stderr: Output::Discard,
+            preopens: Vec::new(),
+        }
+    }
+
+    /// Adds an argument (the first is the program name).
+    pub fn arg(mut self, a: impl Into<String>) -> Self {
+        self.args.push(a.into());
+        self
+    }
+
+    /// Adds arguments.
+    pub fn args<S: Into<String>>(mut self, a: impl IntoIterator<Item = S>) -> Self {
+        self.args.extend(a.into_iter().map(Into::into));
+        self
+    }
+
+    /// Sets an environment variable.
+    pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// Standard input.
+    pub fn stdin(mut self, s: Stdin) -> Self {
+        self.stdin = s;
+        self
+    }
+
+    /// Standard input from bytes.
+    pub fn stdin_bytes(self, bytes: Vec<u8>) -> Self {
+        self.stdin(Stdin::Bytes(Arc::new(bytes)))
+    }
+
+    /// Standard output.
+    pub fn stdout(mut self, o: Output) -> Self {
+        self.stdout = o;
+        self
+    }
+
+    /// Standard error.
+    pub fn stderr(mut self, o: Output) -> Self {
+        self.stderr = o;
+        self
+    }
+
+    /// Inherits the host's standard input, output and error.
+    pub fn inherit_stdio(self) -> Self {
+        self.stdin(Stdin::Inherit)
+            .stdout(Output::Inherit)
+            .stderr(Output::Inherit)
+    }
+
+    /// Makes the host directory `host` visible as `guest`, read-write.
+    pub fn preopen_dir(mut self, host: impl AsRef<Path>, guest: impl Into<String>) -> Self {
+        self.preopens.push(Preopen {
+            host: host.as_ref().to_path_buf(),
+            guest: guest.into(),
+            read_only: false,
+        });
+        self
+    }
+
+    /// Makes the host directory `host` visible as `guest`, read-only.
+    pub fn preopen_dir_read_only(
+        mut self,
+        host: impl AsRef<Path>,
+        guest: impl Into<String>,
+    ) -> Self {
+        self.preopens.push(Preopen {
+            host: host.as_ref().to_path_buf(),
+            guest: guest.into(),
+            read_only: true,
+        });
+        self
+    }
+
+    /// The arguments.
+    pub fn get_args(&self) -> &[String] {
+        &self.args
+    }
+
+    /// Opens the preopened directories and makes the program's state.
+    pub fn build(self) -> Result<WasiCtx, anywasm_core::Error> {
+        let mut fds = vec![Some(Fd::Stdin), Some(Fd::Stdout), Some(Fd::Stderr)];
+        for p in &self.preopens {
+            let dir = Dir::open_ambient_dir(&p.host, ambient_authority()).map_err(|source| {
+                anywasm_core::Error::Io {
+                    path: p.host.display().to_string(),
+                    source,
+                }
+            })?;
+            fds.push(Some(Fd::Dir(DirFd {
+                dir,
+                preopen: Some(p.guest.clone()),
+                read_only: p.read_only,
+                entries: None,
+            })));
+        }
+        Ok(WasiCtx {
+            args: self.args,
+            env: self.env,
+            stdin: self.stdin,
+            stdin_pos: 0,
+            stdout: self.stdout,
+            stderr: self.stderr,
+            fds,
+            start: Instant::now(),
+        })
+    }
+}
+
+/// An open directory.
+pub(crate) struct DirFd {
+    pub(crate) dir: Dir,
+    pub(crate) preopen: Option<String>,
+    pub(crate) read_only: bool,
+    /// Names listed by `fd_readdir`, read once per descriptor.
+    pub(crate) entries: Option<Vec<(String, u8)>>,
+}
+
+/// An open file.
+pub(crate) struct FileFd {
+    pub(crate) file: File,
+    pub(crate) read: bool,
+    pub(crate) write: bool,
+    pub(crate) append: bool,
+}
+
+pub(crate) enum Fd {
+    Stdin,
+    Stdout,
+    Stderr,
+    File(FileFd),
+    Dir(DirFd),
+}
+
+/// The state of a WASI program; keep it in the store's data and give
+/// [`add_to_linker`](crate::add_to_linker) a way to reach it.
+pub struct WasiCtx {
+    pub(crate) args: Vec<String>,
+    pub(crate) env: Vec<(String, String)>,
+    stdin: Stdin,
+    stdin_pos: usize,
+    stdout: Output,
+    stderr: Output,
+    pub(crate) fds: Vec<Option<Fd>>,
+    pub(crate) start: Instant,
+}
+
+impl std::fmt::Debug for WasiCtx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WasiCtx")
+            .field("args", &self.args)
+            .field("open_fds", &self.fds.iter().filter(|f| f.is_some()).count())
+            .finish_non_exhaustive()
+    }
+}
+
+impl WasiCtx {
+    pub(crate) fn read_stdin(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match &self.stdin {
+            Stdin::Empty => Ok(0),
+            Stdin::Inherit => std::io::stdin().read(buf),
+            Stdin::Bytes(b) => {
+                let rest = &b[self.stdin_pos.min(b.len())..];
+                let n = rest.len().min(buf.len());
+                buf[..n].copy_from_slice(&rest[..n]);
+                self.stdin_pos += n;
+                Ok(n)
+            }
+        }
+    }
+
+    pub(crate) fn write_out(&mut self, err: bool, bytes: &[u8]) -> std::io::Result<usize> {
+        match if err { &self.stderr } else { &self.stdout } {
+            Output::Discard => Ok(bytes.len()),
+            Output::Capture(c) => {
+                c.write(bytes);
+                Ok(bytes.len())
+            }
+            Output::Inherit if err => std::io::stderr().write_all(bytes).map(|_| bytes.len()),
+            Output::Inherit => {
+                let mut out = std::io::stdout();
+                out.write_all(bytes)?;
+                out.flush()?;
+                Ok(bytes.len())
+            }
+        }
+    }
+}
