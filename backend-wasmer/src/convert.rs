@@ -214,6 +214,7 @@ pub(crate) fn val_from_wr(v: &wasmer::Value) -> Val<Wasmer> {
                 func: f.clone(),
                 owner: None,
                 binding: None,
+                thunk: None,
             })
         })),
         wasmer::Value::ExternRef(r) => {
@@ -234,13 +235,14 @@ pub(crate) fn extern_to_wr(e: &Extern<Wasmer>) -> wasmer::Extern {
 
 pub(crate) fn extern_from_wr(
     e: wasmer::Extern,
-    owner: Option<&wasmer::Instance>,
+    owner: Option<&crate::WrInstance>,
 ) -> Option<Extern<Wasmer>> {
     Some(match e {
         wasmer::Extern::Function(f) => Extern::Func(Func::from_raw(WrFunc {
             func: f,
             owner: owner.cloned(),
             binding: None,
+            thunk: None,
         })),
         wasmer::Extern::Memory(m) => Extern::Memory(Memory::from_raw(m)),
         wasmer::Extern::Table(t) => Extern::Table(Table::from_raw(t)),

@@ -43,6 +43,7 @@
 mod convert;
 mod limits;
 mod metering;
+mod thunk;
 mod watchdog;
 
 use std::sync::{Arc, Mutex, OnceLock};
@@ -88,14 +89,21 @@ pub struct WrModule {
     start: Option<String>,
 }
 
+/// An instance. Shared, because every function taken from it and every
+/// call into it keeps it (wasmer's `Instance` clones its export map).
+pub type WrInstance = Arc<wasmer::Instance>;
+
 /// A function, with what the backend knows about whose it is.
 #[derive(Clone, Debug)]
 pub struct WrFunc {
     func: wasmer::Function,
     /// The instance that exports it, for functions taken from an instance.
-    owner: Option<wasmer::Instance>,
+    owner: Option<WrInstance>,
     /// For host functions: the instance that imports it, once known.
-    binding: Option<Arc<OnceLock<wasmer::Instance>>>,
+    binding: Option<Arc<OnceLock<WrInstance>>>,
+    /// For host functions with a run-time signature: the wasm thunk that
+    /// stands for it as a funcref, once made.
+    thunk: Option<Arc<OnceLock<wasmer::Function>>>,
 }
 
 impl WrFunc {
@@ -122,7 +130,7 @@ pub struct StoreData<T> {
     watch: Option<Arc<Watch>>,
     depth: u32,
     /// Instances whose exports the host is running, innermost last.
-    running: Vec<wasmer::Instance>,
+    running: Vec<WrInstance>,
     host_error: Option<Error>,
 }
 
@@ -199,7 +207,7 @@ impl<T: Send + 'static> ViewMut<T> for FunctionEnvMut<'_, StoreData<T>> {
 /// What a host function gets: the store view and its own binding.
 pub struct WrCaller<'a, T: Send + 'static> {
     env: &'a mut (dyn ViewMut<T> + 'a),
-    binding: &'a OnceLock<wasmer::Instance>,
+    binding: &'a OnceLock<WrInstance>,
 }
 
 /// The proposals the layer supports on wasmer. wasmer also implements
@@ -218,7 +226,7 @@ fn supported_features() -> Features {
 /// handed to the instances and taken back, the watchdog, and the caller stack.
 fn host_call<T: Send + 'static, R>(
     ctx: &mut dyn ViewMut<T>,
-    owner: Option<&wasmer::Instance>,
+    owner: Option<&WrInstance>,
     f: impl FnOnce(&mut StoreMut<'_>) -> std::result::Result<R, wasmer::RuntimeError>,
 ) -> Result<R> {
     let mut env = ctx.env_mut();
@@ -287,6 +295,109 @@ fn host_call<T: Send + 'static, R>(
     }
 }
 
+/// Registers an instance compiled with the metering middleware, giving it
+/// the store's remaining budget.
+fn meter_instance<T>(
+    data: &mut StoreData<T>,
+    store: &mut StoreMut<'_>,
+    instance: &wasmer::Instance,
+) {
+    let remaining = instance
+        .exports
+        .get_global(metering::FUEL_GLOBAL)
+        .ok()
+        .cloned();
+    let exhausted = instance
+        .exports
+        .get_global(metering::EXHAUSTED_GLOBAL)
+        .ok()
+        .cloned();
+    if let (Some(remaining), Some(exhausted)) = (remaining, exhausted) {
+        let mut m = MeteredInstance {
+            remaining,
+            exhausted,
+            last_set: 0,
+        };
+        let fuel = if data.depth > 0 {
+            // Inside a call: the budget not yet spent by others.
+            let mut spent = 0u64;
+            for o in &data.metered {
+                let (left, _) = points(store, o);
+                spent = spent.saturating_add(o.last_set.saturating_sub(left));
+            }
+            data.fuel.saturating_sub(spent)
+        } else {
+            data.fuel
+        };
+        set_points(store, &mut m, fuel);
+        data.metered.push(m);
+    }
+}
+
+/// A function as wasmer accepts it in a table, global or funcref argument:
+/// itself, or for a host function with a run-time signature, its wasm thunk
+/// (see `thunk`).
+fn funcref_to_wr<T>(
+    data: &mut StoreData<T>,
+    store: &mut StoreMut<'_>,
+    f: &WrFunc,
+) -> Result<wasmer::Function> {
+    let Some(cell) = &f.thunk else {
+        return Ok(f.func.clone());
+    };
+    if let Some(t) = cell.get() {
+        return Ok(t.clone());
+    }
+    let ty = func_type_from_wr(&f.func.ty(store));
+    let module =
+        wasmer::Module::new(&*store, thunk::thunk_module(&ty)).map_err(thunk::thunk_error)?;
+    let imports = wasmer::imports! { "" => { "f" => f.func.clone() } };
+    let instance = wasmer::Instance::new(store, &module, &imports).map_err(thunk::thunk_error)?;
+    if data.shared.fuel_enabled() {
+        meter_instance(data, store, &instance);
+    }
+    let t = instance
+        .exports
+        .get_function("f")
+        .map_err(thunk::thunk_error)?
+        .clone();
+    let _ = cell.set(t.clone());
+    Ok(cell.get().cloned().unwrap_or(t))
+}
+
+/// Runs a wasmer call that panics on a funcref it cannot take (a host
+/// function with a run-time signature re-exported by an instance, which the
+/// backend cannot tell from a wasm function), turning the panic into
+/// `Unsupported`. wasmer checks before it changes anything, so the store
+/// stays consistent.
+fn guard_panic<R>(f: impl FnOnce() -> R) -> Result<R> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|p| {
+        let msg = p
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| p.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a wasmer panic".into());
+        Error::unsupported(NAME, format!("this funcref ({msg})"))
+    })
+}
+
+/// [`val_to_wr`] for values that may hold a host function with a run-time
+/// signature.
+fn val_to_wr_in<T>(
+    data: &mut StoreData<T>,
+    store: &mut StoreMut<'_>,
+    v: &Val<Wasmer>,
+) -> Result<wasmer::Value> {
+    match v {
+        Val::FuncRef(Some(f)) => Ok(wasmer::Value::FuncRef(Some(funcref_to_wr(
+            data,
+            store,
+            f.raw(),
+        )?))),
+        v => Ok(val_to_wr(v)),
+    }
+}
+
 fn set_points(store: &mut StoreMut<'_>, m: &mut MeteredInstance, fuel: u64) {
     let _ = m.remaining.set(store, wasmer::Value::I64(fuel as i64));
     let _ = m.exhausted.set(store, wasmer::Value::I32(0));
@@ -334,7 +445,7 @@ impl Backend for Wasmer {
     type Ctx<'a, T: Send + 'static> = &'a (dyn View<T> + 'a);
     type CtxMut<'a, T: Send + 'static> = &'a mut (dyn ViewMut<T> + 'a);
     type Caller<'a, T: Send + 'static> = WrCaller<'a, T>;
-    type Instance = wasmer::Instance;
+    type Instance = WrInstance;
     type Func = WrFunc;
     type Memory = wasmer::Memory;
     type Table = wasmer::Table;
@@ -571,7 +682,7 @@ impl Backend for Wasmer {
         ctx: Self::CtxMut<'_, T>,
         module: &WrModule,
         imports: &[Extern<Self>],
-    ) -> Result<wasmer::Instance> {
+    ) -> Result<WrInstance> {
         let wr_imports: Vec<wasmer::Extern> = imports.iter().map(extern_to_wr).collect();
         let shared = ctx.data().shared.clone();
         let instance = {
@@ -579,6 +690,7 @@ impl Backend for Wasmer {
             let mut store = env.as_store_mut();
             limits::creating_in(&shared, || {
                 wasmer::Instance::new_by_index(&mut store, &module.module, &wr_imports)
+                    .map(Arc::new)
                     .map_err(instantiation_err)
             })?
         };
@@ -594,36 +706,7 @@ impl Backend for Wasmer {
         if shared.fuel_enabled() {
             let mut env = ctx.env_mut();
             let (data, mut store) = env.data_and_store_mut();
-            let remaining = instance
-                .exports
-                .get_global(metering::FUEL_GLOBAL)
-                .ok()
-                .cloned();
-            let exhausted = instance
-                .exports
-                .get_global(metering::EXHAUSTED_GLOBAL)
-                .ok()
-                .cloned();
-            if let (Some(remaining), Some(exhausted)) = (remaining, exhausted) {
-                let mut m = MeteredInstance {
-                    remaining,
-                    exhausted,
-                    last_set: 0,
-                };
-                let fuel = if data.depth > 0 {
-                    // Inside a call: the budget not yet spent by others.
-                    let mut spent = 0u64;
-                    for o in &data.metered {
-                        let (left, _) = points(&mut store, o);
-                        spent = spent.saturating_add(o.last_set.saturating_sub(left));
-                    }
-                    data.fuel.saturating_sub(spent)
-                } else {
-                    data.fuel
-                };
-                set_points(&mut store, &mut m, fuel);
-                data.metered.push(m);
-            }
+            meter_instance(data, &mut store, &instance);
         }
         if let Some(start) = &module.start {
             let func = instance
@@ -643,7 +726,7 @@ impl Backend for Wasmer {
 
     fn instance_export<T: Send + 'static>(
         _ctx: Self::CtxMut<'_, T>,
-        instance: &wasmer::Instance,
+        instance: &WrInstance,
         name: &str,
     ) -> Option<Extern<Self>> {
         let e = instance.exports.get_extern(name)?.clone();
@@ -672,7 +755,14 @@ impl Backend for Wasmer {
         params: &[Val<Self>],
         results: &mut [Val<Self>],
     ) -> Result<()> {
-        let params: Vec<wasmer::Value> = params.iter().map(val_to_wr).collect();
+        let params: Vec<wasmer::Value> = {
+            let mut env = ctx.env_mut();
+            let (data, mut store) = env.data_and_store_mut();
+            params
+                .iter()
+                .map(|v| val_to_wr_in(data, &mut store, v))
+                .collect::<Result<_>>()?
+        };
         let out = host_call(ctx, func.owner.as_ref(), |store| {
             func.func.call(store, &params)
         })?;
@@ -687,7 +777,7 @@ impl Backend for Wasmer {
         ty: FuncType,
         func: DynHostFn<Self, T>,
     ) -> WrFunc {
-        let binding: Arc<OnceLock<wasmer::Instance>> = Arc::default();
+        let binding: Arc<OnceLock<WrInstance>> = Arc::default();
         let bound = binding.clone();
         let wr_ty = func_type_to_wr(&ty);
         let mut env = ctx.env_mut();
@@ -714,7 +804,11 @@ impl Backend for Wasmer {
                 if v.ty() != ty.results()[i] {
                     return Err(park_host_error(&mut env, result_type_error(&ty, i, v)));
                 }
-                out.push(val_to_wr(v));
+                let (data, mut store) = env.data_and_store_mut();
+                match val_to_wr_in(data, &mut store, v) {
+                    Ok(v) => out.push(v),
+                    Err(e) => return Err(park_host_error(&mut env, e)),
+                }
             }
             Ok(out)
         });
@@ -722,6 +816,7 @@ impl Backend for Wasmer {
             func: f,
             owner: None,
             binding: Some(binding),
+            thunk: Some(Arc::default()),
         }
     }
 
@@ -806,11 +901,10 @@ impl Backend for Wasmer {
         let wr = table_type_to_wr(&ty)?;
         let shared = ctx.data().shared.clone();
         let mut env = ctx.env_mut();
-        let mut store = env.as_store_mut();
-        limits::creating_in(&shared, || {
-            wasmer::Table::new(&mut store, wr, val_to_wr(&init))
-        })
-        .map_err(map_runtime_err)
+        let (data, mut store) = env.data_and_store_mut();
+        let init = val_to_wr_in(data, &mut store, &init)?;
+        guard_panic(|| limits::creating_in(&shared, || wasmer::Table::new(&mut store, wr, init)))?
+            .map_err(map_runtime_err)
     }
 
     fn table_ty<T: Send + 'static>(ctx: Self::Ctx<'_, T>, table: &wasmer::Table) -> TableType {
@@ -840,9 +934,9 @@ impl Backend for Wasmer {
         let index = u32::try_from(index)
             .map_err(|_| Error::InvalidArgument(format!("table index {index}")))?;
         let mut env = ctx.env_mut();
-        let mut store = env.as_store_mut();
-        table
-            .set(&mut store, index, val_to_wr(&value))
+        let (data, mut store) = env.data_and_store_mut();
+        let value = val_to_wr_in(data, &mut store, &value)?;
+        guard_panic(|| table.set(&mut store, index, value))?
             .map_err(|e| Error::InvalidArgument(e.message()))
     }
 
@@ -855,9 +949,9 @@ impl Backend for Wasmer {
         let delta32 = u32::try_from(delta)
             .map_err(|_| Error::InvalidArgument(format!("cannot grow table by {delta}")))?;
         let mut env = ctx.env_mut();
-        let mut store = env.as_store_mut();
-        table
-            .grow(&mut store, delta32, val_to_wr(&init))
+        let (data, mut store) = env.data_and_store_mut();
+        let init = val_to_wr_in(data, &mut store, &init)?;
+        guard_panic(|| table.grow(&mut store, delta32, init))?
             .map(u64::from)
             .map_err(|e| {
                 Error::InvalidArgument(format!("cannot grow table by {delta}: {}", e.message()))
@@ -870,12 +964,14 @@ impl Backend for Wasmer {
         value: Val<Self>,
     ) -> Result<wasmer::Global> {
         let mut env = ctx.env_mut();
-        let mut store = env.as_store_mut();
-        let v = val_to_wr(&value);
-        Ok(if ty.is_mutable() {
-            wasmer::Global::new_mut(&mut store, v)
-        } else {
-            wasmer::Global::new(&mut store, v)
+        let (data, mut store) = env.data_and_store_mut();
+        let v = val_to_wr_in(data, &mut store, &value)?;
+        guard_panic(|| {
+            if ty.is_mutable() {
+                wasmer::Global::new_mut(&mut store, v)
+            } else {
+                wasmer::Global::new(&mut store, v)
+            }
         })
     }
 
@@ -898,9 +994,9 @@ impl Backend for Wasmer {
         value: Val<Self>,
     ) -> Result<()> {
         let mut env = ctx.env_mut();
-        let mut store = env.as_store_mut();
-        global
-            .set(&mut store, val_to_wr(&value))
+        let (data, mut store) = env.data_and_store_mut();
+        let value = val_to_wr_in(data, &mut store, &value)?;
+        guard_panic(|| global.set(&mut store, value))?
             .map_err(|e| Error::InvalidArgument(e.message()))
     }
 
@@ -998,7 +1094,7 @@ where
 /// wasmer's typed function with the instance that owns it.
 pub struct WrTyped<P: NativeParams, R: NativeResults> {
     native: Arc<wasmer::TypedFunction<P::Native, R::Native>>,
-    owner: Option<wasmer::Instance>,
+    owner: Option<WrInstance>,
     _marker: std::marker::PhantomData<fn(P) -> R>,
 }
 
@@ -1139,7 +1235,7 @@ macro_rules! host_sig {
             where
                 F: Fn(Caller<'_, Wasmer, T>, ($($t,)*)) -> Result<R> + Send + Sync + 'static,
             {
-                let binding: Arc<OnceLock<wasmer::Instance>> = Arc::default();
+                let binding: Arc<OnceLock<WrInstance>> = Arc::default();
                 let bound = binding.clone();
                 let mut env = ctx.env_mut();
                 let fenv = env.as_ref();
@@ -1166,6 +1262,7 @@ macro_rules! host_sig {
                     func,
                     owner: None,
                     binding: Some(binding),
+                    thunk: None,
                 }
             }
         }

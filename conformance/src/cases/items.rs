@@ -1,8 +1,8 @@
 //! Memories, globals, tables and references created by the host or exported.
 
 use anywasm_core::{
-    Backend, Config, Error, ExternRef, Global, GlobalType, Linker, Memory, MemoryType, Mutability,
-    Store, Table, TableType, TrapCode, Val, ValType,
+    Backend, Config, Error, ExternRef, Func, FuncType, Global, GlobalType, Linker, Memory,
+    MemoryType, Mutability, Store, Table, TableType, TrapCode, Val, ValType,
 };
 
 use super::{assert_trap, call, engine, i32_of, i64_of, instantiate, module};
@@ -309,4 +309,91 @@ pub fn externref_round_trip<B: Backend>() {
     );
     let table = inst.get_table(&mut store, "refs").unwrap();
     assert!(table.get(&mut store, 1).unwrap().is_null());
+}
+
+/// Host functions, with a run-time signature (`Func::new`) or a typed one,
+/// are funcrefs like any other: in a host table wasm calls through, in a
+/// global, as an argument, and read back. (wasmer cannot take a `Func::new`
+/// function as a funcref; its backend gives it a wasm thunk.)
+pub fn host_functions_as_funcrefs<B: Backend>()
+where
+    anywasm_core::SigOf<i32, i32>: anywasm_core::HostSig<B, Params = (i32,), Results = (i32,)>,
+{
+    let engine = engine::<B>(&Config::new());
+    let mut store = Store::new(&engine, ());
+    let ty = FuncType::new([ValType::I32], [ValType::I32]);
+    let dynamic = Func::new(&mut store, ty.clone(), |_, p, r| {
+        r[0] = Val::I32(p[0].as_i32().unwrap_or(0) + 100);
+        Ok(())
+    });
+    let table = Table::new(
+        &mut store,
+        TableType::new(ValType::FuncRef, 1, None),
+        Val::FuncRef(None),
+    )
+    .unwrap();
+    table
+        .set(&mut store, 0, Val::FuncRef(Some(dynamic.clone())))
+        .unwrap();
+    table
+        .grow(&mut store, 1, Val::FuncRef(Some(dynamic.clone())))
+        .unwrap();
+    let global = Global::new(
+        &mut store,
+        GlobalType::new(ValType::FuncRef, Mutability::Var),
+        Val::FuncRef(None),
+    )
+    .unwrap();
+    global
+        .set(&mut store, Val::FuncRef(Some(dynamic.clone())))
+        .unwrap();
+    let m = module(
+        &engine,
+        r#"(module
+            (type $t (func (param i32) (result i32)))
+            (import "host" "table" (table 1 funcref))
+            (func (export "call_slot") (param i32 i32) (result i32)
+              (call_indirect (type $t) (local.get 1) (local.get 0)))
+            (func (export "call_ref") (param funcref i32) (result i32)
+              (table.set 0 (i32.const 0) (local.get 0))
+              (call_indirect (type $t) (local.get 1) (i32.const 0))))"#,
+    );
+    let mut linker = Linker::new();
+    linker.define("host", "table", table.clone()).unwrap();
+    let inst = linker.instantiate(&mut store, &m).unwrap();
+    for slot in [0, 1] {
+        assert_eq!(
+            i32_of(
+                call(
+                    &mut store,
+                    &inst,
+                    "call_slot",
+                    &[Val::I32(slot), Val::I32(1)]
+                )
+                .unwrap()
+            ),
+            101
+        );
+    }
+    let Val::FuncRef(Some(from_global)) = global.get(&mut store) else {
+        panic!("{}: null global", B::NAME)
+    };
+    assert_eq!(
+        i32_of(from_global.invoke(&mut store, &[Val::I32(2)]).unwrap()),
+        102
+    );
+    let typed = Func::wrap(&mut store, |x: i32| x * 2);
+    for (f, expected) in [(dynamic, 103), (typed, 6)] {
+        let r = call(
+            &mut store,
+            &inst,
+            "call_ref",
+            &[Val::FuncRef(Some(f)), Val::I32(3)],
+        )
+        .unwrap();
+        assert_eq!(i32_of(r), expected, "{}", B::NAME);
+    }
+    let read = table.get(&mut store, 1).unwrap();
+    let f = read.as_funcref().flatten().cloned().unwrap();
+    assert_eq!(i32_of(f.invoke(&mut store, &[Val::I32(5)]).unwrap()), 105);
 }
