@@ -123,5 +123,52 @@ pub fn run(file: &PathBuf) -> Result<(), Failure> {
     for s in info.custom_sections() {
         println!("  {} ({} bytes)", s.name, s.range.len());
     }
+    if info.custom_sections().iter().any(|s| s.name == "dylink.0") {
+        print_dylink(file, &bytes)?;
+    }
+    Ok(())
+}
+
+/// The `dylink.0` section of a dynamic library.
+fn print_dylink(file: &std::path::Path, bytes: &[u8]) -> Result<(), Failure> {
+    let name = file.display().to_string();
+    let d =
+        anywasm_linker::Dylink::parse(&name, bytes).map_err(|e| Failure::Error(e.to_string()))?;
+    println!("dynamic library (dylink.0):");
+    println!(
+        "  memory: {} bytes, aligned to {}",
+        d.memory_size,
+        1u64 << d.memory_align_log2.min(63)
+    );
+    println!(
+        "  table: {} slots, aligned to {}",
+        d.table_size,
+        1u64 << d.table_align_log2.min(63)
+    );
+    if d.needed.is_empty() {
+        println!("  needed: none");
+    } else {
+        println!("  needed: {}", d.needed.join(", "));
+    }
+    for e in &d.export_info {
+        println!(
+            "  export {}{} (flags {:#x})",
+            e.name,
+            if e.tls { ", thread-local" } else { "" },
+            e.flags
+        );
+    }
+    for i in &d.import_info {
+        println!(
+            "  import {}.{}{} (flags {:#x})",
+            i.module,
+            i.field,
+            if i.weak { ", weak" } else { "" },
+            i.flags
+        );
+    }
+    if !d.runtime_path.is_empty() {
+        println!("  runtime path: {}", d.runtime_path.join(", "));
+    }
     Ok(())
 }

@@ -76,6 +76,27 @@ fn inspect_shows_the_module() {
 }
 
 #[test]
+fn inspect_shows_dylink() {
+    let lib = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../linker/tests/fixtures/libmid.so"
+    );
+    let o = anywasm(&["inspect", lib]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    for needle in [
+        "dynamic library (dylink.0):",
+        "memory: 12 bytes, aligned to 4",
+        "needed: libbase.so",
+        "import env.maybe_fn, weak",
+        "GOT.mem.base_value: (global (mut i32))",
+    ] {
+        assert!(out.contains(needle), "`{needle}` not in:\n{out}");
+    }
+    assert!(!stdout(&anywasm(&["inspect", MATH])).contains("dylink"));
+}
+
+#[test]
 fn call_prints_results_on_each_engine() {
     for engine in ["wasmtime", "wasmi", "wasmer"] {
         let o = anywasm(&["call", MATH, "add", "40", "2", "--backend", engine]);

@@ -1,0 +1,531 @@
+//! Dynamic linking on every backend, with libraries built by clang-14 and
+//! wasm-ld-14 (`tests/fixtures/build.sh`) and one written in WAT. Each case
+//! is a generic function run as `<backend>::<case>`. Expected values are
+//! what the C sources say, worked out by hand in the comments.
+
+use std::path::{Path, PathBuf};
+
+use anywasm::{Backend, Engine, Func, FuncType, Linker, Store, Val, ValType};
+use anywasm_linker::{DynamicLinker, Error, LinkerConfig, Symbol, combine};
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(fixtures().join(name)).unwrap()
+}
+
+fn setup<B: Backend>(host: Linker<B, ()>) -> (Store<B, ()>, DynamicLinker<B, ()>) {
+    let engine = Engine::<B>::default_config().unwrap();
+    let mut store = Store::new(&engine, ());
+    let config = LinkerConfig::new().search_dir(fixtures());
+    let dl = DynamicLinker::new(&mut store, config, host).unwrap();
+    (store, dl)
+}
+
+fn call<B: Backend>(store: &mut Store<B, ()>, f: &Func<B>, args: &[i32]) -> i32 {
+    let args: Vec<Val<B>> = args.iter().map(|a| Val::I32(*a)).collect();
+    let r = f
+        .invoke(&mut *store, &args)
+        .unwrap_or_else(|e| panic!("{}: {e}", B::NAME));
+    r[0].as_i32().unwrap()
+}
+
+fn call_sym<B: Backend>(
+    store: &mut Store<B, ()>,
+    dl: &mut DynamicLinker<B, ()>,
+    name: &str,
+    args: &[i32],
+) -> i32 {
+    let f = dl
+        .func(&mut *store, name)
+        .unwrap_or_else(|e| panic!("{}: {e}", B::NAME));
+    call(store, &f, args)
+}
+
+fn data_address<B: Backend>(
+    store: &mut Store<B, ()>,
+    dl: &mut DynamicLinker<B, ()>,
+    name: &str,
+) -> u32 {
+    match dl.lookup(&mut *store, name).unwrap() {
+        Symbol::Data { address } => address,
+        Symbol::Func { .. } => panic!("{name} is a function"),
+    }
+}
+
+fn read_u32<B: Backend>(store: &Store<B, ()>, dl: &DynamicLinker<B, ()>, address: u32) -> u32 {
+    dl.memory().read_i32(store, address.into()).unwrap() as u32
+}
+
+/// main.wasm needs libmid.so, libbase.so and libutil.so; each is loaded
+/// once, dependencies first, in its own aligned region.
+pub fn main_calls_side_modules<B: Backend>() {
+    let (mut store, mut dl) = setup::<B>(Linker::new());
+    let main = dl.load(&mut store, "main.wasm").unwrap();
+    let names: Vec<&str> = dl.libraries().map(|(_, l)| l.name()).collect();
+    assert_eq!(
+        names,
+        ["libbase.so", "libmid.so", "libutil.so", "main.wasm"]
+    );
+    assert_eq!(dl.libraries().last().unwrap().0, main);
+    let mut regions: Vec<(u32, u32)> = Vec::new();
+    for (_, l) in dl.libraries() {
+        let d = l.dylink();
+        assert_eq!(
+            l.memory_base() % (1 << d.memory_align_log2),
+            0,
+            "{} misaligned",
+            l.name()
+        );
+        for (b, s) in &regions {
+            assert!(l.memory_base() >= b + s, "{} overlaps", l.name());
+        }
+        regions.push((l.memory_base(), d.memory_size));
+    }
+    // base_add(base_value, 1) = 42 + 1
+    assert_eq!(call_sym(&mut store, &mut dl, "call_side", &[]), 43);
+    // strlen("hello") through a pointer in libutil's data
+    assert_eq!(call_sym(&mut store, &mut dl, "greeting_len", &[]), 5);
+    // 1 + 2 + ... + 10 on the shared stack, which is restored afterwards
+    let sp = dl.stack_pointer().get(&mut store).as_i32().unwrap();
+    assert_eq!(call_sym(&mut store, &mut dl, "stack_sum", &[10]), 55);
+    assert_eq!(dl.stack_pointer().get(&mut store).as_i32().unwrap(), sp);
+    // Loading again is the same library.
+    assert_eq!(dl.load(&mut store, "main.wasm").unwrap(), main);
+    assert_eq!(dl.libraries().count(), 4);
+}
+
+/// A pointer in libmid's data points at libbase's `base_value`.
+pub fn data_pointer_across_modules<B: Backend>() {
+    let (mut store, mut dl) = setup::<B>(Linker::new());
+    dl.load(&mut store, "main.wasm").unwrap();
+    assert_eq!(call_sym(&mut store, &mut dl, "read_through_mid", &[]), 42);
+    let base_value = data_address(&mut store, &mut dl, "base_value");
+    let ptr_slot = data_address(&mut store, &mut dl, "mid_ptr_to_base");
+    assert_eq!(read_u32(&store, &dl, ptr_slot), base_value);
+    // Writing through libmid's pointer changes libbase's variable.
+    assert_eq!(call_sym(&mut store, &mut dl, "write_shared", &[99]), 99);
+    assert_eq!(read_u32(&store, &dl, base_value), 99);
+    // libbase's own pointer to its own data was relocated too.
+    let base_ptr = data_address(&mut store, &mut dl, "base_ptr");
+    assert_eq!(read_u32(&store, &dl, base_ptr), base_value);
+}
+
+/// Every route to `twice` gives one table index: main's GOT, libmid's
+/// GOT, a pointer in libmid's data, and `dlsym`.
+pub fn function_pointers_are_equal<B: Backend>() {
+    let (mut store, mut dl) = setup::<B>(Linker::new());
+    dl.load(&mut store, "main.wasm").unwrap();
+    assert_eq!(call_sym(&mut store, &mut dl, "fn_ptrs_equal", &[]), 1);
+    // mid_get_twice()(21) = 42
+    assert_eq!(call_sym(&mut store, &mut dl, "call_through_ptr", &[]), 42);
+    let Symbol::Func { func, table_index } = dl.lookup(&mut store, "twice").unwrap() else {
+        panic!()
+    };
+    assert!(table_index > 0);
+    let stored = data_address(&mut store, &mut dl, "mid_twice_ptr");
+    assert_eq!(read_u32(&store, &dl, stored), table_index);
+    let handle = dl.dlopen(&mut store, "libbase.so").unwrap();
+    let Symbol::Func {
+        table_index: again, ..
+    } = dl.dlsym(&mut store, handle, "twice").unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(again, table_index);
+    // The table entry is the function.
+    let Some(Val::FuncRef(Some(entry))) = dl.table().get(&mut store, table_index.into()) else {
+        panic!()
+    };
+    assert_eq!(call(&mut store, &entry, &[5]), 10);
+    assert_eq!(call(&mut store, &func, &[5]), 10);
+}
+
+/// libmid's constructor reads through libbase's relocated pointer: 42 + 1.
+pub fn constructors_run_after_dependencies<B: Backend>() {
+    let (mut store, mut dl) = setup::<B>(Linker::new());
+    dl.load(&mut store, "main.wasm").unwrap();
+    assert_eq!(call_sym(&mut store, &mut dl, "ctor_result", &[]), 43);
+}
+
+/// Weak symbols nobody defines are null, in C and in WAT.
+pub fn weak_undefined_symbols_are_null<B: Backend>() {
+    let (mut store, mut dl) = setup::<B>(Linker::new());
+    dl.load(&mut store, "main.wasm").unwrap();
+    assert_eq!(call_sym(&mut store, &mut dl, "weak_nulls", &[]), 2);
+    let wat = wat::parse_file(fixtures().join("libwat.wat")).unwrap();
+    dl.load_bytes(&mut store, "libwat.so", wat).unwrap();
+    assert_eq!(call_sym(&mut store, &mut dl, "wat_hook_is_null", &[]), 1);
+}
+
+/// An undefined symbol names itself and who needs it; nothing is loaded,
+/// and the linker keeps working.
+pub fn missing_symbol_is_a_clear_error<B: Backend>() {
+    let (mut store, mut dl) = setup::<B>(Linker::new());
+    let err = dl.load(&mut store, "libmissing.so").unwrap_err();
+    assert!(
+        matches!(&err, Error::UndefinedSymbol { symbol, library } if symbol == "no_such_function" && library == "libmissing.so"),
+        "{err:?}"
+    );
+    assert_eq!(
+        err.to_string(),
+        "undefined symbol `no_such_function` needed by `libmissing.so`"
+    );
+    assert_eq!(dl.libraries().count(), 0);
+    assert!(dl.lookup(&mut store, "uses_missing").is_err());
+    // A host function of that name makes it load.
+    let mut host = Linker::<B, ()>::new();
+    host.func_new(
+        "env",
+        "no_such_function",
+        FuncType::new([ValType::I32], [ValType::I32]),
+        |_, p, r| {
+            r[0] = Val::I32(p[0].as_i32().unwrap() * 3);
+            Ok(())
+        },
+    )
+    .unwrap();
+    let (mut store, mut dl) = setup::<B>(host);
+    dl.load(&mut store, "libmissing.so").unwrap();
+    // no_such_function(4) + 1 = 13
+    assert_eq!(call_sym(&mut store, &mut dl, "uses_missing", &[4]), 13);
+    // A needed library that does not exist.
+    let (mut store, mut dl) = setup::<B>(Linker::new());
+    let lib = wat::parse_str(r#"(module (@dylink.0 (needed "libnowhere.so")))"#).unwrap();
+    let err = dl
+        .load_bytes(&mut store, "needs_nothing_real.so", lib)
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::NotFound { library, .. } if library == "libnowhere.so"),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string()
+            .contains("needed by `needs_nothing_real.so`"),
+        "{err}"
+    );
+}
+
+/// libping.so and libpong.so need each other.
+pub fn circular_dependencies<B: Backend>() {
+    fn ping(n: i32) -> i32 {
+        if n <= 0 { 0 } else { 1 + pong(n - 1) }
+    }
+    fn pong(n: i32) -> i32 {
+        if n <= 0 { 0 } else { 10 + ping(n - 1) }
+    }
+    let (mut store, mut dl) = setup::<B>(Linker::new());
+    dl.load(&mut store, "libping.so").unwrap();
+    let names: Vec<&str> = dl.libraries().map(|(_, l)| l.name()).collect();
+    assert_eq!(names, ["libpong.so", "libping.so"]);
+    for n in [0, 1, 5, 12] {
+        assert_eq!(
+            call_sym(&mut store, &mut dl, "ping", &[n]),
+            ping(n),
+            "ping({n})"
+        );
+        assert_eq!(
+            call_sym(&mut store, &mut dl, "pong", &[n]),
+            pong(n),
+            "pong({n})"
+        );
+    }
+}
+
+/// `dlopen` at run time loads libplugin.so (reusing the loaded libbase.so);
+/// `dlsym` gives a function and a variable; `dlclose` is safe.
+pub fn dlopen_dlsym_dlclose<B: Backend>() {
+    let (mut store, mut dl) = setup::<B>(Linker::new());
+    dl.load(&mut store, "main.wasm").unwrap();
+    let before = dl.libraries().count();
+    let h = dl.dlopen(&mut store, "libplugin.so").unwrap();
+    assert_eq!(
+        dl.libraries().count(),
+        before + 1,
+        "libbase.so must not load twice"
+    );
+    let Symbol::Func {
+        func: scale,
+        table_index,
+    } = dl.dlsym(&mut store, h, "plugin_scale").unwrap()
+    else {
+        panic!()
+    };
+    // plugin_scale(6) = 6 * plugin_counter (7)
+    assert_eq!(call(&mut store, &scale, &[6]), 42);
+    let Symbol::Data { address } = dl.dlsym(&mut store, h, "plugin_counter").unwrap() else {
+        panic!()
+    };
+    assert_eq!(read_u32(&store, &dl, address), 7);
+    dl.memory()
+        .write_i32(&mut store, address.into(), 3)
+        .unwrap();
+    assert_eq!(call(&mut store, &scale, &[6]), 18);
+    // Through the table, as a function pointer.
+    let Some(Val::FuncRef(Some(entry))) = dl.table().get(&mut store, table_index.into()) else {
+        panic!()
+    };
+    assert_eq!(call(&mut store, &entry, &[2]), 6);
+    // A dependency's symbol through the handle: base_value + 1.
+    let Symbol::Func { func: plus, .. } = dl.dlsym(&mut store, h, "plugin_base_plus").unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(call(&mut store, &plus, &[1]), 43);
+    assert!(matches!(
+        dl.dlsym(&mut store, h, "base_value").unwrap(),
+        Symbol::Data { .. }
+    ));
+    assert!(matches!(
+        dl.dlsym(&mut store, h, "nope"),
+        Err(Error::NoSuchSymbol { .. })
+    ));
+    dl.dlclose(h).unwrap();
+    assert!(matches!(
+        dl.dlsym(&mut store, h, "plugin_scale"),
+        Err(Error::InvalidHandle(_))
+    ));
+    assert!(matches!(dl.dlclose(h), Err(Error::InvalidHandle(_))));
+    // Code stays loaded: what was looked up still works.
+    assert_eq!(call(&mut store, &scale, &[1]), 3);
+}
+
+/// Names with `/`, `..` or NUL must stay inside the search path.
+pub fn names_outside_the_search_path_are_refused<B: Backend>() {
+    let root = tempfile::tempdir().unwrap();
+    let libs = root.path().join("libs");
+    std::fs::create_dir_all(libs.join("sub")).unwrap();
+    std::fs::copy(fixtures().join("libbase.so"), libs.join("sub/libbase.so")).unwrap();
+    std::fs::copy(fixtures().join("libbase.so"), root.path().join("secret.so")).unwrap();
+    std::os::unix::fs::symlink(root.path().join("secret.so"), libs.join("link.so")).unwrap();
+    let engine = Engine::<B>::default_config().unwrap();
+    let mut store = Store::new(&engine, ());
+    let mut dl = DynamicLinker::new(
+        &mut store,
+        LinkerConfig::new().search_dir(&libs),
+        Linker::new(),
+    )
+    .unwrap();
+    for name in [
+        "../secret.so",
+        "sub/../../secret.so",
+        "link.so",
+        "/etc/passwd",
+        "lib\0base.so",
+        "",
+    ] {
+        let err = dl.dlopen(&mut store, name).unwrap_err();
+        assert!(
+            matches!(err, Error::RefusedName { .. }),
+            "{name:?}: {err:?}"
+        );
+    }
+    // Inside the search path a `/` is fine.
+    dl.dlopen(&mut store, "sub/libbase.so").unwrap();
+    dl.dlopen(&mut store, "sub/../sub/libbase.so").unwrap();
+    assert!(matches!(
+        dl.dlopen(&mut store, "libnone.so"),
+        Err(Error::NotFound { .. })
+    ));
+}
+
+/// Modules that are not libraries, and bytes that are not modules.
+pub fn bad_modules_are_refused<B: Backend>() {
+    let (mut store, mut dl) = setup::<B>(Linker::new());
+    let plain = wat::parse_str("(module (func (export \"f\")))").unwrap();
+    assert!(matches!(
+        dl.load_bytes(&mut store, "plain.wasm", plain),
+        Err(Error::NotALibrary { .. })
+    ));
+    for bytes in [
+        &b""[..],
+        b"\0asm",
+        b"\0asm\x01\0\0\0\x00\x05\x08dylink",
+        b"not wasm at all",
+    ] {
+        let err = dl
+            .load_bytes(&mut store, "bad.so", bytes.to_vec())
+            .unwrap_err();
+        assert!(
+            matches!(err, Error::Malformed { .. } | Error::NotALibrary { .. }),
+            "{bytes:?}: {err:?}"
+        );
+    }
+    // A library whose import has another signature than its definition.
+    let wrong = wat::parse_str(
+        r#"(module (@dylink.0 (needed "libbase.so"))
+             (import "env" "twice" (func (param i64) (result i64))))"#,
+    )
+    .unwrap();
+    let err = dl.load_bytes(&mut store, "wrong.so", wrong).unwrap_err();
+    assert!(
+        matches!(&err, Error::SignatureMismatch { symbol, .. } if symbol == "twice"),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string().contains("(i64) -> i64") || err.to_string().contains("i64"),
+        "{err}"
+    );
+    assert!(
+        dl.library_by_name("libbase.so").is_none(),
+        "a failed load must leave nothing"
+    );
+    // Thread-local symbols are refused as unsupported.
+    let tls = wat::parse_str(r#"(module (@dylink.0 (export-info "counter" tls)))"#).unwrap();
+    assert!(matches!(
+        dl.load_bytes(&mut store, "tls.so", tls),
+        Err(Error::Unsupported { .. })
+    ));
+    // Too little room.
+    let engine = Engine::<B>::default_config().unwrap();
+    let mut store = Store::new(&engine, ());
+    let config = LinkerConfig::new()
+        .search_dir(fixtures())
+        .max_memory_pages(2);
+    let mut dl = DynamicLinker::new(&mut store, config, Linker::new()).unwrap();
+    let big = wat::parse_str(r#"(module (@dylink.0 (mem-info (memory 200000 0))))"#).unwrap();
+    assert!(matches!(
+        dl.load_bytes(&mut store, "big.so", big),
+        Err(Error::Limit { .. })
+    ));
+    // The linker still works.
+    dl.load(&mut store, "libbase.so").unwrap();
+}
+
+/// A hand-written WAT side module with `(@dylink.0 …)`.
+pub fn wat_side_module<B: Backend>() {
+    let (mut store, mut dl) = setup::<B>(Linker::new());
+    let wat = wat::parse_file(fixtures().join("libwat.wat")).unwrap();
+    let id = dl.load_bytes(&mut store, "libwat.so", wat).unwrap();
+    let base = dl.library(id).unwrap().memory_base();
+    assert_eq!(base % 8, 0, "mem-info asks for 2^3 alignment");
+    // twice(base_value) = 84, directly and through the table.
+    assert_eq!(call_sym(&mut store, &mut dl, "wat_twice_base", &[]), 84);
+    assert_eq!(
+        call_sym(&mut store, &mut dl, "wat_twice_indirect", &[5]),
+        10
+    );
+    assert_eq!(call_sym(&mut store, &mut dl, "wat_read_own", &[]), 7);
+    assert_eq!(data_address(&mut store, &mut dl, "wat_data"), base);
+}
+
+/// Host functions are symbols too: called directly and by pointer.
+pub fn host_functions_are_symbols<B: Backend>() {
+    let mut host = Linker::<B, ()>::new();
+    host.func_new(
+        "env",
+        "host_add",
+        FuncType::new([ValType::I32, ValType::I32], [ValType::I32]),
+        |_, p, r| {
+            r[0] = Val::I32(p[0].as_i32().unwrap() + p[1].as_i32().unwrap());
+            Ok(())
+        },
+    )
+    .unwrap();
+    let (mut store, mut dl) = setup::<B>(host);
+    let lib = wat::parse_str(
+        r#"(module (@dylink.0)
+             (type $t (func (param i32 i32) (result i32)))
+             (import "env" "__indirect_function_table" (table 0 funcref))
+             (import "env" "host_add" (func $add (type $t)))
+             (import "GOT.func" "host_add" (global $p (mut i32)))
+             (func (export "direct") (result i32) (call $add (i32.const 2) (i32.const 3)))
+             (func (export "by_pointer") (result i32)
+               (call_indirect (type $t) (i32.const 20) (i32.const 22) (global.get $p))))"#,
+    )
+    .unwrap();
+    dl.load_bytes(&mut store, "libhost.so", lib).unwrap();
+    assert_eq!(call_sym(&mut store, &mut dl, "direct", &[]), 5);
+    assert_eq!(call_sym(&mut store, &mut dl, "by_pointer", &[]), 42);
+    let Symbol::Func { table_index, .. } = dl.lookup(&mut store, "host_add").unwrap() else {
+        panic!()
+    };
+    assert!(table_index > 0);
+}
+
+/// Three standalone modules in one memory (the `wasm-share-memory`
+/// example): `common` creates an object on the shared heap, `a` reads it,
+/// `b` doubles it; a pointer stored in `common`'s data is relocated.
+pub fn shared_memory_combination<B: Backend>() {
+    let (common, a, b) = (fixture("common.so"), fixture("a.so"), fixture("b.so"));
+    let layout = combine(&LinkerConfig::new(), &[&common, &a, &b], 64 * 1024).unwrap();
+    let engine = Engine::<B>::default_config().unwrap();
+    let mut store = Store::new(&engine, ());
+    let mut dl = DynamicLinker::new(&mut store, LinkerConfig::new(), Linker::new()).unwrap();
+    let shared = dl
+        .load_shared(
+            &mut store,
+            &[("common.so", &common), ("a.so", &a), ("b.so", &b)],
+            64 * 1024,
+        )
+        .unwrap();
+    // The loader used exactly the layout `combine` reports.
+    for (id, expected) in shared.libraries.iter().zip(&layout.modules) {
+        assert_eq!(dl.library(*id).unwrap().memory_base(), expected.memory_base);
+    }
+    assert_eq!(shared.heap, layout.heap);
+    assert_eq!(shared.pages, u64::from(layout.pages_needed));
+    let export = |dl: &DynamicLinker<B, ()>, store: &mut Store<B, ()>, i: usize, name: &str| {
+        dl.library(shared.libraries[i])
+            .unwrap()
+            .instance()
+            .get_func(store, name)
+            .unwrap()
+    };
+    let create = export(&dl, &mut store, 0, "create_object");
+    let get_value = export(&dl, &mut store, 1, "get_value");
+    let double = export(&dl, &mut store, 2, "double");
+    let object = create.invoke(&mut store, &[Val::I64(1337)]).unwrap()[0]
+        .as_i32()
+        .unwrap();
+    assert!(
+        shared.heap.contains(&(object as u32)),
+        "the object lives on the shared heap"
+    );
+    let value = |store: &mut Store<B, ()>| {
+        get_value.invoke(store, &[Val::I32(object)]).unwrap()[0]
+            .as_i64()
+            .unwrap()
+    };
+    assert_eq!(value(&mut store), 1337);
+    double.invoke(&mut store, &[Val::I32(object)]).unwrap();
+    assert_eq!(value(&mut store), 2674);
+    // The heap runs out cleanly: 64 KiB / 8 bytes per object.
+    let mut n = 1;
+    while create.invoke(&mut store, &[Val::I64(0)]).unwrap()[0].as_i32() != Some(0) {
+        n += 1;
+    }
+    assert_eq!(n, 64 * 1024 / 8);
+    // A pointer inside data, fixed by common's own relocations.
+    let greeting = export(&dl, &mut store, 0, "common_greeting");
+    let at = call(&mut store, &greeting, &[]) as u64;
+    let text = dl.memory().read_vec(&store, at, 17).unwrap();
+    assert_eq!(text, b"hello from common");
+}
+
+macro_rules! linker_tests {
+    ($name:ident, $b:ty) => {
+        mod $name {
+            linker_tests!(@cases $b;
+                main_calls_side_modules, data_pointer_across_modules, function_pointers_are_equal,
+                constructors_run_after_dependencies, weak_undefined_symbols_are_null,
+                missing_symbol_is_a_clear_error, circular_dependencies, dlopen_dlsym_dlclose,
+                names_outside_the_search_path_are_refused, bad_modules_are_refused, wat_side_module,
+                host_functions_are_symbols, shared_memory_combination);
+        }
+    };
+    (@cases $b:ty; $($case:ident),*) => {
+        $(
+            #[test]
+            fn $case() {
+                super::$case::<$b>();
+            }
+        )*
+    };
+}
+
+linker_tests!(wasmtime, anywasm::Wasmtime);
+linker_tests!(wasmi, anywasm::Wasmi);
+linker_tests!(wasmer, anywasm::Wasmer);
