@@ -129,8 +129,12 @@ pub struct StoreData<T> {
     metered: Vec<MeteredInstance>,
     watch: Option<Arc<Watch>>,
     depth: u32,
-    /// Instances whose exports the host is running, innermost last.
-    running: Vec<WrInstance>,
+    /// Instances whose exports the host is running, innermost last, as
+    /// `Arc::as_ptr` of the owner the caller holds: an `Arc` clone per call
+    /// was two atomic operations on the typed fast path. Each entry is
+    /// popped before `host_call` returns or unwinds, while the caller's
+    /// borrow keeps the instance alive; see `running_instance`.
+    running: Vec<RunningPtr>,
     host_error: Option<Error>,
 }
 
@@ -252,18 +256,30 @@ fn host_call<T: Send + 'static, R>(
             }
         }
         if let Some(o) = owner {
-            data.running.push(o.clone());
+            data.running.push(RunningPtr(Arc::as_ptr(o)));
         }
     }
-    let result = {
+    // A host function's panic unwinds through here (wasmer resumes it
+    // after leaving the guest); the bookkeeping is undone before it goes on,
+    // so `running` never holds a pointer whose owner borrow has ended.
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let mut store = env.as_store_mut();
         f(&mut store)
-    };
+    }));
     let (data, mut store) = env.data_and_store_mut();
     if owner.is_some() {
         data.running.pop();
     }
     data.depth -= 1;
+    let result = match result {
+        Ok(r) => r,
+        Err(panic) => {
+            if outermost && let Some(w) = &data.watch {
+                watchdog::leave(w);
+            }
+            std::panic::resume_unwind(panic)
+        }
+    };
     let mut exhausted = false;
     if outermost {
         if let Some(w) = &data.watch {
@@ -292,6 +308,30 @@ fn host_call<T: Send + 'static, R>(
             }
             Err(map_runtime_err(e))
         }
+    }
+}
+
+/// A pointer to an instance the host is running (see `StoreData::running`).
+#[derive(Clone, Copy)]
+struct RunningPtr(*const wasmer::Instance);
+
+// SAFETY: a `RunningPtr` is only dereferenced by `running_instance`, inside
+// the call that pushed it, on the thread that holds the store exclusively
+// for that call; `wasmer::Instance` itself is `Send + Sync`.
+unsafe impl Send for RunningPtr {}
+// SAFETY: as above; shared access only reads the pointer value.
+unsafe impl Sync for RunningPtr {}
+
+/// The innermost instance the host is running, as a new `Arc`.
+fn running_instance<T>(data: &StoreData<T>) -> Option<WrInstance> {
+    let ptr = data.running.last()?.0;
+    // SAFETY: `ptr` came from `Arc::as_ptr` of an owner that `host_call`'s
+    // caller borrows for the whole call, and `host_call` pops it before
+    // returning or unwinding; we are inside that call (a host function it
+    // led to), so the `Arc` is alive and one more strong count is sound.
+    unsafe {
+        Arc::increment_strong_count(ptr);
+        Some(Arc::from_raw(ptr))
     }
 }
 
@@ -739,7 +779,7 @@ impl Backend for Wasmer {
     ) -> Option<Extern<Self>> {
         let instance = match caller.binding.get() {
             Some(i) => i.clone(),
-            None => caller.env.data().running.last()?.clone(),
+            None => running_instance(caller.env.data())?,
         };
         let e = instance.exports.get_extern(name)?.clone();
         extern_from_wr(e, Some(&instance))

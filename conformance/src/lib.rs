@@ -45,6 +45,7 @@ macro_rules! conformance_tests {
             float_bits_survive_round_trips, multi_value, many_params,
             wrong_signatures_are_errors, every_trap_code, store_usable_after_trap,
             typed_host_functions, dynamic_host_functions, host_errors_pass_through,
+            host_panic_unwinds_and_store_survives,
             host_reads_and_writes_guest_memory, store_data_from_host_functions,
             host_memory_shared_by_instances, exported_memory_access,
             memory_access_out_of_bounds_is_an_error, globals_imported_and_exported,

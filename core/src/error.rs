@@ -326,3 +326,80 @@ impl Error {
         }
     }
 }
+
+/// A host function panicked; carried as an [`Error::Host`] from the host
+/// function, across the engine's frames, to the layer's call boundary.
+///
+/// Unwinding through an engine's frames is not something every engine
+/// allows (wasmi 2 aborts the process with "panic in a function that cannot
+/// unwind"), so the layer catches a host function's panic where the host
+/// function returns, lets the guest see an ordinary host error, and resumes
+/// the panic with its original payload when the call returns to the code
+/// that called into wasm ([`Func::call`](crate::Func::call),
+/// [`TypedFunc::call`](crate::TypedFunc::call), instantiation). The host's
+/// caller therefore sees the same panic on every backend, and the store
+/// stays usable.
+pub struct HostPanic {
+    message: String,
+    payload: std::sync::Mutex<Option<Box<dyn std::any::Any + Send + 'static>>>,
+}
+
+impl HostPanic {
+    /// The panic message, if the payload was a string.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    fn take_payload(&self) -> Option<Box<dyn std::any::Any + Send + 'static>> {
+        self.payload.lock().ok()?.take()
+    }
+}
+
+impl std::fmt::Debug for HostPanic {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HostPanic")
+            .field("message", &self.message)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Display for HostPanic {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the host function panicked: {}", self.message)
+    }
+}
+
+impl std::error::Error for HostPanic {}
+
+/// Runs a host function, turning a panic into an [`Error::Host`] holding a
+/// [`HostPanic`] (see there).
+#[inline]
+pub(crate) fn catch_host_panic<R>(f: impl FnOnce() -> Result<R>) -> Result<R> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(r) => r,
+        Err(payload) => {
+            let message = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a non-string payload".to_string());
+            Err(Error::Host(Box::new(HostPanic {
+                message,
+                payload: std::sync::Mutex::new(Some(payload)),
+            })))
+        }
+    }
+}
+
+/// At a call boundary: resumes a host function's panic that crossed the
+/// guest as an error; any other result passes through.
+#[inline]
+pub(crate) fn resume_host_panic<R>(r: Result<R>) -> Result<R> {
+    if let Err(Error::Host(e)) = &r
+        && let Some(panic) = e.downcast_ref::<HostPanic>()
+        && let Some(payload) = panic.take_payload()
+    {
+        std::panic::resume_unwind(payload);
+    }
+    r
+}

@@ -77,7 +77,13 @@ impl<B: Backend> Func<B> {
         func: impl Fn(Caller<'_, B, T>, &[Val<B>], &mut [Val<B>]) -> Result<()> + Send + Sync + 'static,
     ) -> Self {
         let ctx = ctx.as_context_mut();
-        Self::from_raw(B::func_new(ctx.raw, ty, Arc::new(func)))
+        Self::from_raw(B::func_new(
+            ctx.raw,
+            ty,
+            Arc::new(move |c: Caller<'_, B, T>, p: &[Val<B>], r: &mut [Val<B>]| {
+                crate::error::catch_host_panic(|| func(c, p, r))
+            }),
+        ))
     }
 
     /// Creates a host function from a Rust closure; its parameter and result
@@ -125,7 +131,7 @@ impl<B: Backend> Func<B> {
             results,
         );
         after_call(&mut ctx);
-        r
+        crate::error::resume_host_panic(r)
     }
 
     /// Calls the function and returns its results in a new vector.
@@ -245,7 +251,7 @@ where
             params.into_tuple(),
         );
         after_call(&mut ctx);
-        r.map(R::from_tuple)
+        crate::error::resume_host_panic(r).map(R::from_tuple)
     }
 
     /// The untyped function.
@@ -399,7 +405,7 @@ macro_rules! into_func {
                 Func::from_raw(<(($($t,)*), <R::Ok as WasmTyList>::Tuple) as HostSig<B>>::wrap(
                     ctx.raw,
                     move |caller: Caller<'_, B, T>, args: ($($t,)*)| {
-                        self(caller, $(args.$i),*).into_result().map(WasmTyList::into_tuple)
+                        crate::error::catch_host_panic(|| self(caller, $(args.$i),*).into_result().map(WasmTyList::into_tuple))
                     },
                 ))
             }
@@ -409,7 +415,7 @@ macro_rules! into_func {
                 Func::from_raw(<(($($t,)*), <R::Ok as WasmTyList>::Tuple) as HostSig<B>>::wrap(
                     ctx.raw,
                     move |caller: Caller<'_, B, T>, args: ($($t,)*)| {
-                        (*this)(caller, $(args.$i),*).into_result().map(WasmTyList::into_tuple)
+                        crate::error::catch_host_panic(|| (*this)(caller, $(args.$i),*).into_result().map(WasmTyList::into_tuple))
                     },
                 ))
             }
@@ -435,7 +441,7 @@ macro_rules! into_func {
                 Func::from_raw(<(($($t,)*), <R::Ok as WasmTyList>::Tuple) as HostSig<B>>::wrap(
                     ctx.raw,
                     move |_caller: Caller<'_, B, T>, args: ($($t,)*)| {
-                        self($(args.$i),*).into_result().map(WasmTyList::into_tuple)
+                        crate::error::catch_host_panic(|| self($(args.$i),*).into_result().map(WasmTyList::into_tuple))
                     },
                 ))
             }
@@ -445,7 +451,7 @@ macro_rules! into_func {
                 Func::from_raw(<(($($t,)*), <R::Ok as WasmTyList>::Tuple) as HostSig<B>>::wrap(
                     ctx.raw,
                     move |_caller: Caller<'_, B, T>, args: ($($t,)*)| {
-                        (*this)($(args.$i),*).into_result().map(WasmTyList::into_tuple)
+                        crate::error::catch_host_panic(|| (*this)($(args.$i),*).into_result().map(WasmTyList::into_tuple))
                     },
                 ))
             }

@@ -195,7 +195,11 @@ impl<B: Backend> Instance<B> {
         ctx.shared().count_instance()?;
         // A refusal recorded before this instantiation must not be blamed on it.
         let _ = ctx.shared().take_limit_hit();
-        let raw = match B::instantiate(B::ctx_mut_reborrow(&mut ctx.raw), module.raw(), imports) {
+        let raw = match crate::error::resume_host_panic(B::instantiate(
+            B::ctx_mut_reborrow(&mut ctx.raw),
+            module.raw(),
+            imports,
+        )) {
             Ok(raw) => raw,
             Err(e) => {
                 return Err(match ctx.shared().take_limit_hit() {

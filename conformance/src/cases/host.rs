@@ -200,6 +200,56 @@ where
     assert_eq!(err.downcast_host::<Refused>(), Some(&Refused(-9)));
 }
 
+/// A host function that panics: the panic reaches the host's caller as a
+/// panic (the layer neither swallows it nor turns it into a trap), and the
+/// store and instance stay usable, including host functions that find the
+/// calling instance's exports.
+pub fn host_panic_unwinds_and_store_survives<B: Backend>()
+where
+    SigOf<(i32, i32), i32>: HostSig<B, Params = (i32, i32), Results = (i32,)>,
+    SigOf<(), i64>: HostSig<B, Params = (), Results = (i64,)>,
+    SigOf<i32, i32>: HostSig<B, Params = (i32,), Results = (i32,)>
+        + TypedSig<B, Params = (i32,), Results = (i32,)>,
+    SigOf<(i32, i32), ()>: HostSig<B, Params = (i32, i32), Results = ()>,
+    SigOf<(), i32>: TypedSig<B, Params = (), Results = (i32,)>,
+{
+    let engine = engine::<B>(&Config::new());
+    let module = module(&engine, HOST);
+    let mut linker = host_linker::<B>();
+    linker.allow_shadowing(true);
+    linker
+        .func_wrap("host", "fail", |x: i32| -> i32 {
+            if x < 0 {
+                std::panic::panic_any(Refused(x));
+            }
+            x * 2
+        })
+        .unwrap();
+    let mut store = Store::new(&engine, HostState::default());
+    let inst = linker.instantiate(&mut store, &module).unwrap();
+    let fail = inst
+        .get_typed_func::<i32, i32>(&mut store, "call_fail")
+        .unwrap();
+    let shout = inst.get_typed_func::<(), i32>(&mut store, "shout").unwrap();
+    for round in 0..2 {
+        let payload = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _ = fail.call(&mut store, -7 - round);
+        }))
+        .expect_err("the host function's panic reaches the caller");
+        assert_eq!(
+            payload.downcast_ref::<Refused>(),
+            Some(&Refused(-7 - round)),
+            "{}: the panic payload is the host function's own",
+            B::NAME
+        );
+        assert_eq!(fail.call(&mut store, 21).unwrap(), 42, "{}", B::NAME);
+        // `upper` looks up the caller's memory export after the unwind.
+        assert_eq!(shout.call(&mut store, ()).unwrap(), i32::from(b'H'));
+        let counted = call(&mut store, &inst, "call_count", &[]).unwrap();
+        assert_eq!(counted[0].as_i64(), Some(4 * round as i64 + 3));
+    }
+}
+
 /// A host function reads and writes the calling instance's memory.
 pub fn host_reads_and_writes_guest_memory<B: Backend>()
 where
