@@ -472,7 +472,21 @@ impl<B: Backend> PluginInner<B> {
             .clone();
         let r = (|| {
             let mut slot = self.acquire(&generation)?;
-            let r = self.run(&mut slot, function, input);
+            // A host function of the application may panic; the panic goes
+            // on to the caller (core resumes it at the call boundary), but
+            // the slot must first go back, or the pool would shrink by one
+            // per panic and calls would wait for an instance forever.
+            let r = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                self.run(&mut slot, function, input)
+            })) {
+                Ok(r) => r,
+                Err(panic) => {
+                    self.release(&generation, slot, false);
+                    self.counters.calls.fetch_add(1, Ordering::Relaxed);
+                    self.counters.errors.fetch_add(1, Ordering::Relaxed);
+                    std::panic::resume_unwind(panic);
+                }
+            };
             let healthy = matches!(
                 r,
                 Ok(_) | Err(PluginError::Guest { .. } | PluginError::NoSuchFunction { .. })
@@ -570,6 +584,11 @@ impl<B: Backend> Plugin<B> {
     /// call succeeds: an instance that trapped, ran out of fuel or time, hit
     /// its memory limit or broke the ABI is discarded and replaced by a fresh,
     /// re-initialised one. A guest error keeps the instance.
+    ///
+    /// A panic in one of the application's own host functions is not turned
+    /// into an error: it continues in the caller of `call`, with its
+    /// payload, on every backend; the instance it ran on is discarded first,
+    /// so the plugin keeps serving.
     pub fn call<In: Serialize, Out: DeserializeOwned>(
         &self,
         function: &str,

@@ -560,6 +560,49 @@ pub fn manifest_from_json<B: Backend>() {
     ));
 }
 
+/// A host function of the application that panics: the panic reaches the
+/// caller of `call`, and the plugin keeps serving, more times over than it
+/// has instances.
+pub fn host_function_panics_reach_the_caller_and_the_plugin_survives<B: Backend>() {
+    let rt = PluginRuntime::<B>::builder()
+        .host(|h| {
+            h.register("double", |_ctx, x: i64| -> Result<i64, String> {
+                assert!(x != 13, "unlucky {x}");
+                Ok(x * 2)
+            });
+            // The fixture imports it too.
+            h.register_numeric("add3", &[ValType::I32; 3], &[ValType::I32], |_, _| {
+                Ok(vec![Number::I32(0)])
+            });
+        })
+        .build()
+        .unwrap();
+    let p = rt
+        .load(
+            Manifest::from_bytes("hosts", HOSTS)
+                .format(Format::MsgPack)
+                .allow("anywasm.*")
+                .allow("host.*")
+                .max_instances(2),
+        )
+        .unwrap();
+    for _ in 0..5 {
+        let panic = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _ = p.call::<i64, i64>("double", &13);
+        }))
+        .expect_err("the host function's panic reaches the caller");
+        let message = panic.downcast_ref::<String>().cloned().unwrap_or_default();
+        assert_eq!(message, "unlucky 13", "{}", B::NAME);
+        assert_eq!(
+            p.call::<i64, i64>("double", &21).unwrap(),
+            42,
+            "{}",
+            B::NAME
+        );
+    }
+    assert_eq!(p.stats().calls, 10, "{}", B::NAME);
+}
+
 macro_rules! plugin_tests {
     ($name:ident, $b:ty) => {
         mod $name {
@@ -567,7 +610,8 @@ macro_rules! plugin_tests {
                 example_plugins_in_both_formats, guest_errors_are_values, host_functions,
                 every_limit_is_a_typed_error_and_the_next_call_works, abi_violations_are_typed_errors,
                 bad_plugins_do_not_load, concurrent_calls_from_eight_threads,
-                modules_are_cached_by_content, hot_reload_swaps_and_keeps_serving, manifest_from_json);
+                modules_are_cached_by_content, hot_reload_swaps_and_keeps_serving, manifest_from_json,
+                host_function_panics_reach_the_caller_and_the_plugin_survives);
         }
     };
     (@cases $b:ty; $($case:ident),*) => {
