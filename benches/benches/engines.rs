@@ -647,11 +647,106 @@ fn plugins(c: &mut Criterion) {
     plugin::<anywasm::Wasmer>(c);
 }
 
+/// Loads main.wasm and the three libraries it needs (the linker's C
+/// fixtures) into a fresh store, from files: read, compile, lay out,
+/// resolve, instantiate, relocate, run constructors.
+fn link_main_and_three_libs<B: Backend>(g: &mut BenchmarkGroup<WallTime>) {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../linker/tests/fixtures");
+    g.bench_function(format!("main_and_3_libs/{}", B::NAME), |b| {
+        b.iter_custom(|iters| {
+            // A fresh engine per chunk: see `compile_and_instantiate`.
+            chunked::<B>(iters, 200, |engine, n| {
+                let start = Instant::now();
+                for _ in 0..n {
+                    let mut store = Store::new(engine, ());
+                    let config = anywasm_linker::LinkerConfig::new().search_dir(dir);
+                    let mut dl =
+                        anywasm_linker::DynamicLinker::new(&mut store, config, Linker::new())
+                            .unwrap();
+                    black_box(dl.load(&mut store, "main.wasm").unwrap());
+                }
+                start.elapsed()
+            })
+        })
+    });
+}
+
+fn dynamic_linking(c: &mut Criterion) {
+    let mut g = c.benchmark_group("dynamic_link");
+    short(&mut g);
+    link_main_and_three_libs::<anywasm::Wasmtime>(&mut g);
+    link_main_and_three_libs::<anywasm::Wasmi>(&mut g);
+    link_main_and_three_libs::<anywasm::Wasmer>(&mut g);
+    g.finish();
+}
+
+/// The external reference: Extism running an echo of the same bytes, in
+/// the same `plugin` group and with the same encodings.
+#[cfg(feature = "extism")]
+fn extism_reference(c: &mut Criterion) {
+    let wasm = wat::parse_str(include_str!("../fixtures/extism_echo.wat")).unwrap();
+    let mut plugin = extism::Plugin::new(&wasm, [], false).unwrap();
+    let small = Small {
+        id: 42,
+        name: "file_icons".into(),
+        tags: vec!["a".into(), "b".into()],
+    };
+    let payload = Payload {
+        bytes: vec![0xab; 64 << 10],
+    };
+    let mut g = c.benchmark_group("plugin");
+    short(&mut g);
+    g.bench_function("empty_raw/extism", |b| {
+        b.iter(|| plugin.call::<&[u8], Vec<u8>>("echo", &b""[..]).unwrap())
+    });
+    g.bench_function("64k_raw/extism", |b| {
+        b.iter(|| {
+            plugin
+                .call::<&[u8], Vec<u8>>("echo", &payload.bytes[..])
+                .unwrap()
+        })
+    });
+    g.bench_function("small_msgpack/extism", |b| {
+        b.iter(|| {
+            let input = rmp_serde::to_vec_named(&small).unwrap();
+            let out: &[u8] = plugin.call("echo", &input[..]).unwrap();
+            rmp_serde::from_slice::<Small>(out).unwrap()
+        })
+    });
+    g.bench_function("64k_msgpack/extism", |b| {
+        b.iter(|| {
+            let input = rmp_serde::to_vec_named(&payload).unwrap();
+            let out: &[u8] = plugin.call("echo", &input[..]).unwrap();
+            rmp_serde::from_slice::<Payload>(out).unwrap()
+        })
+    });
+    g.bench_function("small_json/extism", |b| {
+        b.iter(|| {
+            let input = serde_json::to_vec(&small).unwrap();
+            let out: &[u8] = plugin.call("echo", &input[..]).unwrap();
+            serde_json::from_slice::<Small>(out).unwrap()
+        })
+    });
+    g.bench_function("64k_json/extism", |b| {
+        b.iter(|| {
+            let input = serde_json::to_vec(&payload).unwrap();
+            let out: &[u8] = plugin.call("echo", &input[..]).unwrap();
+            serde_json::from_slice::<Payload>(out).unwrap()
+        })
+    });
+    g.finish();
+}
+
+#[cfg(not(feature = "extism"))]
+fn extism_reference(_: &mut Criterion) {}
+
 criterion_group!(
     benches,
     calls_and_compute,
     fuel_metering,
     compiling,
-    plugins
+    plugins,
+    extism_reference,
+    dynamic_linking
 );
 criterion_main!(benches);
