@@ -57,6 +57,10 @@
 //! modules. Circular dependencies are bound through stubs that resolve on
 //! first call and check the signature.
 //!
+//! Guests can load libraries themselves: [`DynamicLinker::with_guest_dl`]
+//! gives them `dlopen`, `dlsym`, `dlclose` and `dlerror` as `env` imports
+//! with the `<dlfcn.h>` signatures.
+//!
 //! Thread-local storage (`tls` symbols) and shared (threads) memories are
 //! refused with [`Error::Unsupported`]. `dlclose` invalidates the handle but
 //! keeps the code and data loaded: no engine here can unload part of a
@@ -64,12 +68,14 @@
 
 mod combine;
 mod dylink;
+mod guest;
 mod loader;
 
 use std::path::PathBuf;
 
 pub use combine::{Layout, ModuleLayout, combine};
 pub use dylink::{Dylink, ImportInfo, SymbolInfo};
+pub use guest::SharedLinker;
 pub use loader::{DynamicLinker, Handle, Library, LibraryId, LinkerConfig, SharedModules, Symbol};
 
 /// What can go wrong while loading and linking.

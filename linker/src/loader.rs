@@ -83,7 +83,7 @@ pub struct LibraryId(pub usize);
 
 /// What [`DynamicLinker::dlopen`] returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Handle(u32);
+pub struct Handle(pub(crate) u32);
 
 /// What [`DynamicLinker::dlsym`] finds.
 #[derive(Debug, Clone)]
@@ -311,6 +311,31 @@ impl<B: Backend, T: Send + 'static> DynamicLinker<B, T> {
             table_end: 1,
             handles: Vec::new(),
         })
+    }
+
+    /// Reserves `bytes` (16-aligned) of the shared memory for the host,
+    /// after everything laid out so far.
+    pub(crate) fn reserve(
+        &mut self,
+        mut ctx: impl AsContextMut<Backend = B, Data = T>,
+        bytes: u32,
+    ) -> Result<u32, Error> {
+        let start = align_up(self.mem_end, 16);
+        let end = start + u64::from(bytes);
+        let pages = end.div_ceil(PAGE);
+        if pages > u64::from(self.config.max_memory_pages) || end > u64::from(u32::MAX) {
+            return Err(Error::Limit {
+                what: "pages of memory",
+                needed: pages,
+                limit: self.config.max_memory_pages.into(),
+            });
+        }
+        let have = self.memory.size(&ctx);
+        if pages > have {
+            self.memory.grow(&mut ctx, pages - have)?;
+        }
+        self.mem_end = end;
+        Ok(start as u32)
     }
 
     /// Makes a library available by name without a file (consulted before

@@ -505,6 +505,51 @@ pub fn shared_memory_combination<B: Backend>() {
     assert_eq!(text, b"hello from common");
 }
 
+/// A C main program calls `dlopen`/`dlsym`/`dlclose`/`dlerror` itself
+/// (`dlguest.c`), through the host imports `with_guest_dl` defines.
+pub fn guest_calls_dlopen<B: Backend>() {
+    let engine = Engine::<B>::default_config().unwrap();
+    let mut store = Store::new(&engine, ());
+    let config = LinkerConfig::new().search_dir(fixtures());
+    let dl = DynamicLinker::with_guest_dl(&mut store, config, Linker::new()).unwrap();
+    let export = |store: &mut Store<B, ()>, name: &str| {
+        let mut dl = dl.lock().unwrap();
+        if dl.library_by_name("dlguest.wasm").is_none() {
+            dl.load(&mut *store, "dlguest.wasm").unwrap();
+        }
+        dl.func(&mut *store, name).unwrap()
+        // The lock ends here, before the guest runs and calls dlopen.
+    };
+    // libplugin.so is not loaded until the guest asks for it.
+    let f = export(&mut store, "use_plugin");
+    assert!(dl.lock().unwrap().library_by_name("libplugin.so").is_none());
+    // The guest sets plugin_counter to 3 through dlsym's data pointer and
+    // calls plugin_scale (x * plugin_counter) through dlsym's function pointer.
+    assert_eq!(call(&mut store, &f, &[14]), 42, "{}", B::NAME);
+    assert!(dl.lock().unwrap().library_by_name("libplugin.so").is_some());
+    // dlsym's pointers are the ones the guest's own GOT holds.
+    let f = export(&mut store, "same_pointers");
+    assert_eq!(call(&mut store, &f, &[]), 1, "{}", B::NAME);
+    // A missing library: NULL, and dlerror names it, once.
+    let f = export(&mut store, "missing_library_error");
+    let ptr = call(&mut store, &f, &[]) as u32;
+    assert_ne!(ptr, 0, "{}: dlerror returned NULL", B::NAME);
+    let memory = dl.lock().unwrap().memory().clone();
+    let bytes = memory.read_vec(&store, ptr.into(), 256).unwrap();
+    let message =
+        String::from_utf8_lossy(&bytes[..bytes.iter().position(|b| *b == 0).unwrap()]).into_owned();
+    assert!(
+        message.starts_with("dlopen: ") && message.contains("libnothere.so"),
+        "{}: {message}",
+        B::NAME
+    );
+    let f = export(&mut store, "error_was_cleared");
+    assert_eq!(call(&mut store, &f, &[]), 1, "{}", B::NAME);
+    // Unknown symbols and closed handles give NULL / non-zero and an error.
+    let f = export(&mut store, "unknown_symbol_is_null");
+    assert_eq!(call(&mut store, &f, &[]), 1, "{}", B::NAME);
+}
+
 macro_rules! linker_tests {
     ($name:ident, $b:ty) => {
         mod $name {
@@ -513,7 +558,7 @@ macro_rules! linker_tests {
                 constructors_run_after_dependencies, weak_undefined_symbols_are_null,
                 missing_symbol_is_a_clear_error, circular_dependencies, dlopen_dlsym_dlclose,
                 names_outside_the_search_path_are_refused, bad_modules_are_refused, wat_side_module,
-                host_functions_are_symbols, shared_memory_combination);
+                host_functions_are_symbols, shared_memory_combination, guest_calls_dlopen);
         }
     };
     (@cases $b:ty; $($case:ident),*) => {
