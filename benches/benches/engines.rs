@@ -606,8 +606,8 @@ mod serde_bytes_as_vec {
     }
 }
 
-fn plugin<B: Backend>(c: &mut Criterion) {
-    let runtime = PluginRuntime::<B>::new().unwrap();
+/// The plugin rows' inputs: a small struct and a 64 KiB payload.
+fn plugin_inputs() -> (Small, Payload) {
     let small = Small {
         id: 42,
         name: "file_icons".into(),
@@ -616,6 +616,12 @@ fn plugin<B: Backend>(c: &mut Criterion) {
     let payload = Payload {
         bytes: vec![0xab; 64 << 10],
     };
+    (small, payload)
+}
+
+fn plugin<B: Backend>(c: &mut Criterion) {
+    let runtime = PluginRuntime::<B>::new().unwrap();
+    let (small, payload) = plugin_inputs();
     let mut g = c.benchmark_group("plugin");
     short(&mut g);
     for format in [Format::MsgPack, Format::Json] {
@@ -686,14 +692,7 @@ fn dynamic_linking(c: &mut Criterion) {
 fn extism_reference(c: &mut Criterion) {
     let wasm = wat::parse_str(include_str!("../fixtures/extism_echo.wat")).unwrap();
     let mut plugin = extism::Plugin::new(&wasm, [], false).unwrap();
-    let small = Small {
-        id: 42,
-        name: "file_icons".into(),
-        tags: vec!["a".into(), "b".into()],
-    };
-    let payload = Payload {
-        bytes: vec![0xab; 64 << 10],
-    };
+    let (small, payload) = plugin_inputs();
     let mut g = c.benchmark_group("plugin");
     short(&mut g);
     g.bench_function("empty_raw/extism", |b| {
@@ -706,35 +705,36 @@ fn extism_reference(c: &mut Criterion) {
                 .unwrap()
         })
     });
-    g.bench_function("small_msgpack/extism", |b| {
-        b.iter(|| {
-            let input = rmp_serde::to_vec_named(&small).unwrap();
-            let out: &[u8] = plugin.call("echo", &input[..]).unwrap();
-            rmp_serde::from_slice::<Small>(out).unwrap()
-        })
-    });
-    g.bench_function("64k_msgpack/extism", |b| {
-        b.iter(|| {
-            let input = rmp_serde::to_vec_named(&payload).unwrap();
-            let out: &[u8] = plugin.call("echo", &input[..]).unwrap();
-            rmp_serde::from_slice::<Payload>(out).unwrap()
-        })
-    });
-    g.bench_function("small_json/extism", |b| {
-        b.iter(|| {
-            let input = serde_json::to_vec(&small).unwrap();
-            let out: &[u8] = plugin.call("echo", &input[..]).unwrap();
-            serde_json::from_slice::<Small>(out).unwrap()
-        })
-    });
-    g.bench_function("64k_json/extism", |b| {
-        b.iter(|| {
-            let input = serde_json::to_vec(&payload).unwrap();
-            let out: &[u8] = plugin.call("echo", &input[..]).unwrap();
-            serde_json::from_slice::<Payload>(out).unwrap()
-        })
-    });
+    for (format, json) in [("msgpack", false), ("json", true)] {
+        g.bench_function(format!("small_{format}/extism"), |b| {
+            b.iter(|| extism_echo(&mut plugin, &small, json))
+        });
+        g.bench_function(format!("64k_{format}/extism"), |b| {
+            b.iter(|| extism_echo(&mut plugin, &payload, json))
+        });
+    }
     g.finish();
+}
+
+/// One Extism echo call with a serde value, encoded and decoded as the
+/// anywasm plugin rows do it.
+#[cfg(feature = "extism")]
+fn extism_echo<V: Serialize + serde::de::DeserializeOwned>(
+    plugin: &mut extism::Plugin,
+    value: &V,
+    json: bool,
+) -> V {
+    let input = if json {
+        serde_json::to_vec(value).unwrap()
+    } else {
+        rmp_serde::to_vec_named(value).unwrap()
+    };
+    let out: &[u8] = plugin.call("echo", &input[..]).unwrap();
+    if json {
+        serde_json::from_slice(out).unwrap()
+    } else {
+        rmp_serde::from_slice(out).unwrap()
+    }
 }
 
 #[cfg(not(feature = "extism"))]

@@ -322,6 +322,14 @@ impl<B: Backend, T: Send + 'static> DynamicLinker<B, T> {
     ) -> Result<u32, Error> {
         let start = align_up(self.mem_end, 16);
         let end = start + u64::from(bytes);
+        let pages = self.pages_for(end)?;
+        self.grow_to(&mut ctx, pages)?;
+        self.mem_end = end;
+        Ok(start as u32)
+    }
+
+    /// The pages memory must have to end at `end`, within the limit.
+    fn pages_for(&self, end: u64) -> Result<u64, Error> {
         let pages = end.div_ceil(PAGE);
         if pages > u64::from(self.config.max_memory_pages) || end > u64::from(u32::MAX) {
             return Err(Error::Limit {
@@ -330,12 +338,20 @@ impl<B: Backend, T: Send + 'static> DynamicLinker<B, T> {
                 limit: self.config.max_memory_pages.into(),
             });
         }
+        Ok(pages)
+    }
+
+    /// Grows the shared memory to at least `pages`.
+    fn grow_to(
+        &self,
+        mut ctx: impl AsContextMut<Backend = B, Data = T>,
+        pages: u64,
+    ) -> Result<(), Error> {
         let have = self.memory.size(&ctx);
         if pages > have {
             self.memory.grow(&mut ctx, pages - have)?;
         }
-        self.mem_end = end;
-        Ok(start as u32)
+        Ok(())
     }
 
     /// Makes a library available by name without a file (consulted before
@@ -925,14 +941,7 @@ impl<B: Backend, T: Send + 'static> DynamicLinker<B, T> {
             mem_end = start + u64::from(bytes);
             start as u32..mem_end as u32
         });
-        let pages = mem_end.div_ceil(PAGE);
-        if pages > u64::from(self.config.max_memory_pages) || mem_end > u64::from(u32::MAX) {
-            return Err(Error::Limit {
-                what: "pages of memory",
-                needed: pages,
-                limit: self.config.max_memory_pages.into(),
-            });
-        }
+        self.pages_for(mem_end)?;
         let mut plan = Plan {
             pending: Vec::new(),
             data: HashMap::new(),
@@ -1172,11 +1181,7 @@ impl<B: Backend, T: Send + 'static> DynamicLinker<B, T> {
         plan: &mut Plan<B>,
     ) -> Result<(), Error> {
         // Room first.
-        let pages = plan.mem_end.div_ceil(PAGE);
-        let have = self.memory.size(&*ctx);
-        if pages > have {
-            self.memory.grow(&mut *ctx, pages - have)?;
-        }
+        self.grow_to(&mut *ctx, plan.mem_end.div_ceil(PAGE))?;
         let slots = self.table.size(&*ctx);
         if plan.table_end > slots {
             self.table
