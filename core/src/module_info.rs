@@ -53,7 +53,9 @@ pub struct CustomSection {
 #[derive(Debug, Clone)]
 pub struct ModuleInfo {
     bytes: Arc<[u8]>,
-    hash: ContentHash,
+    /// Computed on first use: SHA-256 of a 1 MiB module costs about as much
+    /// as wasmi's whole (lazy) compilation of it.
+    hash: std::sync::OnceLock<ContentHash>,
     imports: Vec<ImportType>,
     exports: Vec<ExportType>,
     custom_sections: Vec<CustomSection>,
@@ -136,7 +138,6 @@ impl ModuleInfo {
     /// exports and custom sections is read; full validation is the engine's job.
     pub fn parse(bytes: &[u8]) -> Result<Self> {
         let bytes: Arc<[u8]> = bytes.into();
-        let hash = ContentHash::of(&bytes);
         // Types may be unrepresentable (GC proposal); keep the error and only
         // report it if an import or export actually uses such a type.
         let mut types: Vec<Deferred<FuncType>> = Vec::new();
@@ -298,7 +299,7 @@ impl ModuleInfo {
 
         Ok(Self {
             bytes,
-            hash,
+            hash: std::sync::OnceLock::new(),
             imports,
             exports,
             custom_sections,
@@ -313,7 +314,7 @@ impl ModuleInfo {
 
     /// SHA-256 of the bytes.
     pub fn hash(&self) -> ContentHash {
-        self.hash
+        *self.hash.get_or_init(|| ContentHash::of(&self.bytes))
     }
 
     /// Imports in declaration order.
