@@ -259,9 +259,11 @@ fn host_call<T: Send + 'static, R>(
             data.running.push(RunningPtr(Arc::as_ptr(o)));
         }
     }
-    // A host function's panic unwinds through here (wasmer resumes it
-    // after leaving the guest); the bookkeeping is undone before it goes on,
-    // so `running` never holds a pointer whose owner borrow has ended.
+    // Host functions' panics never get here (the core catches them where
+    // the host function returns); this guard is for a panic from wasmer
+    // itself. The bookkeeping is undone before it goes on, so `running`
+    // never keeps a pointer whose owner borrow has ended (which
+    // `running_instance` would otherwise dereference later).
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let mut store = env.as_store_mut();
         f(&mut store)
@@ -412,11 +414,7 @@ fn funcref_to_wr<T>(
 /// stays consistent.
 fn guard_panic<R>(f: impl FnOnce() -> R) -> Result<R> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|p| {
-        let msg = p
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| p.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "a wasmer panic".into());
+        let msg = anywasm_core::panic_message(&*p).unwrap_or("a wasmer panic");
         Error::unsupported(NAME, format!("this funcref ({msg})"))
     })
 }

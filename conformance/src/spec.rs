@@ -515,11 +515,7 @@ pub fn run_wast<B: Backend>(config: &Config, text: &str) -> Outcome {
             Ok(Ok(())) => outcome.passed += 1,
             Ok(Err(message)) => outcome.failures.push(Failure { line, message }),
             Err(panic) => {
-                let message = panic
-                    .downcast_ref::<String>()
-                    .cloned()
-                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                    .unwrap_or_default();
+                let message = anywasm_core::panic_message(&*panic).unwrap_or_default();
                 outcome.failures.push(Failure {
                     line,
                     message: format!("PANIC: {message}"),

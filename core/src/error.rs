@@ -345,7 +345,8 @@ pub struct HostPanic {
 }
 
 impl HostPanic {
-    /// The panic message, if the payload was a string.
+    /// The panic message (see [`panic_message`]), or "a non-string
+    /// payload" for a payload of another type.
     pub fn message(&self) -> &str {
         &self.message
     }
@@ -371,6 +372,15 @@ impl std::fmt::Display for HostPanic {
 
 impl std::error::Error for HostPanic {}
 
+/// The message of a panic payload: the `&str` or `String` that `panic!`
+/// carries, or `None` for any other payload.
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> Option<&str> {
+    payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+}
+
 /// Runs a host function, turning a panic into an [`Error::Host`] holding a
 /// [`HostPanic`] (see there).
 #[inline]
@@ -378,11 +388,9 @@ pub(crate) fn catch_host_panic<R>(f: impl FnOnce() -> Result<R>) -> Result<R> {
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
         Ok(r) => r,
         Err(payload) => {
-            let message = payload
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "a non-string payload".to_string());
+            let message = panic_message(&*payload)
+                .unwrap_or("a non-string payload")
+                .to_string();
             Err(Error::Host(Box::new(HostPanic {
                 message,
                 payload: std::sync::Mutex::new(Some(payload)),

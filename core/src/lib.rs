@@ -63,7 +63,7 @@ pub use backend::{Backend, DynHostFn, ExternData, HostSig, TypedSig};
 pub use capabilities::Capabilities;
 pub use config::{Config, Features, OptLevel};
 pub use engine::{Engine, EngineShared, EngineStats};
-pub use error::{Error, HostPanic, LinkError, LinkErrorKind, Result, TrapCode};
+pub use error::{Error, HostPanic, LinkError, LinkErrorKind, Result, TrapCode, panic_message};
 pub use externref::ExternRef;
 pub use func::{Caller, Func, HostReturn, IntoFunc, TypedFunc};
 pub use global::Global;

@@ -203,7 +203,8 @@ where
 /// A host function that panics: the panic reaches the host's caller as a
 /// panic (the layer neither swallows it nor turns it into a trap), and the
 /// store and instance stay usable, including host functions that find the
-/// calling instance's exports.
+/// calling instance's exports. A panic in a start function's host call
+/// reaches the code that instantiates.
 pub fn host_panic_unwinds_and_store_survives<B: Backend>()
 where
     SigOf<(i32, i32), i32>: HostSig<B, Params = (i32, i32), Results = (i32,)>,
@@ -248,6 +249,23 @@ where
         let counted = call(&mut store, &inst, "call_count", &[]).unwrap();
         assert_eq!(counted[0].as_i64(), Some(4 * round as i64 + 3));
     }
+    // A start function's host call panics: instantiation resumes the panic.
+    let starts = super::module(
+        &engine,
+        r#"(module (import "host" "fail" (func $fail (param i32) (result i32)))
+             (func $start i32.const -40 call $fail drop) (start $start))"#,
+    );
+    let payload = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let _ = linker.instantiate(&mut store, &starts);
+    }))
+    .expect_err("the start function's host panic reaches the instantiating code");
+    assert_eq!(
+        payload.downcast_ref::<Refused>(),
+        Some(&Refused(-40)),
+        "{}",
+        B::NAME
+    );
+    assert_eq!(fail.call(&mut store, 5).unwrap(), 10, "{}", B::NAME);
 }
 
 /// A host function reads and writes the calling instance's memory.
