@@ -470,38 +470,37 @@ impl<B: Backend> PluginInner<B> {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .clone();
-        let r = (|| {
-            let mut slot = self.acquire(&generation)?;
-            // A host function of the application may panic; the panic goes
-            // on to the caller (core resumes it at the call boundary), but
-            // the slot must first go back, or the pool would shrink by one
-            // per panic and calls would wait for an instance forever.
-            let r = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                self.run(&mut slot, function, input)
-            })) {
-                Ok(r) => r,
-                Err(panic) => {
-                    self.release(&generation, slot, false);
-                    self.counters.calls.fetch_add(1, Ordering::Relaxed);
-                    self.counters.errors.fetch_add(1, Ordering::Relaxed);
-                    std::panic::resume_unwind(panic);
-                }
+        // A host function of the application may panic; the panic goes on
+        // to the caller (core resumes it at the call boundary), but first
+        // the slot goes back (discarded), or the pool would shrink by one
+        // per panic and calls would wait for an instance forever, and the
+        // call is counted like any other.
+        let outcome = (|| {
+            let mut slot = match self.acquire(&generation) {
+                Ok(slot) => slot,
+                Err(e) => return Ok(Err(e)),
             };
+            let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                self.run(&mut slot, function, input)
+            }));
             let healthy = matches!(
-                r,
-                Ok(_) | Err(PluginError::Guest { .. } | PluginError::NoSuchFunction { .. })
+                run,
+                Ok(Ok(_) | Err(PluginError::Guest { .. } | PluginError::NoSuchFunction { .. }))
             );
             self.release(&generation, slot, healthy);
-            r
+            run
         })();
         self.counters.calls.fetch_add(1, Ordering::Relaxed);
-        if r.is_err() {
+        if !matches!(outcome, Ok(Ok(_))) {
             self.counters.errors.fetch_add(1, Ordering::Relaxed);
         }
         self.counters
             .busy_nanos
             .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
-        r
+        match outcome {
+            Ok(r) => r,
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
     }
 
     /// Makes a generation ready: one instance, created now so that a module
