@@ -76,18 +76,11 @@ impl Dylink {
         let mut found = None;
         for payload in Parser::new(0).parse_all(bytes) {
             let payload = payload.map_err(bad)?;
-            if let Payload::CustomSection(c) = &payload {
-                if c.name() == "dylink" {
-                    return Err(Error::Malformed {
-                        library: name.to_string(),
-                        message: "it has the old `dylink` section; rebuild it with LLVM 13 or later for `dylink.0`"
-                            .into(),
-                    });
-                }
-                if let KnownCustom::Dylink0(reader) = c.as_known() {
-                    found = Some(read_dylink0(reader).map_err(bad)?);
-                    break;
-                }
+            if let Payload::CustomSection(c) = &payload
+                && let Some(d) = Self::from_custom(name, c)?
+            {
+                found = Some(d);
+                break;
             }
             // Sections after the first few cannot hold it; stop early on big modules.
             if matches!(payload, Payload::CodeSectionStart { .. }) {
@@ -97,6 +90,31 @@ impl Dylink {
         found.ok_or_else(|| Error::NotALibrary {
             library: name.to_string(),
         })
+    }
+
+    /// The `dylink.0` section, if `c` is one; the old `dylink` is refused.
+    fn from_custom(
+        name: &str,
+        c: &wasmparser::CustomSectionReader<'_>,
+    ) -> Result<Option<Self>, Error> {
+        if c.name() == "dylink" {
+            return Err(Error::Malformed {
+                library: name.to_string(),
+                message: "it has the old `dylink` section; rebuild it with LLVM 13 or later for `dylink.0`"
+                    .into(),
+            });
+        }
+        match c.as_known() {
+            KnownCustom::Dylink0(reader) => {
+                read_dylink0(reader)
+                    .map(Some)
+                    .map_err(|e| Error::Malformed {
+                        library: name.to_string(),
+                        message: e.message().to_string(),
+                    })
+            }
+            _ => Ok(None),
+        }
     }
 
     /// Whether the import `module.field` is declared weak.
@@ -183,8 +201,10 @@ pub(crate) fn is_internal_export(name: &str) -> bool {
 }
 
 impl LibraryFacts {
+    /// One walk over the sections before the code: `dylink.0`, imports,
+    /// globals, exports, start and element segments.
     pub(crate) fn read(name: &str, bytes: &[u8]) -> Result<Self, Error> {
-        let dylink = Dylink::parse(name, bytes)?;
+        let mut dylink = None;
         let bad = |message: String| Error::Malformed {
             library: name.to_string(),
             message,
@@ -234,7 +254,14 @@ impl LibraryFacts {
                         exports.push((e.name.to_string(), e.kind, e.index));
                     }
                 }
+                Payload::CustomSection(c) => {
+                    if let Some(d) = Dylink::from_custom(name, &c)? {
+                        dylink = Some(d);
+                    }
+                }
                 Payload::StartSection { .. } => has_start = true,
+                // Nothing the loader reads comes after the code.
+                Payload::CodeSectionStart { .. } => break,
                 Payload::ElementSection(r) => {
                     for seg in r {
                         let seg = seg.map_err(|e| bad(e.message().to_string()))?;
@@ -294,6 +321,9 @@ impl LibraryFacts {
                 _ => {}
             }
         }
+        let dylink = dylink.ok_or_else(|| Error::NotALibrary {
+            library: name.to_string(),
+        })?;
         let mut func_exports = HashMap::new();
         let mut data_exports = Vec::new();
         for (export, kind, index) in exports {

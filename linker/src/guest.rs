@@ -32,9 +32,9 @@ impl<B: Backend, T: Send + 'static> GuestDl<B, T> {
         0
     }
 
-    /// Runs `f` with the linker, or fails (NULL and a `dlerror` message)
-    /// when the linker is busy: a library's constructor calling `dlopen`
-    /// while that library is being loaded.
+    /// Runs `f` with the linker; a failure, or a busy linker (a library's
+    /// constructor calling `dlopen` while that library is being loaded),
+    /// gives NULL and a `dlerror` message starting with `call`.
     fn with_linker(
         &self,
         call: &str,
@@ -51,7 +51,7 @@ impl<B: Backend, T: Send + 'static> GuestDl<B, T> {
         };
         match f(&mut linker) {
             Ok(v) => v,
-            Err(message) => self.fail(message),
+            Err(message) => self.fail(format!("{call}: {message}")),
         }
     }
 
@@ -124,17 +124,9 @@ impl<B: Backend, T: Send + 'static> DynamicLinker<B, T> {
             "dlopen",
             FuncType::new([ptr(), ValType::I32], [ptr()]),
             move |mut caller, args, results| {
-                let name = match s.c_str(&mut caller, args[0].as_i32().unwrap_or(0)) {
-                    Ok(name) => name,
-                    Err(e) => {
-                        results[0] = Val::I32(s.fail(format!("dlopen: {e}")));
-                        return Ok(());
-                    }
-                };
                 results[0] = Val::I32(s.with_linker("dlopen", |dl| {
-                    let h = dl
-                        .dlopen(&mut caller, &name)
-                        .map_err(|e| format!("dlopen: {e}"))?;
+                    let name = s.c_str(&mut caller, args[0].as_i32().unwrap_or(0))?;
+                    let h = dl.dlopen(&mut caller, &name).map_err(|e| e.to_string())?;
                     Ok(h.0 as i32 + 1)
                 }));
                 Ok(())
@@ -147,20 +139,14 @@ impl<B: Backend, T: Send + 'static> DynamicLinker<B, T> {
             FuncType::new([ptr(), ptr()], [ptr()]),
             move |mut caller, args, results| {
                 let handle = args[0].as_i32().unwrap_or(0);
-                let name = match s.c_str(&mut caller, args[1].as_i32().unwrap_or(0)) {
-                    Ok(name) => name,
-                    Err(e) => {
-                        results[0] = Val::I32(s.fail(format!("dlsym: {e}")));
-                        return Ok(());
-                    }
-                };
                 results[0] = Val::I32(s.with_linker("dlsym", |dl| {
+                    let name = s.c_str(&mut caller, args[1].as_i32().unwrap_or(0))?;
                     let found = if handle == 0 {
                         dl.lookup(&mut caller, &name)
                     } else {
                         dl.dlsym(&mut caller, Handle(handle as u32 - 1), &name)
                     };
-                    match found.map_err(|e| format!("dlsym: {e}"))? {
+                    match found.map_err(|e| e.to_string())? {
                         Symbol::Func { table_index, .. } => Ok(table_index as i32),
                         Symbol::Data { address } => Ok(address as i32),
                     }
@@ -175,15 +161,17 @@ impl<B: Backend, T: Send + 'static> DynamicLinker<B, T> {
             FuncType::new([ptr()], [ValType::I32]),
             move |_caller, args, results| {
                 let handle = args[0].as_i32().unwrap_or(0);
-                let ok = s.with_linker("dlclose", |dl| {
+                // `with_linker` gives 0 for a failure; dlclose's C result is
+                // 0 for success.
+                let closed = s.with_linker("dlclose", |dl| {
                     if handle == 0 {
-                        return Err("dlclose: NULL handle".into());
+                        return Err("NULL handle".into());
                     }
                     dl.dlclose(Handle(handle as u32 - 1))
                         .map(|()| 1)
-                        .map_err(|e| format!("dlclose: {e}"))
+                        .map_err(|e| e.to_string())
                 });
-                results[0] = Val::I32(if ok == 1 { 0 } else { -1 });
+                results[0] = Val::I32(if closed == 1 { 0 } else { -1 });
                 Ok(())
             },
         )?;
