@@ -255,6 +255,22 @@ fn align_up(v: u64, align: u64) -> u64 {
     v.div_ceil(align) * align
 }
 
+/// The table slot a library function already has: the one its own element
+/// segment gives it (LLVM puts address-taken functions there).
+fn own_slot<'a>(def: &FuncDef, lib: impl FnOnce(usize) -> (&'a LibraryFacts, u32)) -> Option<u32> {
+    match def {
+        FuncDef::Lib {
+            lib: index,
+            func_index,
+            ..
+        } => {
+            let (facts, table_base) = lib(*index);
+            facts.table_offsets.get(func_index).map(|o| table_base + o)
+        }
+        FuncDef::Host(_) => None,
+    }
+}
+
 fn host_name(needed_by: Option<&str>) -> String {
     needed_by.map_or_else(|| "the host".to_string(), |n| format!("`{n}`"))
 }
@@ -585,19 +601,8 @@ impl<B: Backend, T: Send + 'static> DynamicLinker<B, T> {
         let table_index = match self.slots.get(&def) {
             Some(s) => *s,
             None => {
-                let slot = match &def {
-                    FuncDef::Lib {
-                        lib, func_index, ..
-                    } => {
-                        let l = &self.libs[*lib];
-                        l.facts
-                            .table_offsets
-                            .get(func_index)
-                            .map(|o| l.table_base + o)
-                    }
-                    FuncDef::Host(_) => None,
-                };
-                let slot = match slot {
+                let l = |lib: usize| (&self.libs[lib].facts, self.libs[lib].table_base);
+                let slot = match own_slot(&def, l) {
                     Some(s) => s,
                     None => {
                         self.check_table(self.table_end + 1)?;
@@ -753,27 +758,41 @@ impl<B: Backend, T: Send + 'static> DynamicLinker<B, T> {
         if self.by_name.contains_key(name) || !visiting.insert(name.to_string()) {
             return Ok(());
         }
+        let p = self.read_library(name, needed_by, origin, rpath)?;
+        let dir = p
+            .path
+            .as_deref()
+            .and_then(Path::parent)
+            .map(Path::to_path_buf);
+        for n in &p.facts.dylink.needed {
+            self.collect(
+                n,
+                Some(name),
+                dir.as_deref(),
+                &p.facts.dylink.runtime_path,
+                visiting,
+                out,
+            )?;
+        }
+        out.push(p);
+        Ok(())
+    }
+
+    /// Finds, reads and compiles one library, not yet laid out.
+    fn read_library(
+        &self,
+        name: &str,
+        needed_by: Option<&str>,
+        origin: Option<&Path>,
+        rpath: &[String],
+    ) -> Result<Pending<B>, Error> {
         let (bytes, path) = self.find(name, needed_by, origin, rpath)?;
         let facts = LibraryFacts::read(name, &bytes)?;
         let module = Module::new(&self.engine, &bytes).map_err(|source| Error::Library {
             library: name.to_string(),
             source,
         })?;
-        let dir = path
-            .as_deref()
-            .and_then(Path::parent)
-            .map(Path::to_path_buf);
-        for n in &facts.dylink.needed {
-            self.collect(
-                n,
-                Some(name),
-                dir.as_deref(),
-                &facts.dylink.runtime_path,
-                visiting,
-                out,
-            )?;
-        }
-        out.push(Pending {
+        Ok(Pending {
             name: name.to_string(),
             path,
             module,
@@ -781,8 +800,7 @@ impl<B: Backend, T: Send + 'static> DynamicLinker<B, T> {
             memory_base: 0,
             table_base: 0,
             imports: Vec::new(),
-        });
-        Ok(())
+        })
     }
 
     fn load_roots(
@@ -809,22 +827,7 @@ impl<B: Backend, T: Send + 'static> DynamicLinker<B, T> {
                         reason: "it is given twice".into(),
                     });
                 }
-                let (bytes, path) = self.find(r, None, None, &[])?;
-                let facts = LibraryFacts::read(r, &bytes)?;
-                let module =
-                    Module::new(&self.engine, &bytes).map_err(|source| Error::Library {
-                        library: r.clone(),
-                        source,
-                    })?;
-                pending.push(Pending {
-                    name: r.clone(),
-                    path,
-                    module,
-                    facts,
-                    memory_base: 0,
-                    table_base: 0,
-                    imports: Vec::new(),
-                });
+                pending.push(self.read_library(r, None, None, &[])?);
             }
             for p in &pending {
                 if let Some(n) = p
@@ -890,15 +893,10 @@ impl<B: Backend, T: Send + 'static> DynamicLinker<B, T> {
         if let Some(s) = self.slots.get(&def).or_else(|| plan.slots.get(&def)) {
             return *s;
         }
-        let own = match &def {
-            FuncDef::Lib {
-                lib, func_index, ..
-            } => {
-                let (facts, table_base, _) = self.lib_facts(plan, *lib);
-                facts.table_offsets.get(func_index).map(|o| table_base + o)
-            }
-            FuncDef::Host(_) => None,
-        };
+        let own = own_slot(&def, |lib| {
+            let (facts, table_base, _) = self.lib_facts(plan, lib);
+            (facts, table_base)
+        });
         let slot = own.unwrap_or_else(|| {
             let s = plan.table_end as u32;
             plan.table_end += 1;
