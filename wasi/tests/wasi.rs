@@ -139,10 +139,45 @@ pub fn clocks_and_random<B: Backend>() {
     );
 }
 
+/// Sockets are not offered: each `sock_*` call answers ENOTSUP (58).
+pub fn sockets_answer_enotsup<B: Backend>() {
+    let engine = Engine::<B>::default_config().unwrap();
+    for (call, args) in [
+        ("sock_accept", "(i32.const 3) (i32.const 0) (i32.const 0)"),
+        (
+            "sock_recv",
+            "(i32.const 3) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0)",
+        ),
+        (
+            "sock_send",
+            "(i32.const 3) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0)",
+        ),
+        ("sock_shutdown", "(i32.const 3) (i32.const 0)"),
+    ] {
+        let n = args.matches("i32.const").count();
+        let module = Module::from_wat(
+            &engine,
+            &format!(
+                r#"(module
+                  (import "wasi_snapshot_preview1" "{call}" (func $s (param {params}) (result i32)))
+                  (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+                  (memory (export "memory") 1)
+                  (func (export "_start") (call $exit (call $s {args}))))"#,
+                params = vec!["i32"; n].join(" ")
+            ),
+        )
+        .unwrap();
+        let status = run_command(&engine, &module, WasiConfig::new())
+            .unwrap_or_else(|e| panic!("{}: {call}: {e}", B::NAME));
+        assert_eq!(status, 58, "{}: {call}", B::NAME);
+    }
+}
+
 macro_rules! wasi_tests {
     ($name:ident, $b:ty) => {
         mod $name {
-            wasi_tests!(@cases $b; hello, args_and_env, stdin, files, escapes_are_refused, exit_status, clocks_and_random);
+            wasi_tests!(@cases $b; hello, args_and_env, stdin, files, escapes_are_refused, exit_status, clocks_and_random,
+                sockets_answer_enotsup);
         }
     };
     (@cases $b:ty; $($case:ident),*) => {
