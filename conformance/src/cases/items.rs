@@ -383,7 +383,7 @@ where
         102
     );
     let typed = Func::wrap(&mut store, |x: i32| x * 2);
-    for (f, expected) in [(dynamic, 103), (typed, 6)] {
+    for (f, expected) in [(dynamic.clone(), 103), (typed, 6)] {
         let r = call(
             &mut store,
             &inst,
@@ -396,4 +396,31 @@ where
     let read = table.get(&mut store, 1).unwrap();
     let f = read.as_funcref().flatten().cloned().unwrap();
     assert_eq!(i32_of(f.invoke(&mut store, &[Val::I32(5)]).unwrap()), 105);
+
+    // The same host function re-exported by an instance: the backend sees
+    // an instance export, not its own host function. wasmer cannot store
+    // it (its "dynamic function" panic) and the layer says so; the others
+    // store it.
+    let reexport = module(
+        &engine,
+        r#"(module (import "host" "f" (func $f (param i32) (result i32))) (export "f" (func $f)))"#,
+    );
+    let mut linker = Linker::new();
+    linker.define("host", "f", dynamic).unwrap();
+    let again = linker
+        .instantiate(&mut store, &reexport)
+        .unwrap()
+        .get_func(&mut store, "f")
+        .unwrap();
+    match table.set(&mut store, 0, Val::FuncRef(Some(again))) {
+        Ok(()) if B::NAME != "wasmer" => {
+            let r = call(&mut store, &inst, "call_slot", &[Val::I32(0), Val::I32(7)]).unwrap();
+            assert_eq!(i32_of(r), 107, "{}", B::NAME);
+        }
+        Err(e) if B::NAME == "wasmer" && e.is_unsupported() => {}
+        other => panic!(
+            "{}: re-exported host function in a table: {other:?}",
+            B::NAME
+        ),
+    }
 }
