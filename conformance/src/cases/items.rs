@@ -423,4 +423,7 @@ where
             B::NAME
         ),
     }
+    // Either way the table and store go on working.
+    let r = call(&mut store, &inst, "call_slot", &[Val::I32(1), Val::I32(8)]).unwrap();
+    assert_eq!(i32_of(r), 108, "{}", B::NAME);
 }
