@@ -3,7 +3,7 @@
 
 use anywasm_core::{
     Error, Extern, ExternRef, Func, FuncType, Global, GlobalType, Memory, MemoryType, Mutability,
-    Table, TableType, TrapCode, V128, Val, ValType,
+    StoreId, Table, TableType, TrapCode, V128, Val, ValType,
 };
 
 use crate::{Wasmer, WrFunc};
@@ -72,14 +72,6 @@ pub(crate) fn instantiation_err(e: wasmer::InstantiationError) -> Error {
             backend: "wasmer",
             message: other.to_string(),
         },
-    }
-}
-
-pub(crate) fn result_type_error(ty: &FuncType, i: usize, v: &Val<Wasmer>) -> Error {
-    Error::TypeMismatch {
-        context: format!("result {} of a host function", i + 1),
-        expected: ty.results()[i].to_string(),
-        found: v.ty().to_string(),
     }
 }
 
@@ -202,23 +194,19 @@ pub(crate) fn val_to_wr(v: &Val<Wasmer>) -> wasmer::Value {
     }
 }
 
-pub(crate) fn val_from_wr(v: &wasmer::Value) -> Val<Wasmer> {
+pub(crate) fn val_from_wr(v: &wasmer::Value, store: StoreId) -> Val<Wasmer> {
     match v {
         wasmer::Value::I32(x) => Val::I32(*x),
         wasmer::Value::I64(x) => Val::I64(*x),
         wasmer::Value::F32(x) => Val::F32(x.to_bits()),
         wasmer::Value::F64(x) => Val::F64(x.to_bits()),
         wasmer::Value::V128(x) => Val::V128(V128(*x)),
-        wasmer::Value::FuncRef(f) => Val::FuncRef(f.as_ref().map(|f| {
-            Func::from_raw(WrFunc {
-                func: f.clone(),
-                owner: None,
-                binding: None,
-                thunk: None,
-            })
-        })),
+        wasmer::Value::FuncRef(f) => Val::FuncRef(
+            f.as_ref()
+                .map(|f| Func::from_raw(WrFunc::plain(f.clone(), None), store)),
+        ),
         wasmer::Value::ExternRef(r) => {
-            Val::ExternRef(r.as_ref().map(|r| ExternRef::from_raw(r.clone())))
+            Val::ExternRef(r.as_ref().map(|r| ExternRef::from_raw(r.clone(), store)))
         }
         _ => Val::ExternRef(None),
     }
@@ -236,17 +224,15 @@ pub(crate) fn extern_to_wr(e: &Extern<Wasmer>) -> wasmer::Extern {
 pub(crate) fn extern_from_wr(
     e: wasmer::Extern,
     owner: Option<&crate::WrInstance>,
+    store: StoreId,
 ) -> Option<Extern<Wasmer>> {
     Some(match e {
-        wasmer::Extern::Function(f) => Extern::Func(Func::from_raw(WrFunc {
-            func: f,
-            owner: owner.cloned(),
-            binding: None,
-            thunk: None,
-        })),
-        wasmer::Extern::Memory(m) => Extern::Memory(Memory::from_raw(m)),
-        wasmer::Extern::Table(t) => Extern::Table(Table::from_raw(t)),
-        wasmer::Extern::Global(g) => Extern::Global(Global::from_raw(g)),
+        wasmer::Extern::Function(f) => {
+            Extern::Func(Func::from_raw(WrFunc::plain(f, owner.cloned()), store))
+        }
+        wasmer::Extern::Memory(m) => Extern::Memory(Memory::from_raw(m, store)),
+        wasmer::Extern::Table(t) => Extern::Table(Table::from_raw(t, store)),
+        wasmer::Extern::Global(g) => Extern::Global(Global::from_raw(g, store)),
         _ => return None,
     })
 }

@@ -3,10 +3,10 @@
 
 use anywasm_core::{
     Error, Extern, ExternRef, Func, FuncType, Global, GlobalType, Memory, MemoryType, Mutability,
-    Table, TableType, TrapCode, V128, Val, ValType,
+    StoreId, Table, TableType, TrapCode, V128, Val, ValType,
 };
 
-use crate::{ViewMut, Wasmi};
+use crate::{View, Wasmi};
 
 /// Marks a wasmi error as "a host function failed; the error is in the store".
 #[derive(Debug)]
@@ -21,19 +21,21 @@ impl std::fmt::Display for HostErr {
 impl wasmi::errors::HostError for HostErr {}
 
 /// Parks a host function's error in the store and returns wasmi's marker.
-pub(crate) fn host_err<T: Send + 'static>(caller: &mut dyn ViewMut<T>, e: Error) -> wasmi::Error {
-    caller.data_mut().host_error = Some(e);
+/// wasmi hands host errors back by reference in resumable calls, so the
+/// layer keeps the error itself and passes a marker through wasmi.
+pub(crate) fn host_err<T: Send + 'static>(caller: &dyn View<T>, e: Error) -> wasmi::Error {
+    caller.data().shared.park_host_error(e);
     wasmi::Error::host(HostErr)
 }
 
 /// Maps the error of a call, taking back a parked host error.
-pub(crate) fn call_err<T: Send + 'static>(ctx: &mut dyn ViewMut<T>, e: wasmi::Error) -> Error {
+pub(crate) fn call_err<T: Send + 'static>(ctx: &dyn View<T>, e: &wasmi::Error) -> Error {
     if e.downcast_ref::<HostErr>().is_some()
-        && let Some(ours) = ctx.data_mut().host_error.take()
+        && let Some(ours) = ctx.data().shared.take_host_error()
     {
         return ours;
     }
-    map_err(&e)
+    map_err(e)
 }
 
 pub(crate) fn compile_err(e: wasmi::Error) -> Error {
@@ -96,14 +98,6 @@ pub(crate) fn map_err(e: &wasmi::Error) -> Error {
     Error::Backend {
         backend: "wasmi",
         message: e.to_string(),
-    }
-}
-
-pub(crate) fn result_type_error(ty: &FuncType, i: usize, v: &Val<Wasmi>) -> Error {
-    Error::TypeMismatch {
-        context: format!("result {} of a host function", i + 1),
-        expected: ty.results()[i].to_string(),
-        found: v.ty().to_string(),
     }
 }
 
@@ -234,15 +228,17 @@ pub(crate) fn val_to_wi(v: &Val<Wasmi>) -> wasmi::Val {
     }
 }
 
-pub(crate) fn val_from_wi(v: &wasmi::Val) -> Val<Wasmi> {
+pub(crate) fn val_from_wi(v: &wasmi::Val, store: StoreId) -> Val<Wasmi> {
     match v {
         wasmi::Val::I32(x) => Val::I32(*x),
         wasmi::Val::I64(x) => Val::I64(*x),
         wasmi::Val::F32(x) => Val::F32(x.to_bits()),
         wasmi::Val::F64(x) => Val::F64(x.to_bits()),
         wasmi::Val::V128(x) => Val::V128(V128(x.as_u128())),
-        wasmi::Val::FuncRef(f) => Val::FuncRef(f.val().copied().map(Func::from_raw)),
-        wasmi::Val::ExternRef(r) => Val::ExternRef(r.val().copied().map(ExternRef::from_raw)),
+        wasmi::Val::FuncRef(f) => Val::FuncRef(f.val().map(|f| Func::from_raw(*f, store))),
+        wasmi::Val::ExternRef(r) => {
+            Val::ExternRef(r.val().map(|r| ExternRef::from_raw(*r, store)))
+        }
     }
 }
 
@@ -257,10 +253,10 @@ pub(crate) fn ref_to_wi(v: &Val<Wasmi>) -> Result<wasmi::Ref, Error> {
     }
 }
 
-pub(crate) fn ref_from_wi(r: &wasmi::Ref) -> Val<Wasmi> {
+pub(crate) fn ref_from_wi(r: &wasmi::Ref, store: StoreId) -> Val<Wasmi> {
     match r {
-        wasmi::Ref::Func(f) => Val::FuncRef(f.val().copied().map(Func::from_raw)),
-        wasmi::Ref::Extern(e) => Val::ExternRef(e.val().copied().map(ExternRef::from_raw)),
+        wasmi::Ref::Func(f) => Val::FuncRef(f.val().map(|f| Func::from_raw(*f, store))),
+        wasmi::Ref::Extern(e) => Val::ExternRef(e.val().map(|e| ExternRef::from_raw(*e, store))),
     }
 }
 
@@ -273,11 +269,11 @@ pub(crate) fn extern_to_wi(e: &Extern<Wasmi>) -> wasmi::Extern {
     }
 }
 
-pub(crate) fn extern_from_wi(e: wasmi::Extern) -> Option<Extern<Wasmi>> {
+pub(crate) fn extern_from_wi(e: wasmi::Extern, store: StoreId) -> Option<Extern<Wasmi>> {
     Some(match e {
-        wasmi::Extern::Func(f) => Extern::Func(Func::from_raw(f)),
-        wasmi::Extern::Memory(m) => Extern::Memory(Memory::from_raw(m)),
-        wasmi::Extern::Table(t) => Extern::Table(Table::from_raw(t)),
-        wasmi::Extern::Global(g) => Extern::Global(Global::from_raw(g)),
+        wasmi::Extern::Func(f) => Extern::Func(Func::from_raw(f, store)),
+        wasmi::Extern::Memory(m) => Extern::Memory(Memory::from_raw(m, store)),
+        wasmi::Extern::Table(t) => Extern::Table(Table::from_raw(t, store)),
+        wasmi::Extern::Global(g) => Extern::Global(Global::from_raw(g, store)),
     })
 }

@@ -3,7 +3,7 @@
 
 use anywasm_core::{
     Error, Extern, ExternRef, Func, FuncType, Global, GlobalType, Memory, MemoryType, Mutability,
-    Table, TableType, TrapCode, V128, Val, ValType,
+    StoreId, Table, TableType, TrapCode, V128, Val, ValType,
 };
 use wasmtime::{AsContextMut, HeapType};
 
@@ -50,7 +50,7 @@ pub(crate) fn map_err(e: wasmtime::Error) -> Error {
         Ok(ours) => return ours,
         Err(e) => e,
     };
-    if let Some(stop) = e.downcast_ref::<crate::Stop>() {
+    if let Some(stop) = e.downcast_ref::<crate::store::Stop>() {
         return Error::trap("wasmtime", stop.0, "");
     }
     if let Some(t) = e.downcast_ref::<wasmtime::Trap>() {
@@ -69,14 +69,6 @@ pub(crate) fn map_err(e: wasmtime::Error) -> Error {
         };
     }
     backend_err(e)
-}
-
-pub(crate) fn result_type_error(ty: &FuncType, i: usize, v: &Val<Wasmtime>) -> Error {
-    Error::TypeMismatch {
-        context: format!("result {} of a host function", i + 1),
-        expected: ty.results()[i].to_string(),
-        found: v.ty().to_string(),
-    }
 }
 
 pub(crate) fn val_type_from_wt(t: &wasmtime::ValType) -> ValType {
@@ -216,17 +208,17 @@ pub(crate) fn val_to_wt(mut ctx: impl AsContextMut, v: &Val<Wasmtime>) -> wasmti
     }
 }
 
-pub(crate) fn val_from_wt(mut ctx: impl AsContextMut, v: wasmtime::Val) -> Val<Wasmtime> {
+pub(crate) fn val_from_wt(mut ctx: impl AsContextMut, v: wasmtime::Val, store: StoreId) -> Val<Wasmtime> {
     match v {
         wasmtime::Val::I32(x) => Val::I32(x),
         wasmtime::Val::I64(x) => Val::I64(x),
         wasmtime::Val::F32(x) => Val::F32(x),
         wasmtime::Val::F64(x) => Val::F64(x),
         wasmtime::Val::V128(x) => Val::V128(V128(x.as_u128())),
-        wasmtime::Val::FuncRef(f) => Val::FuncRef(f.map(Func::from_raw)),
+        wasmtime::Val::FuncRef(f) => Val::FuncRef(f.map(|f| Func::from_raw(f, store))),
         wasmtime::Val::ExternRef(r) => Val::ExternRef(
             r.and_then(|r| r.to_owned_rooted(&mut ctx).ok())
-                .map(ExternRef::from_raw),
+                .map(|r| ExternRef::from_raw(r, store)),
         ),
         // Unreachable through the layer: modules using GC references in their
         // interface are refused when they are loaded.
@@ -250,12 +242,12 @@ pub(crate) fn ref_to_wt(
     }
 }
 
-pub(crate) fn ref_from_wt(mut ctx: impl AsContextMut, r: wasmtime::Ref) -> Val<Wasmtime> {
+pub(crate) fn ref_from_wt(mut ctx: impl AsContextMut, r: wasmtime::Ref, store: StoreId) -> Val<Wasmtime> {
     match r {
-        wasmtime::Ref::Func(f) => Val::FuncRef(f.map(Func::from_raw)),
+        wasmtime::Ref::Func(f) => Val::FuncRef(f.map(|f| Func::from_raw(f, store))),
         wasmtime::Ref::Extern(r) => Val::ExternRef(
             r.and_then(|r| r.to_owned_rooted(&mut ctx).ok())
-                .map(ExternRef::from_raw),
+                .map(|r| ExternRef::from_raw(r, store)),
         ),
         _ => Val::ExternRef(None),
     }
@@ -270,12 +262,12 @@ pub(crate) fn extern_to_wt(e: &Extern<Wasmtime>) -> wasmtime::Extern {
     }
 }
 
-pub(crate) fn extern_from_wt(e: wasmtime::Extern) -> Option<Extern<Wasmtime>> {
+pub(crate) fn extern_from_wt(e: wasmtime::Extern, store: StoreId) -> Option<Extern<Wasmtime>> {
     Some(match e {
-        wasmtime::Extern::Func(f) => Extern::Func(Func::from_raw(f)),
-        wasmtime::Extern::Memory(m) => Extern::Memory(Memory::from_raw(m)),
-        wasmtime::Extern::Table(t) => Extern::Table(Table::from_raw(t)),
-        wasmtime::Extern::Global(g) => Extern::Global(Global::from_raw(g)),
+        wasmtime::Extern::Func(f) => Extern::Func(Func::from_raw(f, store)),
+        wasmtime::Extern::Memory(m) => Extern::Memory(Memory::from_raw(m, store)),
+        wasmtime::Extern::Table(t) => Extern::Table(Table::from_raw(t, store)),
+        wasmtime::Extern::Global(g) => Extern::Global(Global::from_raw(g, store)),
         _ => return None,
     })
 }

@@ -56,7 +56,7 @@ fn measure<B: Backend>(
         (Some(name), Some((mut store, instance))) => {
             bar.set_message(format!("{}: calling {name}", B::NAME));
             let f = instance.get_func(&mut store, name)?;
-            let ty = f.ty(&store);
+            let ty = f.ty(&store)?;
             if args.len() != ty.params().len() {
                 return Err(Failure::Error(format!(
                     "`{name}` has type {ty}: {} argument(s) given",

@@ -81,7 +81,7 @@ fn call_on<B: Backend>(
     }
     let instance = Linker::new().instantiate(&mut store, &module)?;
     let f = instance.get_func(&mut store, func)?;
-    let ty = f.ty(&store);
+    let ty = f.ty(&store)?;
     if args.len() != ty.params().len() {
         return Err(Failure::Error(format!(
             "`{func}` has type {ty}: it takes {} argument(s), {} given",

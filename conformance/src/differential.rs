@@ -215,7 +215,7 @@ pub fn observe<B: Backend>(wasm: &[u8], seed: u64) -> Observation {
             let Ok(func) = instance.get_func(&mut store, name) else {
                 continue;
             };
-            let ty = func.ty(&store);
+            let Ok(ty) = func.ty(&store) else { continue };
             let args = inputs::<B>(ty.params(), &mut rng);
             let r = func.invoke(&mut store, &args);
             calls.push((
@@ -228,15 +228,24 @@ pub fn observe<B: Backend>(wasm: &[u8], seed: u64) -> Observation {
     let mut memories = Vec::new();
     let mut tables = Vec::new();
     for name in &names {
-        match instance.get_export(&mut store, name) {
-            Some(Extern::Global(g)) => globals.push((name.clone(), bits(&g.get(&mut store)))),
+        // Handles of the instance's own store: these cannot fail.
+        match instance.get_export(&mut store, name).ok().flatten() {
+            Some(Extern::Global(g)) => {
+                if let Ok(v) = g.get(&mut store) {
+                    globals.push((name.clone(), bits(&v)));
+                }
+            }
             Some(Extern::Memory(m)) => {
-                let data = m.data(&store);
+                let data = m.data(&store).unwrap_or_default();
                 let hash = sha2::Sha256::digest(data);
                 let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
                 memories.push((name.clone(), data.len(), hex));
             }
-            Some(Extern::Table(t)) => tables.push((name.clone(), t.size(&store))),
+            Some(Extern::Table(t)) => {
+                if let Ok(size) = t.size(&store) {
+                    tables.push((name.clone(), size));
+                }
+            }
             _ => {}
         }
     }

@@ -264,7 +264,7 @@ impl<'a, B: Backend> Runner<'a, B> {
             WastExecute::Get { module, global, .. } => {
                 let instance = self.instance(module)?;
                 Ok(match instance.get_export(&mut self.store, global) {
-                    Some(Extern::Global(g)) => Ok(vec![g.get(&mut self.store)]),
+                    Ok(Some(Extern::Global(g))) => g.get(&mut self.store).map(|v| vec![v]),
                     _ => Err(Error::NotFound {
                         kind: "global",
                         name: global.to_string(),
@@ -347,7 +347,9 @@ impl<'a, B: Backend> Runner<'a, B> {
             (Val::FuncRef(Some(_)), WastRetCore::RefFunc(_)) => true,
             (Val::ExternRef(Some(r)), WastRetCore::RefExtern(want)) => match want {
                 None => true,
-                Some(n) => r.downcast::<HostRef, _>(&self.store) == Some(&HostRef(*n)),
+                Some(n) => {
+                    r.downcast::<HostRef, _>(&self.store).ok().flatten() == Some(&HostRef(*n))
+                }
             },
             (got, WastRetCore::Either(options)) => options.iter().any(|o| self.matches(got, o)),
             _ => false,

@@ -73,7 +73,7 @@ fn engine_versions_match_the_lock_file() {
             }
         }
     };
-    use anywasm_core::Backend;
+    use anywasm_core::BackendTypes;
     #[cfg(feature = "wasmtime")]
     assert_eq!(
         locked("anywasm-wasmtime", "wasmtime"),

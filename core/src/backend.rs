@@ -3,13 +3,26 @@
 //! Application code does not call these functions; it uses [`Engine`](crate::Engine),
 //! [`Store`](crate::Store), [`Func`](crate::Func) and friends, which check their
 //! arguments, keep statistics and then call the backend. A new backend is a
-//! crate with one type implementing [`Backend`], plus impls of [`TypedSig`] and
-//! [`HostSig`] for the signatures it can call natively.
+//! crate with one marker type implementing the contract's parts, one per
+//! concept of the core ([`BackendTypes`], [`BackendEngine`], [`BackendModule`],
+//! [`BackendStore`], [`BackendInstance`], [`BackendFunc`], [`BackendMemory`],
+//! [`BackendTable`], [`BackendGlobal`], [`BackendExternRef`]), each in the file
+//! named like the core's, plus impls of [`TypedSig`] and [`HostSig`] for the
+//! signatures it can call natively. [`Backend`] is every part together.
 //!
 //! Conventions for implementors:
-//! - Functions receive arguments the layer has already checked (types of
-//!   values, ranges of indices where the layer can know them). They must still
-//!   never panic on anything a guest can influence.
+//! - Functions receive arguments the layer has already checked: every handle
+//!   and reference belongs to the store of the context, modules belong to
+//!   the store's engine, values have the declared types, table indices are
+//!   below the table's size, growth stays within maxima and limits. They
+//!   must still never panic on anything a guest can influence.
+//! - The layer checks deadlines and interrupts before every call, runs
+//!   start functions itself (modules reach the backend with their start
+//!   function exported under a reserved name), checks the results of
+//!   dynamic host functions and catches host functions' panics. A backend
+//!   only maps these onto its engine.
+//! - Handles a backend creates carry the id of the store they belong to
+//!   ([`StoreShared::id`]).
 //! - Engine errors are mapped to [`Error`] in the backend crate and nowhere else.
 //! - `Ctx`/`CtxMut` are the engine's store contexts; the `T` they carry is the
 //!   user's store data.
@@ -33,11 +46,41 @@ pub type ExternData = Box<dyn std::any::Any + Send + Sync>;
 pub type DynHostFn<B, T> =
     Arc<dyn Fn(Caller<'_, B, T>, &[Val<B>], &mut [Val<B>]) -> Result<()> + Send + Sync + 'static>;
 
-/// One WebAssembly engine behind the layer's API.
+/// A WebAssembly engine behind the layer's API: every part of the contract.
+///
+/// Implemented automatically for a type that implements all the parts; code
+/// generic over engines takes `B: Backend`.
+pub trait Backend:
+    BackendEngine
+    + BackendModule
+    + BackendStore
+    + BackendInstance
+    + BackendFunc
+    + BackendMemory
+    + BackendTable
+    + BackendGlobal
+    + BackendExternRef
+{
+}
+
+impl<B> Backend for B where
+    B: BackendEngine
+        + BackendModule
+        + BackendStore
+        + BackendInstance
+        + BackendFunc
+        + BackendMemory
+        + BackendTable
+        + BackendGlobal
+        + BackendExternRef
+{
+}
+
+/// The engine's handle types and names.
 ///
 /// The type implementing this trait is a zero-sized marker (`Wasmtime`,
 /// `Wasmi`, `Wasmer`); the associated types are the engine's own handles.
-pub trait Backend: Sized + Send + Sync + Debug + Copy + Default + 'static {
+pub trait BackendTypes: Sized + Send + Sync + Debug + Copy + Default + 'static {
     /// Short lowercase name, used in errors and to choose a backend at run time.
     const NAME: &'static str;
     /// Version of the engine crate this backend was built against.
@@ -67,32 +110,35 @@ pub trait Backend: Sized + Send + Sync + Debug + Copy + Default + 'static {
     type Global: Clone + Send + Sync + Debug + 'static;
     /// An `externref` handle.
     type ExternRef: Clone + Send + Sync + Debug + 'static;
+}
 
-    // ----- engine -------------------------------------------------------
-
+/// Engines: what the backend can do, and creating an engine.
+pub trait BackendEngine: BackendTypes {
     /// What this backend can do on this platform.
     fn capabilities() -> Capabilities;
     /// Creates an engine. The layer has already run
-    /// [`Config::check_against`] with [`Backend::capabilities`].
+    /// [`Config::check_against`] with [`BackendEngine::capabilities`].
     fn engine_new(config: &Config) -> Result<Self::Engine>;
+}
 
-    // ----- modules ------------------------------------------------------
-
+/// Modules: compiling, validating and precompiled code.
+pub trait BackendModule: BackendTypes {
     /// Compiles a module.
     fn module_new(engine: &Self::Engine, bytes: &[u8]) -> Result<Self::Module>;
     /// Validates a module without compiling it.
     fn module_validate(engine: &Self::Engine, bytes: &[u8]) -> Result<()>;
     /// Serialises compiled code, or returns `Unsupported`.
     fn module_serialize(engine: &Self::Engine, module: &Self::Module) -> Result<Vec<u8>>;
-    /// Loads compiled code produced by [`Backend::module_serialize`].
+    /// Loads compiled code produced by [`BackendModule::module_serialize`].
     ///
     /// # Safety
     /// `bytes` must come from `module_serialize` of this backend with a
     /// compatible engine; engines execute the contained machine code.
     unsafe fn module_deserialize(engine: &Self::Engine, bytes: &[u8]) -> Result<Self::Module>;
+}
 
-    // ----- stores and contexts -------------------------------------------
-
+/// Stores, their contexts, host data and fuel.
+pub trait BackendStore: BackendTypes {
     /// Creates a store holding `data`. `shared` is the layer's per-store state
     /// (limits, deadline, interrupt flag, counters) which the backend keeps
     /// and consults.
@@ -129,20 +175,19 @@ pub trait Backend: Sized + Send + Sync + Debug + Copy + Default + 'static {
     fn store_data_mut<T: Send + 'static>(store: &mut Self::Store<T>) -> &mut T;
     /// The user data seen from a host function, mutably.
     fn caller_data_mut<'a, T: Send + 'static>(caller: &'a mut Self::Caller<'_, T>) -> &'a mut T;
-    /// The layer's per-store state given to [`Backend::store_new`].
+    /// The layer's per-store state given to [`BackendStore::store_new`].
     fn ctx_shared<'a, T: Send + 'static>(ctx: Self::Ctx<'a, T>) -> &'a Arc<StoreShared>;
-
-    // ----- fuel ---------------------------------------------------------
-
     /// Sets the remaining fuel.
     fn fuel_set<T: Send + 'static>(ctx: Self::CtxMut<'_, T>, fuel: u64) -> Result<()>;
     /// Reads the remaining fuel.
     fn fuel_get<T: Send + 'static>(ctx: Self::CtxMut<'_, T>) -> Result<u64>;
+}
 
-    // ----- instances ----------------------------------------------------
-
+/// Instances and their exports.
+pub trait BackendInstance: BackendTypes {
     /// Instantiates `module` with `imports` in the module's import order (the
-    /// layer has resolved names and checked types), running its start function.
+    /// layer has resolved names and checked types and stores). The module
+    /// has no start section: the layer runs the start function afterwards.
     fn instantiate<T: Send + 'static>(
         ctx: Self::CtxMut<'_, T>,
         module: &Self::Module,
@@ -160,9 +205,10 @@ pub trait Backend: Sized + Send + Sync + Debug + Copy + Default + 'static {
         caller: &mut Self::Caller<'_, T>,
         name: &str,
     ) -> Option<Extern<Self>>;
+}
 
-    // ----- functions ----------------------------------------------------
-
+/// Functions: types, dynamic calls, host functions with run-time types.
+pub trait BackendFunc: BackendTypes {
     /// A function's type.
     fn func_ty<T: Send + 'static>(ctx: Self::Ctx<'_, T>, func: &Self::Func) -> FuncType;
     /// Calls a function with dynamically typed values. The layer has checked
@@ -173,15 +219,18 @@ pub trait Backend: Sized + Send + Sync + Debug + Copy + Default + 'static {
         params: &[Val<Self>],
         results: &mut [Val<Self>],
     ) -> Result<()>;
-    /// Creates a host function with a type known at run time.
+    /// Creates a host function with a type known at run time. `func` checks
+    /// the results it writes itself; the backend passes `results` filled with
+    /// zero values of the declared result types.
     fn func_new<T: Send + 'static>(
         ctx: Self::CtxMut<'_, T>,
         ty: FuncType,
         func: DynHostFn<Self, T>,
     ) -> Self::Func;
+}
 
-    // ----- memories -----------------------------------------------------
-
+/// Linear memories.
+pub trait BackendMemory: BackendTypes {
     /// Creates a memory owned by the host.
     fn memory_new<T: Send + 'static>(
         ctx: Self::CtxMut<'_, T>,
@@ -189,23 +238,29 @@ pub trait Backend: Sized + Send + Sync + Debug + Copy + Default + 'static {
     ) -> Result<Self::Memory>;
     /// A memory's type, with its *current* size as the minimum.
     fn memory_ty<T: Send + 'static>(ctx: Self::Ctx<'_, T>, memory: &Self::Memory) -> MemoryType;
-    /// The memory's contents.
-    fn memory_data<'a, T: Send + 'static>(ctx: Self::Ctx<'a, T>, memory: &Self::Memory)
-    -> &'a [u8];
+    /// The memory's contents. A backend refuses memories it cannot lend as
+    /// a plain slice (shared memories) with `Unsupported`.
+    fn memory_data<'a, T: Send + 'static>(
+        ctx: Self::Ctx<'a, T>,
+        memory: &Self::Memory,
+    ) -> Result<&'a [u8]>;
     /// The memory's contents, mutably.
     fn memory_data_mut<'a, T: Send + 'static>(
         ctx: Self::CtxMut<'a, T>,
         memory: &Self::Memory,
-    ) -> &'a mut [u8];
-    /// Grows by `delta` pages; returns the previous size in pages.
+    ) -> Result<&'a mut [u8]>;
+    /// Grows by `delta` pages; returns the previous size in pages. The layer
+    /// has checked the memory's maximum and the store's limit; an error here
+    /// is the engine's own refusal, which the layer words.
     fn memory_grow<T: Send + 'static>(
         ctx: Self::CtxMut<'_, T>,
         memory: &Self::Memory,
         delta: u64,
     ) -> Result<u64>;
+}
 
-    // ----- tables -------------------------------------------------------
-
+/// Tables.
+pub trait BackendTable: BackendTypes {
     /// Creates a table owned by the host, filled with `init`.
     fn table_new<T: Send + 'static>(
         ctx: Self::CtxMut<'_, T>,
@@ -214,13 +269,14 @@ pub trait Backend: Sized + Send + Sync + Debug + Copy + Default + 'static {
     ) -> Result<Self::Table>;
     /// A table's type, with its current size as the minimum.
     fn table_ty<T: Send + 'static>(ctx: Self::Ctx<'_, T>, table: &Self::Table) -> TableType;
-    /// The element at `index`, or `None` when out of bounds.
+    /// The element at `index` (below the table's size, which the layer has
+    /// checked), or `None` if the engine cannot read it.
     fn table_get<T: Send + 'static>(
         ctx: Self::CtxMut<'_, T>,
         table: &Self::Table,
         index: u64,
     ) -> Option<Val<Self>>;
-    /// Sets the element at `index`.
+    /// Sets the element at `index` (below the table's size).
     fn table_set<T: Send + 'static>(
         ctx: Self::CtxMut<'_, T>,
         table: &Self::Table,
@@ -228,15 +284,17 @@ pub trait Backend: Sized + Send + Sync + Debug + Copy + Default + 'static {
         value: Val<Self>,
     ) -> Result<()>;
     /// Grows by `delta` elements set to `init`; returns the previous size.
+    /// The layer has checked the table's maximum and the store's limit.
     fn table_grow<T: Send + 'static>(
         ctx: Self::CtxMut<'_, T>,
         table: &Self::Table,
         delta: u64,
         init: Val<Self>,
     ) -> Result<u64>;
+}
 
-    // ----- globals ------------------------------------------------------
-
+/// Globals.
+pub trait BackendGlobal: BackendTypes {
     /// Creates a global owned by the host.
     fn global_new<T: Send + 'static>(
         ctx: Self::CtxMut<'_, T>,
@@ -253,9 +311,10 @@ pub trait Backend: Sized + Send + Sync + Debug + Copy + Default + 'static {
         global: &Self::Global,
         value: Val<Self>,
     ) -> Result<()>;
+}
 
-    // ----- externref ----------------------------------------------------
-
+/// `externref` values.
+pub trait BackendExternRef: BackendTypes {
     /// Wraps a host value as an `externref`.
     fn externref_new<T: Send + 'static>(
         ctx: Self::CtxMut<'_, T>,

@@ -4,6 +4,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 use crate::backend::Backend;
+use crate::backend::BackendTypes;
 use crate::capabilities::Capabilities;
 use crate::config::Config;
 use crate::error::Result;
@@ -94,7 +95,7 @@ impl EngineShared {
 /// assert!(engine.capabilities().fuel);
 /// # Ok(()) }
 /// ```
-pub struct Engine<B: Backend> {
+pub struct Engine<B: BackendTypes> {
     raw: B::Engine,
     config: Arc<Config>,
     shared: Arc<EngineShared>,

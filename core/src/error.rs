@@ -202,6 +202,22 @@ pub enum Error {
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
 
+    /// A handle was used with a store other than the one that created it.
+    /// Handles (functions, memories, tables, globals, instances,
+    /// `externref`s) are valid only with their own store.
+    #[error("{item} belongs to another store; a handle is valid only with the store that created it")]
+    StoreMismatch {
+        /// What was misused, e.g. "the function" or "argument 2".
+        item: String,
+    },
+
+    /// A module was used with a store of another engine.
+    #[error("{item} was compiled by another engine; a store runs only modules of its own engine")]
+    EngineMismatch {
+        /// What was misused.
+        item: String,
+    },
+
     /// Reading a file failed.
     #[error("cannot read {path}: {source}")]
     Io {

@@ -2,24 +2,38 @@
 
 use std::marker::PhantomData;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How long [`Caller::sleep`] sleeps between looks at the deadline and
+/// interrupt flag: the most an interrupt waits.
+const SLEEP_SLICE: Duration = Duration::from_millis(5);
 
 use crate::backend::{Backend, HostSig, TypedSig};
+use crate::backend::BackendTypes;
 use crate::error::{Error, Result};
 use crate::instance::Extern;
 use crate::memory::Memory;
-use crate::store::{AsContext, AsContextMut, StoreContext, StoreContextMut};
+use crate::store::{AsContext, AsContextMut, StoreContext, StoreContextMut, StoreId, check_store};
 use crate::types::{FuncType, ValType};
 use crate::values::{SigOf, Val, WasmTy, WasmTyList};
 
+/// Export names starting with this prefix are reserved for what the layer
+/// adds to modules for its own use (a deferred start function, fuel
+/// counters); they are never visible through [`Instance`](crate::Instance)
+/// or [`Caller`].
+pub const RESERVED_EXPORT_PREFIX: &str = "__anywasm_";
+
 /// A WebAssembly or host function, valid in the store that created it.
-pub struct Func<B: Backend> {
+pub struct Func<B: BackendTypes> {
     raw: B::Func,
+    store: StoreId,
 }
 
 impl<B: Backend> Clone for Func<B> {
     fn clone(&self) -> Self {
         Self {
             raw: self.raw.clone(),
+            store: self.store,
         }
     }
 }
@@ -30,7 +44,13 @@ impl<B: Backend> std::fmt::Debug for Func<B> {
     }
 }
 
-fn check_vals<B: Backend>(context: &str, expected: &[ValType], got: &[Val<B>]) -> Result<()> {
+/// Checks that `got` are values of the types `expected`, owned by `store`.
+pub(crate) fn check_vals<B: Backend>(
+    context: &str,
+    expected: &[ValType],
+    got: &[Val<B>],
+    store: StoreId,
+) -> Result<()> {
     if expected.len() != got.len() {
         return Err(Error::TypeMismatch {
             context: context.to_string(),
@@ -46,6 +66,7 @@ fn check_vals<B: Backend>(context: &str, expected: &[ValType], got: &[Val<B>]) -
                 found: val.ty().to_string(),
             });
         }
+        val.check_store(store, || format!("{context}, value {}", i + 1))?;
     }
     Ok(())
 }
@@ -56,9 +77,9 @@ pub(crate) fn list(types: &[ValType]) -> String {
 }
 
 impl<B: Backend> Func<B> {
-    /// Wraps an engine function (for backends).
-    pub fn from_raw(raw: B::Func) -> Self {
-        Self { raw }
+    /// Wraps an engine function owned by the store `store` (for backends).
+    pub fn from_raw(raw: B::Func, store: StoreId) -> Self {
+        Self { raw, store }
     }
 
     /// The engine's function.
@@ -66,24 +87,45 @@ impl<B: Backend> Func<B> {
         &self.raw
     }
 
+    /// The store that owns this function.
+    pub fn store_id(&self) -> StoreId {
+        self.store
+    }
+
+    #[inline]
+    pub(crate) fn check(&self, ctx: &impl AsContext<Backend = B>) -> Result<()> {
+        check_store(self.store, ctx.as_context().shared().id(), || {
+            "the function".into()
+        })
+    }
+
     /// Creates a host function with a type chosen at run time.
     ///
     /// `func` receives the arguments and must write one value of the declared
-    /// type into each slot of the results; a wrong result type is reported as
-    /// an error to the caller of the wasm function, never trusted.
+    /// type into each slot of the results; a wrong result type (or a
+    /// reference owned by another store) is reported as an error to the
+    /// caller of the wasm function, never trusted.
     pub fn new<T: Send + 'static>(
         mut ctx: impl AsContextMut<Backend = B, Data = T>,
         ty: FuncType,
         func: impl Fn(Caller<'_, B, T>, &[Val<B>], &mut [Val<B>]) -> Result<()> + Send + Sync + 'static,
     ) -> Self {
         let ctx = ctx.as_context_mut();
-        Self::from_raw(B::func_new(
-            ctx.raw,
-            ty,
-            Arc::new(move |c: Caller<'_, B, T>, p: &[Val<B>], r: &mut [Val<B>]| {
-                crate::error::catch_host_panic(|| func(c, p, r))
-            }),
-        ))
+        let store = ctx.shared().id();
+        let results: Arc<[ValType]> = ty.results().into();
+        Self::from_raw(
+            B::func_new(
+                ctx.raw,
+                ty,
+                Arc::new(move |c: Caller<'_, B, T>, p: &[Val<B>], r: &mut [Val<B>]| {
+                    crate::error::catch_host_panic(|| {
+                        func(c, p, r)?;
+                        check_vals("the results of a host function", &results, r, store)
+                    })
+                }),
+            ),
+            store,
+        )
     }
 
     /// Creates a host function from a Rust closure; its parameter and result
@@ -101,8 +143,9 @@ impl<B: Backend> Func<B> {
     }
 
     /// The function's type.
-    pub fn ty(&self, ctx: impl AsContext<Backend = B>) -> FuncType {
-        B::func_ty(ctx.as_context().raw, &self.raw)
+    pub fn ty(&self, ctx: impl AsContext<Backend = B>) -> Result<FuncType> {
+        self.check(&ctx)?;
+        Ok(B::func_ty(ctx.as_context().raw, &self.raw))
     }
 
     /// Calls the function with dynamically typed arguments, writing results
@@ -114,8 +157,9 @@ impl<B: Backend> Func<B> {
         results: &mut [Val<B>],
     ) -> Result<()> {
         let mut ctx = ctx.as_context_mut();
+        self.check(&ctx)?;
         let ty = B::func_ty(B::ctx_mut_shared(&ctx.raw), &self.raw);
-        check_vals("arguments", ty.params(), params)?;
+        check_vals("arguments", ty.params(), params, self.store)?;
         if results.len() != ty.results().len() {
             return Err(Error::TypeMismatch {
                 context: "results buffer".into(),
@@ -123,6 +167,7 @@ impl<B: Backend> Func<B> {
                 found: format!("{} slot(s)", results.len()),
             });
         }
+        ctx.shared().entry_check(B::NAME)?;
         ctx.shared().count_call();
         let r = B::func_call(
             B::ctx_mut_reborrow(&mut ctx.raw),
@@ -141,7 +186,7 @@ impl<B: Backend> Func<B> {
         params: &[Val<B>],
     ) -> Result<Vec<Val<B>>> {
         let mut ctx = ctx.as_context_mut();
-        let ty = self.ty(&ctx);
+        let ty = self.ty(&ctx)?;
         let mut results: Vec<Val<B>> = ty.results().iter().map(|t| Val::default_for(*t)).collect();
         self.call(&mut ctx, params, &mut results)?;
         Ok(results)
@@ -157,6 +202,7 @@ impl<B: Backend> Func<B> {
         SigOf<P, R>: TypedSig<B, Params = P::Tuple, Results = R::Tuple>,
     {
         let ctx = ctx.as_context();
+        self.check(&ctx)?;
         let ty = B::func_ty(B::ctx_reborrow(&ctx.raw), &self.raw);
         let (want_p, want_r) = (P::types(), R::types());
         if ty.params() != want_p || ty.results() != want_r {
@@ -173,6 +219,19 @@ impl<B: Backend> Func<B> {
             _marker: PhantomData,
         })
     }
+}
+
+/// Runs a module's start function (exported under a reserved name by the
+/// layer's rewrite) as a call from the host that is not counted in the
+/// store's statistics: to the user it is part of instantiation.
+pub(crate) fn run_start<B: Backend, T: Send + 'static>(
+    ctx: &mut StoreContextMut<'_, B, T>,
+    func: &Func<B>,
+) -> Result<()> {
+    ctx.shared().entry_check(B::NAME)?;
+    let r = B::func_call(B::ctx_mut_reborrow(&mut ctx.raw), &func.raw, &[], &mut []);
+    after_call(ctx);
+    crate::error::resume_host_panic(r)
 }
 
 #[inline]
@@ -244,7 +303,10 @@ where
     #[inline]
     pub fn call(&self, mut ctx: impl AsContextMut<Backend = B>, params: P) -> Result<R> {
         let mut ctx = ctx.as_context_mut();
-        ctx.shared().count_call();
+        let shared = ctx.shared();
+        check_store(self.func.store, shared.id(), || "the function".into())?;
+        shared.entry_check(B::NAME)?;
+        shared.count_call();
         let r = <SigOf<P, R> as TypedSig<B>>::call(
             &self.native,
             B::ctx_mut_reborrow(&mut ctx.raw),
@@ -267,7 +329,7 @@ where
 
 /// What a host function sees of its caller: the store (host data, fuel) and
 /// the exports of the calling instance (its memory, most importantly).
-pub struct Caller<'a, B: Backend, T: Send + 'static> {
+pub struct Caller<'a, B: BackendTypes, T: Send + 'static> {
     raw: B::Caller<'a, T>,
 }
 
@@ -278,8 +340,54 @@ impl<'a, B: Backend, T: Send + 'static> Caller<'a, B, T> {
     }
 
     /// The engine's caller.
-    pub fn raw_mut(&mut self) -> &mut B::Caller<'a, T> {
+    ///
+    /// # Safety
+    /// As for [`Store::raw_mut`](crate::Store::raw_mut).
+    pub unsafe fn raw_mut(&mut self) -> &mut B::Caller<'a, T> {
         &mut self.raw
+    }
+
+    /// The store this host function runs in.
+    pub fn store_id(&self) -> StoreId {
+        B::ctx_shared(B::caller_ctx(&self.raw)).id()
+    }
+
+    /// Returns the trap error that ends the call if the store's deadline
+    /// has passed or an interrupt was requested (the interrupt is then
+    /// consumed). A host function that works for long should call this
+    /// now and then and return its error, which ends the call exactly as a
+    /// deadline in wasm code would.
+    pub fn check_interrupt(&self) -> Result<()> {
+        let shared = B::ctx_shared(B::caller_ctx(&self.raw));
+        if shared.interruptible()
+            && let Some(code) = shared.interrupt().check()
+        {
+            return Err(Error::trap(B::NAME, code, ""));
+        }
+        Ok(())
+    }
+
+    /// Sleeps for `duration`, or until the store's deadline passes or an
+    /// interrupt is requested, whichever comes first; in the latter cases it
+    /// returns the trap error of [`check_interrupt`](Self::check_interrupt).
+    /// Host functions that wait use this, so a waiting guest can be stopped.
+    pub fn sleep(&self, duration: Duration) -> Result<()> {
+        let until = Instant::now().checked_add(duration);
+        loop {
+            self.check_interrupt()?;
+            let now = Instant::now();
+            let left = match until {
+                Some(u) if u <= now => return Ok(()),
+                Some(u) => u - now,
+                None => Duration::MAX,
+            };
+            let shared = B::ctx_shared(B::caller_ctx(&self.raw));
+            let to_deadline = shared
+                .interrupt()
+                .deadline()
+                .map_or(Duration::MAX, |d| d.saturating_duration_since(now));
+            std::thread::sleep(left.min(to_deadline).min(SLEEP_SLICE));
+        }
     }
 
     /// The store's host data.
@@ -292,12 +400,18 @@ impl<'a, B: Backend, T: Send + 'static> Caller<'a, B, T> {
         B::caller_data_mut(&mut self.raw)
     }
 
-    /// An export of the calling instance.
+    /// An export of the calling instance. Names the layer reserves
+    /// ([`RESERVED_EXPORT_PREFIX`]) are never found.
     ///
-    /// On wasmer the engine does not tell a host function who called it; the
-    /// layer binds each host function to the first instance it is imported
-    /// into, and answers with that instance's exports.
+    /// The calling instance is the instance whose import this host function
+    /// is. On wasmtime and wasmi a host function reached through a
+    /// `funcref` from another instance sees that instance; on wasmer, whose
+    /// host functions are not told their caller, it sees the instance that
+    /// imported it (each import of a host function is bound to its instance).
     pub fn get_export(&mut self, name: &str) -> Option<Extern<B>> {
+        if name.starts_with(RESERVED_EXPORT_PREFIX) {
+            return None;
+        }
         B::caller_export(&mut self.raw, name)
     }
 
@@ -402,22 +516,24 @@ macro_rules! into_func {
 
             #[allow(unused_variables)]
             fn into_func(self, ctx: StoreContextMut<'_, B, T>) -> Func<B> {
+                let store = ctx.shared().id();
                 Func::from_raw(<(($($t,)*), <R::Ok as WasmTyList>::Tuple) as HostSig<B>>::wrap(
                     ctx.raw,
                     move |caller: Caller<'_, B, T>, args: ($($t,)*)| {
                         crate::error::catch_host_panic(|| self(caller, $(args.$i),*).into_result().map(WasmTyList::into_tuple))
                     },
-                ))
+                ), store)
             }
 
             #[allow(unused_variables)]
             fn into_func_shared(this: Arc<Self>, ctx: StoreContextMut<'_, B, T>) -> Func<B> {
+                let store = ctx.shared().id();
                 Func::from_raw(<(($($t,)*), <R::Ok as WasmTyList>::Tuple) as HostSig<B>>::wrap(
                     ctx.raw,
                     move |caller: Caller<'_, B, T>, args: ($($t,)*)| {
                         crate::error::catch_host_panic(|| (*this)(caller, $(args.$i),*).into_result().map(WasmTyList::into_tuple))
                     },
-                ))
+                ), store)
             }
         }
 
@@ -438,22 +554,24 @@ macro_rules! into_func {
 
             #[allow(unused_variables)]
             fn into_func(self, ctx: StoreContextMut<'_, B, T>) -> Func<B> {
+                let store = ctx.shared().id();
                 Func::from_raw(<(($($t,)*), <R::Ok as WasmTyList>::Tuple) as HostSig<B>>::wrap(
                     ctx.raw,
                     move |_caller: Caller<'_, B, T>, args: ($($t,)*)| {
                         crate::error::catch_host_panic(|| self($(args.$i),*).into_result().map(WasmTyList::into_tuple))
                     },
-                ))
+                ), store)
             }
 
             #[allow(unused_variables)]
             fn into_func_shared(this: Arc<Self>, ctx: StoreContextMut<'_, B, T>) -> Func<B> {
+                let store = ctx.shared().id();
                 Func::from_raw(<(($($t,)*), <R::Ok as WasmTyList>::Tuple) as HostSig<B>>::wrap(
                     ctx.raw,
                     move |_caller: Caller<'_, B, T>, args: ($($t,)*)| {
                         crate::error::catch_host_panic(|| (*this)($(args.$i),*).into_result().map(WasmTyList::into_tuple))
                     },
-                ))
+                ), store)
             }
         }
     };

@@ -1,18 +1,19 @@
 //! Instances and the items they export or import.
 
 use crate::backend::{Backend, TypedSig};
+use crate::backend::BackendTypes;
 use crate::error::{Error, LinkErrorKind, Result};
 use crate::func::{Func, TypedFunc};
 use crate::global::Global;
 use crate::memory::Memory;
 use crate::module::Module;
-use crate::store::{AsContext, AsContextMut};
+use crate::store::{AsContext, AsContextMut, StoreId, check_store};
 use crate::table::Table;
 use crate::types::{ExportType, ExternType, MemoryType, TableType};
 use crate::values::{SigOf, WasmTyList};
 
 /// An item that can be imported or exported: a function, memory, table or global.
-pub enum Extern<B: Backend> {
+pub enum Extern<B: BackendTypes> {
     /// A function.
     Func(Func<B>),
     /// A linear memory.
@@ -47,12 +48,22 @@ impl<B: Backend> std::fmt::Debug for Extern<B> {
 
 impl<B: Backend> Extern<B> {
     /// The item's current type.
-    pub fn ty(&self, ctx: impl AsContext<Backend = B>) -> ExternType {
+    pub fn ty(&self, ctx: impl AsContext<Backend = B>) -> Result<ExternType> {
+        Ok(match self {
+            Extern::Func(x) => ExternType::Func(x.ty(ctx)?),
+            Extern::Memory(x) => ExternType::Memory(x.ty(ctx)?),
+            Extern::Table(x) => ExternType::Table(x.ty(ctx)?),
+            Extern::Global(x) => ExternType::Global(x.ty(ctx)?),
+        })
+    }
+
+    /// The store that owns the item.
+    pub fn store_id(&self) -> StoreId {
         match self {
-            Extern::Func(x) => ExternType::Func(x.ty(ctx)),
-            Extern::Memory(x) => ExternType::Memory(x.ty(ctx)),
-            Extern::Table(x) => ExternType::Table(x.ty(ctx)),
-            Extern::Global(x) => ExternType::Global(x.ty(ctx)),
+            Extern::Func(x) => x.store_id(),
+            Extern::Memory(x) => x.store_id(),
+            Extern::Table(x) => x.store_id(),
+            Extern::Global(x) => x.store_id(),
         }
     }
 
@@ -141,9 +152,10 @@ pub fn extern_type_matches(found: &ExternType, expected: &ExternType) -> bool {
 }
 
 /// An instantiated module.
-pub struct Instance<B: Backend> {
+pub struct Instance<B: BackendTypes> {
     raw: B::Instance,
     module: Module<B>,
+    store: StoreId,
 }
 
 impl<B: Backend> Clone for Instance<B> {
@@ -151,6 +163,7 @@ impl<B: Backend> Clone for Instance<B> {
         Self {
             raw: self.raw.clone(),
             module: self.module.clone(),
+            store: self.store,
         }
     }
 }
@@ -167,12 +180,25 @@ impl<B: Backend> Instance<B> {
     /// Instantiates `module` with `imports` given in the module's import
     /// order, and runs its start function. Use a [`Linker`](crate::Linker) to
     /// supply imports by name instead.
+    ///
+    /// The layer runs a module's start function itself, as an ordinary call
+    /// right after the engine has instantiated the module, so fuel,
+    /// deadlines, interrupts and host functions behave in it exactly as in
+    /// any call, on every backend. An instantiation that fails (a link
+    /// error, a limit, a trap in the start function) does not count against
+    /// the store's instance limit or its statistics.
     pub fn new(
         mut ctx: impl AsContextMut<Backend = B>,
         module: &Module<B>,
         imports: &[Extern<B>],
     ) -> Result<Self> {
         let mut ctx = ctx.as_context_mut();
+        let store = ctx.shared().id();
+        if !ctx.shared().same_engine(module.engine().shared()) {
+            return Err(Error::EngineMismatch {
+                item: "the module".into(),
+            });
+        }
         let wanted = module.imports();
         if wanted.len() != imports.len() {
             return Err(Error::InvalidArgument(format!(
@@ -182,7 +208,10 @@ impl<B: Backend> Instance<B> {
             )));
         }
         for (want, item) in wanted.iter().zip(imports) {
-            let found = item.ty(&ctx);
+            check_store(item.store_id(), store, || {
+                format!("the item given for import `{}`.`{}`", want.module, want.name)
+            })?;
+            let found = item.ty(&ctx)?;
             if !extern_type_matches(&found, &want.ty) {
                 return Err(Error::link(
                     &want.module,
@@ -192,7 +221,8 @@ impl<B: Backend> Instance<B> {
                 ));
             }
         }
-        ctx.shared().count_instance()?;
+        ctx.shared().check_instance_limit()?;
+        ctx.shared().entry_check(B::NAME)?;
         // A refusal recorded before this instantiation must not be blamed on it.
         let _ = ctx.shared().take_limit_hit();
         let raw = match crate::error::resume_host_panic(B::instantiate(
@@ -208,15 +238,29 @@ impl<B: Backend> Instance<B> {
                 });
             }
         };
+        if let Some(start) = module.start_export() {
+            let Some(Extern::Func(func)) =
+                B::instance_export(B::ctx_mut_reborrow(&mut ctx.raw), &raw, start)
+            else {
+                return Err(Error::Backend {
+                    backend: B::NAME,
+                    message: "the deferred start function is missing".into(),
+                });
+            };
+            crate::func::run_start(&mut ctx, &func)?;
+        }
+        ctx.shared().instance_created();
         Ok(Self {
             raw,
             module: module.clone(),
+            store,
         })
     }
 
-    /// Wraps an engine instance (for backends and tools).
-    pub fn from_raw(raw: B::Instance, module: Module<B>) -> Self {
-        Self { raw, module }
+    /// Wraps an engine instance of `module` owned by the store `store` (for
+    /// backends and tools).
+    pub fn from_raw(raw: B::Instance, module: Module<B>, store: StoreId) -> Self {
+        Self { raw, module, store }
     }
 
     /// The engine's instance.
@@ -229,20 +273,30 @@ impl<B: Backend> Instance<B> {
         &self.module
     }
 
+    /// The store that owns this instance.
+    pub fn store_id(&self) -> StoreId {
+        self.store
+    }
+
     /// The exports with their declared types.
     pub fn exports(&self) -> &[ExportType] {
         self.module.exports()
     }
 
-    /// The export called `name`.
+    /// The export called `name`, or `None` if the module has none.
     pub fn get_export(
         &self,
         mut ctx: impl AsContextMut<Backend = B>,
         name: &str,
-    ) -> Option<Extern<B>> {
-        // Only names the module declares: engines may add private exports.
-        self.module.info().export(name)?;
-        B::instance_export(ctx.as_context_mut().raw, &self.raw, name)
+    ) -> Result<Option<Extern<B>>> {
+        let ctx = ctx.as_context_mut();
+        check_store(self.store, ctx.shared().id(), || "the instance".into())?;
+        // Only names the module declares: engines and the layer may add
+        // private exports.
+        if self.module.info().export(name).is_none() {
+            return Ok(None);
+        }
+        Ok(B::instance_export(ctx.raw, &self.raw, name))
     }
 
     fn get_kind(
@@ -251,7 +305,7 @@ impl<B: Backend> Instance<B> {
         name: &str,
         kind: &'static str,
     ) -> Result<Extern<B>> {
-        self.get_export(ctx, name).ok_or_else(|| Error::NotFound {
+        self.get_export(ctx, name)?.ok_or_else(|| Error::NotFound {
             kind,
             name: name.to_string(),
         })

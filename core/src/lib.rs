@@ -49,6 +49,7 @@ mod externref;
 mod func;
 mod global;
 mod instance;
+mod interrupt;
 mod linker;
 mod memory;
 mod module;
@@ -59,22 +60,27 @@ mod table;
 mod types;
 mod values;
 
-pub use backend::{Backend, DynHostFn, ExternData, HostSig, TypedSig};
+pub use backend::{
+    Backend, BackendEngine, BackendExternRef, BackendFunc, BackendGlobal, BackendInstance,
+    BackendMemory, BackendModule, BackendStore, BackendTable, BackendTypes, DynHostFn, ExternData,
+    HostSig, TypedSig,
+};
 pub use capabilities::Capabilities;
 pub use config::{Config, Features, OptLevel};
 pub use engine::{Engine, EngineShared, EngineStats};
 pub use error::{Error, HostPanic, LinkError, LinkErrorKind, Result, TrapCode, panic_message};
 pub use externref::ExternRef;
-pub use func::{Caller, Func, HostReturn, IntoFunc, TypedFunc};
+pub use func::{Caller, Func, HostReturn, IntoFunc, RESERVED_EXPORT_PREFIX, TypedFunc};
 pub use global::Global;
 pub use instance::{Extern, Instance, extern_type_matches};
 pub use linker::Linker;
 pub use memory::{LeBytes, Memory};
 pub use module::Module;
 pub use module_info::{ContentHash, CustomSection, ModuleInfo};
+pub use interrupt::timer_thread_running;
 pub use store::{
     AsContext, AsContextMut, InterruptHandle, InterruptState, Store, StoreContext, StoreContextMut,
-    StoreLimits, StoreShared, StoreStats,
+    StoreId, StoreLimits, StoreShared, StoreStats,
 };
 pub use table::Table;
 pub use types::{

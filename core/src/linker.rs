@@ -177,7 +177,7 @@ impl<B: Backend, T: Send + 'static> Linker<B, T> {
     ) -> Result<&mut Self> {
         let names: Vec<String> = instance.exports().iter().map(|e| e.name.clone()).collect();
         for name in names {
-            if let Some(item) = instance.get_export(&mut ctx, &name) {
+            if let Some(item) = instance.get_export(&mut ctx, &name)? {
                 self.define(module, &name, item)?;
             }
         }
@@ -229,7 +229,15 @@ impl<B: Backend, T: Send + 'static> Linker<B, T> {
                     Extern::Func(make(ctx.as_context_mut()))
                 }
                 Some(Definition::Extern(e)) => {
-                    let found = e.ty(&ctx);
+                    let found = e.ty(&ctx).map_err(|err| match err {
+                        Error::StoreMismatch { .. } => Error::StoreMismatch {
+                            item: format!(
+                                "the linker's definition of `{}`.`{}`",
+                                import.module, import.name
+                            ),
+                        },
+                        other => other,
+                    })?;
                     if !extern_type_matches(&found, &import.ty) {
                         return Err(link_err(LinkErrorKind::Incompatible { found }));
                     }

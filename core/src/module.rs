@@ -4,6 +4,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::backend::Backend;
+use crate::backend::BackendTypes;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::module_info::{ContentHash, ModuleInfo};
@@ -13,10 +14,13 @@ use crate::types::{ExportType, ImportType};
 ///
 /// Cheap to clone. Its imports, exports and custom sections are read from
 /// the bytes by the layer, so they look the same on every backend.
-pub struct Module<B: Backend> {
+pub struct Module<B: BackendTypes> {
     raw: B::Module,
     info: Arc<ModuleInfo>,
     engine: Engine<B>,
+    /// The reserved export under which the start function was compiled
+    /// (see [`Instance::new`](crate::Instance::new)).
+    start: Option<Arc<str>>,
 }
 
 impl<B: Backend> Clone for Module<B> {
@@ -25,6 +29,7 @@ impl<B: Backend> Clone for Module<B> {
             raw: self.raw.clone(),
             info: self.info.clone(),
             engine: self.engine.clone(),
+            start: self.start.clone(),
         }
     }
 }
@@ -78,16 +83,41 @@ fn take_bytes<'a>(input: &mut &'a [u8], what: &str) -> Result<&'a [u8]> {
 
 impl<B: Backend> Module<B> {
     /// Compiles a module from its binary form.
+    ///
+    /// A module with a start function is compiled with the start function
+    /// exported under a reserved name instead (see [`RESERVED_EXPORT_PREFIX`](crate::RESERVED_EXPORT_PREFIX)),
+    /// after the engine has validated the module as given.
     pub fn new(engine: &Engine<B>, bytes: impl AsRef<[u8]>) -> Result<Self> {
         let bytes = bytes.as_ref();
-        let raw = B::module_new(engine.raw(), bytes)?;
-        let info = ModuleInfo::parse(bytes)?;
+        let info = match ModuleInfo::parse(bytes) {
+            Ok(info) => info,
+            Err(ours) => {
+                // Malformed bytes: the engine's own words say more.
+                B::module_validate(engine.raw(), bytes)?;
+                return Err(ours);
+            }
+        };
+        let (raw, start) = match crate::rewrite::defer_start_of(bytes, &info)? {
+            Some(deferred) => {
+                // The rewrite hides a start function of the wrong type.
+                B::module_validate(engine.raw(), bytes)?;
+                let raw = B::module_new(engine.raw(), &deferred.bytes)?;
+                (raw, Some(deferred.export.into()))
+            }
+            None => (B::module_new(engine.raw(), bytes)?, None),
+        };
         engine.shared().module_compiled();
         Ok(Self {
             raw,
             info: Arc::new(info),
             engine: engine.clone(),
+            start,
         })
+    }
+
+    /// The reserved export name of the deferred start function, if any.
+    pub(crate) fn start_export(&self) -> Option<&str> {
+        self.start.as_deref()
     }
 
     /// Compiles a module from WebAssembly text.
@@ -216,10 +246,12 @@ impl<B: Backend> Module<B> {
         // version and configuration were checked above.
         let raw = unsafe { B::module_deserialize(engine.raw(), code)? };
         engine.shared().module_compiled();
+        let start = crate::rewrite::start_export_name(&info).map(Into::into);
         Ok(Self {
             raw,
             info: Arc::new(info),
             engine: engine.clone(),
+            start,
         })
     }
 }

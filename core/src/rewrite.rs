@@ -27,14 +27,25 @@ fn parse_err(e: wasmparser::BinaryReaderError) -> Error {
 /// same fuel slicing and deadlines as any call). Returns `None` if the
 /// module has no start function. Everything else is copied byte for byte.
 pub fn defer_start(bytes: &[u8]) -> Result<Option<DeferredStart>> {
-    let info = ModuleInfo::parse(bytes)?;
-    let Some(start) = info.start_function() else {
-        return Ok(None);
-    };
-    let mut export = "__anywasm_start".to_string();
+    defer_start_of(bytes, &ModuleInfo::parse(bytes)?)
+}
+
+/// The export name [`defer_start`] gives the start function of the module
+/// described by `info`, if it has one.
+pub fn start_export_name(info: &ModuleInfo) -> Option<String> {
+    info.start_function()?;
+    let mut export = format!("{}start", crate::func::RESERVED_EXPORT_PREFIX);
     while info.export(&export).is_some() {
         export.push('_');
     }
+    Some(export)
+}
+
+/// [`defer_start`] for a module already parsed into `info`.
+pub fn defer_start_of(bytes: &[u8], info: &ModuleInfo) -> Result<Option<DeferredStart>> {
+    let (Some(start), Some(export)) = (info.start_function(), start_export_name(info)) else {
+        return Ok(None);
+    };
 
     let mut out = wasm_encoder::Module::new();
     let mut exports_written = false;
@@ -90,9 +101,181 @@ pub fn defer_start(bytes: &[u8]) -> Result<Option<DeferredStart>> {
     }))
 }
 
+/// A global a backend adds to a module as an import (see
+/// [`append_global_imports`]).
+#[derive(Debug, Clone, Copy)]
+pub struct GlobalImport<'a> {
+    /// Import module name.
+    pub module: &'a str,
+    /// Import field name.
+    pub name: &'a str,
+    /// The global's type: `i32` or `i64`.
+    pub ty: crate::ValType,
+    /// Whether the global is mutable.
+    pub mutable: bool,
+}
+
+/// A module with global imports appended by [`append_global_imports`].
+#[derive(Debug, Clone)]
+pub struct AppendedGlobals {
+    /// The rewritten module.
+    pub bytes: Vec<u8>,
+    /// The global index of the first appended import; the others follow.
+    pub first_index: u32,
+}
+
+/// Appends `globals` to the module's imports, after every existing import,
+/// and renumbers the module's own globals (which follow the imported ones in
+/// the index space) in every instruction, initialiser, segment and export,
+/// so the module computes exactly what it did. A backend uses this to give
+/// every instance of a store one shared counter (such as fuel) that its
+/// compiled code reads and writes.
+pub fn append_global_imports(bytes: &[u8], globals: &[GlobalImport<'_>]) -> Result<AppendedGlobals> {
+    use wasm_encoder::reencode::Reencode;
+    let info = ModuleInfo::parse(bytes)?;
+    let imported = info
+        .imports()
+        .iter()
+        .filter(|i| matches!(i.ty, crate::ExternType::Global(_)))
+        .count() as u32;
+
+    struct Appender<'a> {
+        imported: u32,
+        globals: &'a [GlobalImport<'a>],
+        done: bool,
+    }
+
+    impl Appender<'_> {
+        fn append(&mut self, section: &mut wasm_encoder::ImportSection) {
+            for g in self.globals {
+                let val_type = match g.ty {
+                    crate::ValType::I64 => wasm_encoder::ValType::I64,
+                    crate::ValType::F32 => wasm_encoder::ValType::F32,
+                    crate::ValType::F64 => wasm_encoder::ValType::F64,
+                    _ => wasm_encoder::ValType::I32,
+                };
+                section.import(
+                    g.module,
+                    g.name,
+                    wasm_encoder::GlobalType {
+                        val_type,
+                        mutable: g.mutable,
+                        shared: false,
+                    },
+                );
+            }
+            self.done = true;
+        }
+    }
+
+    type E = wasm_encoder::reencode::Error<std::convert::Infallible>;
+
+    impl Reencode for Appender<'_> {
+        type Error = std::convert::Infallible;
+
+        fn global_index(&mut self, global: u32) -> std::result::Result<u32, E> {
+            Ok(if global >= self.imported {
+                global + self.globals.len() as u32
+            } else {
+                global
+            })
+        }
+
+        fn parse_import_section(
+            &mut self,
+            imports: &mut wasm_encoder::ImportSection,
+            section: wasmparser::ImportSectionReader<'_>,
+        ) -> std::result::Result<(), E> {
+            wasm_encoder::reencode::utils::parse_import_section(self, imports, section)?;
+            self.append(imports);
+            Ok(())
+        }
+
+        fn intersperse_section_hook(
+            &mut self,
+            module: &mut wasm_encoder::Module,
+            _after: Option<wasm_encoder::SectionId>,
+            before: Option<wasm_encoder::SectionId>,
+        ) -> std::result::Result<(), E> {
+            use wasm_encoder::SectionId::{Import, Type};
+            // A module without an import section gets one before its first
+            // section that must follow imports.
+            if !self.done && !matches!(before, Some(Type) | Some(Import)) {
+                let mut imports = wasm_encoder::ImportSection::new();
+                self.append(&mut imports);
+                module.section(&imports);
+            }
+            Ok(())
+        }
+    }
+
+    let mut appender = Appender {
+        imported,
+        globals,
+        done: false,
+    };
+    let mut out = wasm_encoder::Module::new();
+    appender
+        .parse_core_module(&mut out, Parser::new(0), bytes)
+        .map_err(|e| Error::Compile {
+            backend: "anywasm",
+            message: format!("cannot rewrite the module: {e}"),
+        })?;
+    Ok(AppendedGlobals {
+        bytes: out.finish(),
+        first_index: imported,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn appended_globals_follow_the_imports_and_the_module_still_computes_the_same() {
+        for wat in [
+            // Imports of every kind, own globals used in code, initialisers,
+            // segments and exports.
+            r#"(module
+                (import "env" "g0" (global $g0 i32))
+                (import "env" "f" (func $f (param i32) (result i32)))
+                (import "env" "g1" (global $g1 (mut i64)))
+                (global $own (export "own") (mut i32) (global.get $g0))
+                (global $k i32 (i32.const 7))
+                (memory 1)
+                (data (global.get $k) "x")
+                (func (export "run") (result i32)
+                    global.get $own global.get $k i32.add call $f
+                    global.set $own global.get $own))"#,
+            // No import section at all.
+            r#"(module (global $a (mut i32) (i32.const 1))
+                (func (export "get") (result i32) global.get $a))"#,
+            "(module)",
+        ] {
+            let bytes = wat::parse_str(wat).unwrap();
+            let before = ModuleInfo::parse(&bytes).unwrap();
+            let out = append_global_imports(
+                &bytes,
+                &[
+                    GlobalImport { module: "__anywasm", name: "fuel", ty: crate::ValType::I64, mutable: true },
+                    GlobalImport { module: "__anywasm", name: "status", ty: crate::ValType::I32, mutable: true },
+                ],
+            )
+            .unwrap();
+            wasmparser::Validator::new().validate_all(&out.bytes).unwrap();
+            let after = ModuleInfo::parse(&out.bytes).unwrap();
+            assert_eq!(after.imports().len(), before.imports().len() + 2);
+            assert_eq!(&after.imports()[..before.imports().len()], before.imports());
+            assert_eq!(after.imports()[before.imports().len()].name, "fuel");
+            assert_eq!(after.exports(), before.exports());
+            let globals_imported = before
+                .imports()
+                .iter()
+                .filter(|i| matches!(i.ty, crate::ExternType::Global(_)))
+                .count() as u32;
+            assert_eq!(out.first_index, globals_imported);
+        }
+    }
 
     #[test]
     fn start_becomes_an_export_and_nothing_else_changes() {

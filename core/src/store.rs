@@ -1,12 +1,13 @@
 //! Stores, store contexts, per-store limits, deadlines and interruption.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, LazyLock, OnceLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::backend::Backend;
 use crate::engine::{Engine, EngineShared};
-use crate::error::{Error, Result, TrapCode};
+use crate::error::{Error, Result};
+pub use crate::interrupt::{InterruptHandle, InterruptState};
 
 /// Limits a store places on what its instances may allocate.
 ///
@@ -49,103 +50,34 @@ impl StoreLimits {
     }
 }
 
-static TIME_BASE: LazyLock<Instant> = LazyLock::new(Instant::now);
+/// The identity of a store. Every handle (function, memory, table, global,
+/// instance, `externref`) records the store that owns it, and the layer
+/// refuses a handle used with any other store with
+/// [`Error::StoreMismatch`] before the engine sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct StoreId(std::num::NonZeroU64);
 
-fn instant_to_nanos(t: Instant) -> u64 {
-    // +1 so that 0 can mean "no deadline".
-    t.saturating_duration_since(*TIME_BASE)
-        .as_nanos()
-        .min(u64::MAX as u128 - 1) as u64
-        + 1
-}
+impl StoreId {
+    fn next() -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        // 2^64 stores cannot be created in the life of a process.
+        Self(std::num::NonZeroU64::new(n).unwrap_or(std::num::NonZeroU64::MIN))
+    }
 
-fn nanos_to_instant(n: u64) -> Instant {
-    *TIME_BASE + Duration::from_nanos(n - 1)
-}
-
-/// Interrupt and deadline state of one store, shared with
-/// [`InterruptHandle`]s and with the backend's watchdog.
-pub struct InterruptState {
-    requested: AtomicBool,
-    deadline: AtomicU64,
-    wakeup: OnceLock<Box<dyn Fn() + Send + Sync>>,
-}
-
-impl std::fmt::Debug for InterruptState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("InterruptState")
-            .field("requested", &self.requested.load(Ordering::Relaxed))
-            .field("deadline", &self.deadline())
-            .finish()
+    /// The number behind the id (unique in the process).
+    pub fn as_u64(self) -> u64 {
+        self.0.get()
     }
 }
 
-impl InterruptState {
-    fn new() -> Self {
-        Self {
-            requested: AtomicBool::new(false),
-            deadline: AtomicU64::new(0),
-            wakeup: OnceLock::new(),
-        }
-    }
-
-    /// The current deadline.
-    pub fn deadline(&self) -> Option<Instant> {
-        match self.deadline.load(Ordering::Acquire) {
-            0 => None,
-            n => Some(nanos_to_instant(n)),
-        }
-    }
-
-    /// Whether an interrupt was requested and not yet delivered.
-    pub fn is_requested(&self) -> bool {
-        self.requested.load(Ordering::Acquire)
-    }
-
-    /// For backends: decides whether running code must stop now, and why.
-    ///
-    /// An interrupt request is consumed by this call (it stops exactly one
-    /// call); a passed deadline keeps stopping calls until it is changed.
-    pub fn check(&self) -> Option<TrapCode> {
-        if self.requested.load(Ordering::Relaxed) && self.requested.swap(false, Ordering::AcqRel) {
-            return Some(TrapCode::Interrupted);
-        }
-        match self.deadline.load(Ordering::Acquire) {
-            0 => None,
-            n if instant_to_nanos(Instant::now()) >= n => Some(TrapCode::Deadline),
-            _ => None,
-        }
-    }
-
-    /// For backends: installs a hook run whenever an interrupt is requested
-    /// or the deadline changes (a backend with a watchdog thread uses it to
-    /// wake the watchdog). Only the first hook is kept.
-    pub fn set_wakeup(&self, hook: Box<dyn Fn() + Send + Sync>) {
-        let _ = self.wakeup.set(hook);
-    }
-
-    fn wake(&self) {
-        if let Some(hook) = self.wakeup.get() {
-            hook();
-        }
-    }
-}
-
-/// A handle that stops code running in one store from any thread.
-///
-/// [`interrupt`](InterruptHandle::interrupt) makes the call running in the
-/// store trap with [`TrapCode::Interrupted`], or, if none is running, the next
-/// call. Other stores, even on the same engine, are never affected.
-#[derive(Debug, Clone)]
-pub struct InterruptHandle {
-    state: Arc<InterruptState>,
-}
-
-impl InterruptHandle {
-    /// Requests an interrupt.
-    pub fn interrupt(&self) {
-        self.state.requested.store(true, Ordering::Release);
-        self.state.wake();
+/// Refuses a handle owned by `owner` in the store `ctx`.
+#[inline]
+pub(crate) fn check_store(owner: StoreId, ctx: StoreId, item: impl FnOnce() -> String) -> Result<()> {
+    if owner == ctx {
+        Ok(())
+    } else {
+        Err(Error::StoreMismatch { item: item() })
     }
 }
 
@@ -153,6 +85,7 @@ impl InterruptHandle {
 /// deadline and interrupt flag, and counters. Backends receive it in
 /// [`Backend::store_new`] and consult it while code runs.
 pub struct StoreShared {
+    id: StoreId,
     engine: Arc<EngineShared>,
     interrupt: Arc<InterruptState>,
     max_memory_pages: AtomicU64,
@@ -164,7 +97,8 @@ pub struct StoreShared {
     instances: AtomicU64,
     fuel_enabled: bool,
     interruptible: bool,
-    limit_hit: std::sync::Mutex<Option<String>>,
+    limit_hit: Mutex<Option<String>>,
+    host_error: Mutex<Option<Error>>,
 }
 
 impl std::fmt::Debug for StoreShared {
@@ -182,6 +116,7 @@ impl StoreShared {
     pub(crate) fn new(engine: &Engine<impl Backend>) -> Self {
         let config = engine.config();
         Self {
+            id: StoreId::next(),
             engine: engine.shared().clone(),
             interrupt: Arc::new(InterruptState::new()),
             max_memory_pages: AtomicU64::new(config.get_max_memory_pages().unwrap_or(NO_LIMIT)),
@@ -193,8 +128,49 @@ impl StoreShared {
             instances: AtomicU64::new(0),
             fuel_enabled: config.fuel_enabled(),
             interruptible: config.interruptible_enabled(),
-            limit_hit: std::sync::Mutex::new(None),
+            limit_hit: Mutex::new(None),
+            host_error: Mutex::new(None),
         }
+    }
+
+    /// The store's identity.
+    #[inline]
+    pub fn id(&self) -> StoreId {
+        self.id
+    }
+
+    /// Whether a module of `engine` may run in this store.
+    pub(crate) fn same_engine(&self, engine: &Arc<EngineShared>) -> bool {
+        Arc::ptr_eq(&self.engine, engine)
+    }
+
+    /// For backends: keeps the error a host function returned while the
+    /// engine unwinds the guest, for engines that cannot carry an arbitrary
+    /// error across their frames. Take it with [`take_host_error`](Self::take_host_error)
+    /// where the call returns.
+    pub fn park_host_error(&self, error: Error) {
+        let mut slot = self.host_error.lock().unwrap_or_else(|p| p.into_inner());
+        *slot = Some(error);
+    }
+
+    /// For backends: the error parked by [`park_host_error`](Self::park_host_error).
+    pub fn take_host_error(&self) -> Option<Error> {
+        self.host_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+    }
+
+    /// For the layer: stops a call before it starts if an interrupt is
+    /// pending or the deadline has passed.
+    #[inline]
+    pub(crate) fn entry_check(&self, backend: &'static str) -> Result<()> {
+        if self.interruptible
+            && let Some(code) = self.interrupt.check()
+        {
+            return Err(Error::trap(backend, code, ""));
+        }
+        Ok(())
     }
 
     /// The interrupt and deadline state.
@@ -282,7 +258,8 @@ impl StoreShared {
             .store(self.calls.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
     }
 
-    pub(crate) fn count_instance(&self) -> Result<()> {
+    /// Refuses an instantiation the instance limit does not allow.
+    pub(crate) fn check_instance_limit(&self) -> Result<()> {
         let n = self.instances.load(Ordering::Relaxed);
         let max = self.max_instances.load(Ordering::Relaxed);
         if n >= max {
@@ -290,9 +267,14 @@ impl StoreShared {
                 "the store already holds its maximum of {max} instances"
             )));
         }
-        self.instances.store(n + 1, Ordering::Relaxed);
-        self.engine.instance_created();
         Ok(())
+    }
+
+    /// Counts an instance that was created (a failed instantiation is not counted).
+    pub(crate) fn instance_created(&self) {
+        self.instances
+            .store(self.instances.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        self.engine.instance_created();
     }
 
     pub(crate) fn record_fuel(&self, granted_delta: i128, remaining: u64) {
@@ -448,15 +430,19 @@ impl<B: Backend, T: Send + 'static> Store<B, T> {
                 setter: "interruptible",
             });
         }
-        let n = deadline.map(instant_to_nanos).unwrap_or(0);
-        self.shared.interrupt.deadline.store(n, Ordering::Release);
-        self.shared.interrupt.wake();
-        Ok(())
+        self.shared
+            .interrupt
+            .set_deadline(deadline)
+            .map_err(|e| Error::Backend {
+                backend: "anywasm",
+                message: format!("cannot start the deadline timer thread: {e}"),
+            })
     }
 
-    /// Sets the deadline to `timeout` from now.
+    /// Sets the deadline to `timeout` from now. A timeout too long to be
+    /// represented as an instant (such as [`Duration::MAX`]) means no deadline.
     pub fn set_timeout(&mut self, timeout: Duration) -> Result<()> {
-        self.set_deadline(Some(Instant::now() + timeout))
+        self.set_deadline(Instant::now().checked_add(timeout))
     }
 
     /// The current deadline.
@@ -496,7 +482,14 @@ impl<B: Backend, T: Send + 'static> Store<B, T> {
     }
 
     /// The engine's store, mutably.
-    pub fn raw_mut(&mut self) -> &mut B::Store<T> {
+    ///
+    /// # Safety
+    /// The layer's promises rest on what it puts in the engine's store. The
+    /// caller must not put into it anything that is not `Send` (the wasmer
+    /// backend's store is `Send` only because everything in it is), must not
+    /// create shared memories in it, and must not replace the data, limiter,
+    /// callbacks or hooks the backend installed.
+    pub unsafe fn raw_mut(&mut self) -> &mut B::Store<T> {
         &mut self.raw
     }
 }
@@ -522,6 +515,10 @@ impl<'a, B: Backend, T: Send + 'static> StoreContext<'a, B, T> {
         self.raw
     }
 
+    pub(crate) fn shared(&self) -> &Arc<StoreShared> {
+        B::ctx_shared(B::ctx_reborrow(&self.raw))
+    }
+
     /// The host data.
     pub fn data(self) -> &'a T {
         B::ctx_data(self.raw)
@@ -535,7 +532,10 @@ impl<'a, B: Backend, T: Send + 'static> StoreContextMut<'a, B, T> {
     }
 
     /// The engine context.
-    pub fn into_raw(self) -> B::CtxMut<'a, T> {
+    ///
+    /// # Safety
+    /// As for [`Store::raw_mut`].
+    pub unsafe fn into_raw(self) -> B::CtxMut<'a, T> {
         self.raw
     }
 

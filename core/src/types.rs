@@ -150,6 +150,17 @@ impl MemoryType {
     pub fn page_size(&self) -> u64 {
         1u64 << self.page_size_log2
     }
+
+    /// The most pages a memory of this kind can ever have: the address
+    /// space divided by the page size (2^32 bytes for 32-bit memories).
+    pub fn absolute_max_pages(&self) -> u64 {
+        let address_bits = if self.memory64 { 64 } else { 32 };
+        if self.page_size_log2 >= address_bits {
+            1
+        } else {
+            1u64 << (address_bits - self.page_size_log2)
+        }
+    }
 }
 
 impl fmt::Display for MemoryType {
@@ -186,6 +197,11 @@ pub struct TableType {
 }
 
 impl TableType {
+    /// The most elements a table of this kind can have.
+    pub fn absolute_max_elements(&self) -> u64 {
+        if self.table64 { u64::MAX } else { u32::MAX as u64 }
+    }
+
     /// A 32-bit table of `element` references.
     pub fn new(element: ValType, minimum: u32, maximum: Option<u32>) -> Self {
         Self {

@@ -4,8 +4,11 @@
 use std::fmt;
 
 use crate::backend::Backend;
+use crate::backend::BackendTypes;
+use crate::error::Result;
 use crate::externref::ExternRef;
 use crate::func::Func;
+use crate::store::{StoreId, check_store};
 use crate::types::ValType;
 
 /// A 128-bit SIMD vector, stored as its little-endian bit pattern.
@@ -34,7 +37,7 @@ impl fmt::Debug for V128 {
 ///
 /// Floats are kept as their bit patterns so NaN payloads survive a round trip
 /// through the host exactly (use [`Val::f32`] / [`Val::as_f32`] for `f32` values).
-pub enum Val<B: Backend> {
+pub enum Val<B: BackendTypes> {
     /// An `i32`.
     I32(i32),
     /// An `i64`.
@@ -192,6 +195,16 @@ impl<B: Backend> Val<B> {
     /// Whether this is a null reference.
     pub fn is_null(&self) -> bool {
         matches!(self, Val::FuncRef(None) | Val::ExternRef(None))
+    }
+
+    /// Refuses a reference owned by another store than `store`.
+    pub(crate) fn check_store(&self, store: StoreId, item: impl FnOnce() -> String) -> Result<()> {
+        let owner = match self {
+            Val::FuncRef(Some(f)) => f.store_id(),
+            Val::ExternRef(Some(r)) => r.store_id(),
+            _ => return Ok(()),
+        };
+        check_store(owner, store, item)
     }
 }
 

@@ -62,7 +62,7 @@ impl<B: Backend, T: Send + 'static> GuestDl<B, T> {
         if start == 0 {
             return Err("NULL name".into());
         }
-        let data = memory.data(ctx);
+        let data = memory.data(ctx).map_err(|e| e.to_string())?;
         let end = data.len().min(start.saturating_add(MAX_NAME));
         let bytes = data
             .get(start..end)

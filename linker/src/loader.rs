@@ -363,7 +363,7 @@ impl<B: Backend, T: Send + 'static> DynamicLinker<B, T> {
         mut ctx: impl AsContextMut<Backend = B, Data = T>,
         pages: u64,
     ) -> Result<(), Error> {
-        let have = self.memory.size(&ctx);
+        let have = self.memory.size(&ctx)?;
         if pages > have {
             self.memory.grow(&mut ctx, pages - have)?;
         }
@@ -462,7 +462,7 @@ impl<B: Backend, T: Send + 'static> DynamicLinker<B, T> {
         Ok(SharedModules {
             libraries: ids,
             heap: heap_start..heap_end,
-            pages: self.memory.size(&ctx),
+            pages: self.memory.size(&ctx)?,
         })
     }
 
@@ -1180,7 +1180,7 @@ impl<B: Backend, T: Send + 'static> DynamicLinker<B, T> {
     ) -> Result<(), Error> {
         // Room first.
         self.grow_to(&mut *ctx, plan.mem_end.div_ceil(PAGE))?;
-        let slots = self.table.size(&*ctx);
+        let slots = self.table.size(&*ctx)?;
         if plan.table_end > slots {
             self.table
                 .grow(&mut *ctx, plan.table_end - slots, Val::FuncRef(None))?;
@@ -1325,7 +1325,7 @@ fn lazy_stub<B: Backend, T: Send + 'static>(
                             "symbol `{symbol}` needed by `{lib_name}` is not loaded"
                         ))
                     })?;
-                let found = f.ty(&caller);
+                let found = f.ty(&caller)?;
                 if found != expected {
                     return Err(anywasm_core::Error::host_msg(format!(
                         "symbol `{symbol}` needed by `{lib_name}` as {expected} is defined as {found}"

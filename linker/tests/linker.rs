@@ -89,9 +89,9 @@ pub fn main_calls_side_modules<B: Backend>() {
     // strlen("hello") through a pointer in libutil's data
     assert_eq!(call_sym(&mut store, &mut dl, "greeting_len", &[]), 5);
     // 1 + 2 + ... + 10 on the shared stack, which is restored afterwards
-    let sp = dl.stack_pointer().get(&mut store).as_i32().unwrap();
+    let sp = dl.stack_pointer().get(&mut store).unwrap().as_i32().unwrap();
     assert_eq!(call_sym(&mut store, &mut dl, "stack_sum", &[10]), 55);
-    assert_eq!(dl.stack_pointer().get(&mut store).as_i32().unwrap(), sp);
+    assert_eq!(dl.stack_pointer().get(&mut store).unwrap().as_i32().unwrap(), sp);
     // Loading again is the same library.
     assert_eq!(dl.load(&mut store, "main.wasm").unwrap(), main);
     assert_eq!(dl.libraries().count(), 4);
@@ -136,7 +136,7 @@ pub fn function_pointers_are_equal<B: Backend>() {
     };
     assert_eq!(again, table_index);
     // The table entry is the function.
-    let Some(Val::FuncRef(Some(entry))) = dl.table().get(&mut store, table_index.into()) else {
+    let Ok(Some(Val::FuncRef(Some(entry)))) = dl.table().get(&mut store, table_index.into()) else {
         panic!()
     };
     assert_eq!(call(&mut store, &entry, &[5]), 10);
@@ -264,7 +264,7 @@ pub fn dlopen_dlsym_dlclose<B: Backend>() {
         .unwrap();
     assert_eq!(call(&mut store, &scale, &[6]), 18);
     // Through the table, as a function pointer.
-    let Some(Val::FuncRef(Some(entry))) = dl.table().get(&mut store, table_index.into()) else {
+    let Ok(Some(Val::FuncRef(Some(entry)))) = dl.table().get(&mut store, table_index.into()) else {
         panic!()
     };
     assert_eq!(call(&mut store, &entry, &[2]), 6);

@@ -334,7 +334,8 @@ impl<B: Backend> PluginInner<B> {
         let alloc = instance
             .get_func(&mut store, abi::ALLOC)
             .map_err(|_| abi_err(format!("the plugin does not export `{}`", abi::ALLOC)))?;
-        if alloc.ty(&store).to_string() != "(func (param i32) (result i32))" {
+        let alloc_ty = alloc.ty(&store).map_err(|e| engine_err(id, e))?;
+        if alloc_ty.to_string() != "(func (param i32) (result i32))" {
             return Err(abi_err(format!(
                 "`{}` must have type (i32) -> i32",
                 abi::ALLOC
@@ -399,8 +400,9 @@ impl<B: Backend> PluginInner<B> {
             .get_func(&mut slot.store, name)
             .ok()
             .filter(|f| {
-                let ty = f.ty(&slot.store);
-                ty.params() == [ValType::I32, ValType::I32] && ty.results() == [ValType::I64]
+                f.ty(&slot.store).is_ok_and(|ty| {
+                    ty.params() == [ValType::I32, ValType::I32] && ty.results() == [ValType::I64]
+                })
             })
             .ok_or_else(|| PluginError::NoSuchFunction {
                 plugin: self.id().to_string(),

@@ -1,13 +1,22 @@
 //! The configuration of a WASI program and its state: arguments,
 //! environment, standard streams and the table of file descriptors.
 
+use std::any::Any;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use anywasm_core::{Backend, Memory};
 use cap_std::ambient_authority;
 use cap_std::fs::{Dir, File};
+
+use crate::rights::{self, Rights};
+
+/// How many descriptors a program may hold open at once by default
+/// (standard streams and preopens included): each open file is a
+/// descriptor of the host process, which has a limit of its own.
+pub const DEFAULT_MAX_OPEN_FILES: usize = 256;
 
 /// Where the program's standard input comes from.
 #[derive(Debug, Clone)]
@@ -32,18 +41,39 @@ pub enum Output {
 }
 
 /// Bytes a program wrote to a captured stream.
-#[derive(Debug, Clone, Default)]
-pub struct Captured(Arc<Mutex<Vec<u8>>>);
+///
+/// Unbounded by default; [`Captured::with_limit`] caps it, after which the
+/// program's writes fail with `ENOSPC` (so a program cannot make the host
+/// hold more than the limit).
+#[derive(Debug, Clone)]
+pub struct Captured {
+    bytes: Arc<Mutex<Vec<u8>>>,
+    limit: usize,
+}
+
+impl Default for Captured {
+    fn default() -> Self {
+        Self::with_limit(usize::MAX)
+    }
+}
 
 impl Captured {
-    /// A new, empty buffer.
+    /// A new, empty, unbounded buffer.
     pub fn new() -> Self {
         Self::default()
     }
 
+    /// A new, empty buffer that keeps at most `limit` bytes.
+    pub fn with_limit(limit: usize) -> Self {
+        Self {
+            bytes: Arc::default(),
+            limit,
+        }
+    }
+
     /// What has been written so far.
     pub fn contents(&self) -> Vec<u8> {
-        self.0.lock().map(|b| b.clone()).unwrap_or_default()
+        self.bytes.lock().map(|b| b.clone()).unwrap_or_default()
     }
 
     /// What has been written so far, as text.
@@ -51,10 +81,27 @@ impl Captured {
         String::from_utf8_lossy(&self.contents()).into_owned()
     }
 
-    fn write(&self, bytes: &[u8]) {
-        if let Ok(mut b) = self.0.lock() {
-            b.extend_from_slice(bytes);
+    /// How many bytes have been written.
+    pub fn len(&self) -> usize {
+        self.bytes.lock().map(|b| b.len()).unwrap_or(0)
+    }
+
+    /// Whether nothing has been written.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Appends what fits under the limit; a short count when the limit is
+    /// reached, `ENOSPC` when nothing fits.
+    fn write(&self, bytes: &[u8]) -> std::io::Result<usize> {
+        let mut b = self.bytes.lock().unwrap_or_else(|p| p.into_inner());
+        let room = self.limit.saturating_sub(b.len());
+        if room == 0 && !bytes.is_empty() {
+            return Err(std::io::ErrorKind::StorageFull.into());
         }
+        let n = bytes.len().min(room);
+        b.extend_from_slice(&bytes[..n]);
+        Ok(n)
     }
 }
 
@@ -90,6 +137,7 @@ pub struct WasiConfig {
     stdout: Output,
     stderr: Output,
     preopens: Vec<Preopen>,
+    max_open_files: usize,
 }
 
 impl Default for WasiConfig {
@@ -109,7 +157,16 @@ impl WasiConfig {
             stdout: Output::Discard,
             stderr: Output::Discard,
             preopens: Vec::new(),
+            max_open_files: DEFAULT_MAX_OPEN_FILES,
         }
+    }
+
+    /// The most descriptors the program may hold open at once, standard
+    /// streams and preopens included ([`DEFAULT_MAX_OPEN_FILES`] by
+    /// default); opening more fails with `EMFILE`.
+    pub fn max_open_files(mut self, n: usize) -> Self {
+        self.max_open_files = n;
+        self
     }
 
     /// Adds an argument (the first is the program name).
@@ -191,7 +248,18 @@ impl WasiConfig {
 
     /// Opens the preopened directories and makes the program's state.
     pub fn build(self) -> Result<WasiCtx, anywasm_core::Error> {
-        let mut fds = vec![Some(Fd::Stdin), Some(Fd::Stdout), Some(Fd::Stderr)];
+        let stdio = |kind, base| {
+            Some(Entry {
+                fd: kind,
+                base,
+                inheriting: 0,
+            })
+        };
+        let mut fds = vec![
+            stdio(Fd::Stdin, rights::STDIN),
+            stdio(Fd::Stdout, rights::STDOUT),
+            stdio(Fd::Stderr, rights::STDOUT),
+        ];
         for p in &self.preopens {
             let dir = Dir::open_ambient_dir(&p.host, ambient_authority()).map_err(|source| {
                 anywasm_core::Error::Io {
@@ -199,12 +267,16 @@ impl WasiConfig {
                     source,
                 }
             })?;
-            fds.push(Some(Fd::Dir(DirFd {
-                dir,
-                preopen: Some(p.guest.clone()),
-                read_only: p.read_only,
-                entries: None,
-            })));
+            let (base, inheriting) = rights::preopen(p.read_only);
+            fds.push(Some(Entry {
+                fd: Fd::Dir(DirFd {
+                    dir,
+                    preopen: Some(p.guest.clone()),
+                    entries: None,
+                }),
+                base,
+                inheriting,
+            }));
         }
         Ok(WasiCtx {
             args: self.args,
@@ -214,7 +286,9 @@ impl WasiConfig {
             stdout: self.stdout,
             stderr: self.stderr,
             fds,
+            max_open_files: self.max_open_files,
             start: Instant::now(),
+            memory: None,
         })
     }
 }
@@ -223,16 +297,13 @@ impl WasiConfig {
 pub(crate) struct DirFd {
     pub(crate) dir: Dir,
     pub(crate) preopen: Option<String>,
-    pub(crate) read_only: bool,
-    /// Names listed by `fd_readdir`, read once per descriptor.
+    /// Names listed by `fd_readdir`, read when a listing starts (cookie 0).
     pub(crate) entries: Option<Vec<(String, u8)>>,
 }
 
 /// An open file.
 pub(crate) struct FileFd {
     pub(crate) file: File,
-    pub(crate) read: bool,
-    pub(crate) write: bool,
     pub(crate) append: bool,
 }
 
@@ -244,6 +315,13 @@ pub(crate) enum Fd {
     Dir(DirFd),
 }
 
+/// A descriptor and its rights.
+pub(crate) struct Entry {
+    pub(crate) fd: Fd,
+    pub(crate) base: Rights,
+    pub(crate) inheriting: Rights,
+}
+
 /// The state of a WASI program; keep it in the store's data and give
 /// [`add_to_linker`](crate::add_to_linker) a way to reach it.
 pub struct WasiCtx {
@@ -253,8 +331,12 @@ pub struct WasiCtx {
     stdin_pos: usize,
     stdout: Output,
     stderr: Output,
-    pub(crate) fds: Vec<Option<Fd>>,
+    pub(crate) fds: Vec<Option<Entry>>,
+    pub(crate) max_open_files: usize,
     pub(crate) start: Instant,
+    /// The program's memory when it imports it rather than exporting it
+    /// (a `Memory<B>`; see [`WasiCtx::set_memory`]).
+    memory: Option<Box<dyn Any + Send + Sync>>,
 }
 
 impl std::fmt::Debug for WasiCtx {
@@ -267,6 +349,33 @@ impl std::fmt::Debug for WasiCtx {
 }
 
 impl WasiCtx {
+    /// The memory WASI reads and writes for a program that imports its
+    /// memory instead of exporting it as `memory` (a position-independent
+    /// main program of the dynamic linker, for example). A program that
+    /// exports `memory` uses its own.
+    pub fn set_memory<B: Backend>(&mut self, memory: Memory<B>) {
+        self.memory = Some(Box::new(memory));
+    }
+
+    /// The memory set with [`WasiCtx::set_memory`], if it is one of backend `B`.
+    pub(crate) fn memory<B: Backend>(&self) -> Option<Memory<B>> {
+        self.memory.as_ref()?.downcast_ref::<Memory<B>>().cloned()
+    }
+
+    /// Whether standard input is the host's own (reads may block).
+    pub(crate) fn stdin_is_inherited(&self) -> bool {
+        matches!(self.stdin, Stdin::Inherit)
+    }
+
+    /// How many bytes standard input can give without blocking, if known.
+    pub(crate) fn stdin_available(&self) -> Option<u64> {
+        match &self.stdin {
+            Stdin::Empty => Some(0),
+            Stdin::Bytes(b) => Some(b.len().saturating_sub(self.stdin_pos) as u64),
+            Stdin::Inherit => None,
+        }
+    }
+
     pub(crate) fn read_stdin(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         match &self.stdin {
             Stdin::Empty => Ok(0),
@@ -284,10 +393,7 @@ impl WasiCtx {
     pub(crate) fn write_out(&mut self, err: bool, bytes: &[u8]) -> std::io::Result<usize> {
         match if err { &self.stderr } else { &self.stdout } {
             Output::Discard => Ok(bytes.len()),
-            Output::Capture(c) => {
-                c.write(bytes);
-                Ok(bytes.len())
-            }
+            Output::Capture(c) => c.write(bytes),
             Output::Inherit if err => std::io::stderr().write_all(bytes).map(|_| bytes.len()),
             Output::Inherit => {
                 let mut out = std::io::stdout();

@@ -25,10 +25,14 @@ pub const IO: Errno = 29;
 pub const ISDIR: Errno = 31;
 /// Too many levels of symbolic links.
 pub const LOOP: Errno = 32;
+/// Too many open files (the program's descriptor limit).
+pub const MFILE: Errno = 33;
 /// File name too long.
 pub const NAMETOOLONG: Errno = 37;
 /// No such file or directory.
 pub const NOENT: Errno = 44;
+/// No space left (a captured stream reached its limit).
+pub const NOSPC: Errno = 51;
 /// Function not supported.
 pub const NOSYS: Errno = 52;
 /// Not a directory.
@@ -47,10 +51,6 @@ pub const NOTCAPABLE: Errno = 76;
 
 /// Maps a host error to a WASI errno.
 pub fn from_io(e: &io::Error) -> Errno {
-    // cap-std refuses paths that lead outside the sandbox with this message.
-    if e.to_string().contains("outside of the filesystem") {
-        return NOTCAPABLE;
-    }
     if let Some(code) = e.raw_os_error() {
         return match code {
             1 => PERM,
@@ -61,6 +61,8 @@ pub fn from_io(e: &io::Error) -> Errno {
             20 => NOTDIR,
             21 => ISDIR,
             22 => INVAL,
+            24 => MFILE,
+            28 => NOSPC,
             29 => SPIPE,
             36 => NAMETOOLONG,
             39 => NOTEMPTY,
@@ -71,7 +73,11 @@ pub fn from_io(e: &io::Error) -> Errno {
     }
     match e.kind() {
         io::ErrorKind::NotFound => NOENT,
-        io::ErrorKind::PermissionDenied => ACCES,
+        // An error of this kind that the operating system did not report is
+        // cap-std refusing a path that leads outside the sandbox (its
+        // `escape_attempt`); the system's own EACCES has an OS code.
+        io::ErrorKind::PermissionDenied => NOTCAPABLE,
+        io::ErrorKind::StorageFull => NOSPC,
         io::ErrorKind::AlreadyExists => EXIST,
         io::ErrorKind::InvalidInput => INVAL,
         io::ErrorKind::IsADirectory => ISDIR,

@@ -31,18 +31,42 @@
 //! - Nothing of the host's environment, arguments or standard streams is
 //!   visible unless configured.
 //!
-//! Sockets, links and changing file times answer `ENOTSUP`; `proc_raise`
-//! answers `ENOSYS`. `proc_exit` ends the program with
+//! - Every descriptor has rights ([`rights`]), reported by `fd_fdstat_get`
+//!   and checked by every call; a read-only preopen passes on no right to
+//!   write.
+//!
+//! ## A hostile program cannot harm the host
+//! - Every pointer, length, count and offset is checked against the
+//!   program's memory before it is used, and no host allocation is sized by
+//!   what the program claims: reads and writes move data in 64 KiB chunks,
+//!   at most 16 MiB per call (a short count, as POSIX allows), and
+//!   `random_get` fills the program's memory in place.
+//! - Waits (`poll_oneoff`, reading the host's standard input) sleep in
+//!   slices and end with the store's deadline or interrupt trap, exactly as
+//!   wasm code does.
+//! - A program holds at most [`DEFAULT_MAX_OPEN_FILES`] descriptors
+//!   ([`WasiConfig::max_open_files`]); [`Captured`] output can be capped.
+//!
+//! Sockets, links, symbolic links, changing file times and preallocating
+//! answer `ENOTSUP`, as do the process and thread CPU-time clocks;
+//! `proc_raise` answers `ENOSYS`. `proc_exit` ends the program with
 //! [`Error::Exit`](anywasm_core::Error::Exit), a result rather than a trap.
+//!
+//! A program that imports its memory (a position-independent main program
+//! of the dynamic linker) is served through the memory given with
+//! [`WasiCtx::set_memory`].
 
 mod ctx;
 pub mod errno;
 mod host;
+mod mem;
+mod poll;
+pub mod rights;
 
 use anywasm_core::{Backend, Engine, Error, Linker, Module, Result, Store};
 
-pub use ctx::{Captured, Output, Preopen, Stdin, WasiConfig, WasiCtx};
-pub use host::add_to_linker;
+pub use ctx::{Captured, DEFAULT_MAX_OPEN_FILES, Output, Preopen, Stdin, WasiConfig, WasiCtx};
+pub use host::{FUNCTIONS, add_to_linker, function_type};
 
 /// Runs a WASI command module (`_start`) and returns its exit status: 0 if
 /// `_start` returns, the `proc_exit` code otherwise. Traps and other

@@ -111,7 +111,7 @@ where
     // A host function made directly (not through a linker) is callable from the host.
     let direct = anywasm_core::Func::wrap(&mut store, |a: i32, b: i32| a * b);
     assert_eq!(
-        direct.ty(&store).to_string(),
+        direct.ty(&store).unwrap().to_string(),
         "(func (param i32 i32) (result i32))"
     );
     let typed = direct.typed::<(i32, i32), i32>(&store).unwrap();

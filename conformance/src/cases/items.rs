@@ -78,11 +78,11 @@ pub fn host_memory_shared_by_instances<B: Backend>() {
     );
     assert_eq!(shared.memory.grow(&mut store, 1).unwrap(), 1);
     assert_eq!(i32_of(call(&mut store, &b, "size", &[]).unwrap()), 2);
-    assert_eq!(shared.memory.size(&store), 2);
-    assert_eq!(shared.memory.data_size(&store), 2 * 65536);
+    assert_eq!(shared.memory.size(&store).unwrap(), 2);
+    assert_eq!(shared.memory.data_size(&store).unwrap(), 2 * 65536);
     // Beyond the declared maximum of 4 pages.
     assert!(shared.memory.grow(&mut store, 3).is_err());
-    assert_eq!(shared.memory.size(&store), 2);
+    assert_eq!(shared.memory.size(&store).unwrap(), 2);
 }
 
 /// An exported memory is readable and writable from the host in bytes,
@@ -91,8 +91,8 @@ pub fn exported_memory_access<B: Backend>() {
     let engine = engine::<B>(&Config::new());
     let (mut store, inst) = instantiate(&engine, GROW, ());
     let memory = inst.get_memory(&mut store, "memory").unwrap();
-    assert_eq!(memory.data_size(&store), 65536);
-    assert_eq!(memory.ty(&store), MemoryType::new(1, None));
+    assert_eq!(memory.data_size(&store).unwrap(), 65536);
+    assert_eq!(memory.ty(&store).unwrap(), MemoryType::new(1, None));
     memory.write(&mut store, 100, b"abcdef").unwrap();
     let mut buf = [0u8; 3];
     memory.read(&store, 101, &mut buf).unwrap();
@@ -113,15 +113,15 @@ pub fn exported_memory_access<B: Backend>() {
     memory.copy(&mut store, 102, 100, 6).unwrap();
     assert_eq!(memory.read_vec(&store, 100, 8).unwrap(), b"ababcdef");
     memory.fill(&mut store, 300, 0x5a, 10).unwrap();
-    assert_eq!(&memory.data(&store)[300..310], &[0x5a; 10]);
-    memory.data_mut(&mut store)[400] = 9;
+    assert_eq!(&memory.data(&store).unwrap()[300..310], &[0x5a; 10]);
+    memory.data_mut(&mut store).unwrap()[400] = 9;
     assert_eq!(memory.read_le::<u8>(&store, 400).unwrap(), 9);
     // Growing from inside wasm is seen by the host.
     assert_eq!(
         i32_of(call(&mut store, &inst, "grow", &[Val::I32(2)]).unwrap()),
         1
     );
-    assert_eq!(memory.size(&store), 3);
+    assert_eq!(memory.size(&store).unwrap(), 3);
     assert_eq!(memory.read_le::<u8>(&store, 400).unwrap(), 9);
 }
 
@@ -173,7 +173,7 @@ pub fn globals_imported_and_exported<B: Backend>() {
         100
     );
     assert_eq!(i32_of(call(&mut store, &inst, "bump", &[]).unwrap()), 1);
-    assert_eq!(shared.counter.get(&mut store).as_i32(), Some(1));
+    assert_eq!(shared.counter.get(&mut store).unwrap().as_i32(), Some(1));
     shared.counter.set(&mut store, Val::I32(10)).unwrap();
     assert_eq!(i32_of(call(&mut store, &inst, "bump", &[]).unwrap()), 11);
     assert!(matches!(
@@ -185,17 +185,17 @@ pub fn globals_imported_and_exported<B: Backend>() {
         Err(Error::TypeMismatch { .. })
     ));
     assert_eq!(
-        shared.base.ty(&store),
+        shared.base.ty(&store).unwrap(),
         GlobalType::new(ValType::I32, Mutability::Const)
     );
 
     let g = inst.get_global(&mut store, "g").unwrap();
-    assert_eq!(g.ty(&store), GlobalType::new(ValType::I64, Mutability::Var));
-    assert_eq!(g.get(&mut store).as_i64(), Some(5));
+    assert_eq!(g.ty(&store).unwrap(), GlobalType::new(ValType::I64, Mutability::Var));
+    assert_eq!(g.get(&mut store).unwrap().as_i64(), Some(5));
     g.set(&mut store, Val::I64(-9)).unwrap();
     assert_eq!(i64_of(call(&mut store, &inst, "get_g", &[]).unwrap()), -9);
     let k = inst.get_global(&mut store, "k").unwrap();
-    assert_eq!(k.get(&mut store).as_f32(), Some(1.5));
+    assert_eq!(k.get(&mut store).unwrap().as_f32(), Some(1.5));
     assert!(k.set(&mut store, Val::f32(2.0)).is_err());
     // A host global can be created with any value type.
     let f = Global::new(
@@ -205,7 +205,7 @@ pub fn globals_imported_and_exported<B: Backend>() {
     )
     .unwrap();
     f.set(&mut store, Val::f64(-1.0)).unwrap();
-    assert_eq!(f.get(&mut store).as_f64(), Some(-1.0));
+    assert_eq!(f.get(&mut store).unwrap().as_f64(), Some(-1.0));
     assert!(matches!(
         Global::new(
             &mut store,
@@ -243,9 +243,9 @@ pub fn host_table_with_other_instances_functions<B: Backend>() {
         i32_of(call(&mut store, &inst, "call_slot", &[Val::I32(1)]).unwrap()),
         11
     );
-    assert_eq!(table.size(&store), 2);
+    assert_eq!(table.size(&store).unwrap(), 2);
     assert_eq!(table.grow(&mut store, 2, Val::FuncRef(None)).unwrap(), 2);
-    assert_eq!(table.size(&store), 4);
+    assert_eq!(table.size(&store).unwrap(), 4);
     assert_trap(
         B::NAME,
         call(&mut store, &inst, "call_slot", &[Val::I32(3)]),
@@ -265,11 +265,11 @@ pub fn host_table_with_other_instances_functions<B: Backend>() {
         TrapCode::IndirectCallTypeMismatch,
     );
     // The element read back is a function the host can call.
-    let got = table.get(&mut store, 1).unwrap();
+    let got = table.get(&mut store, 1).unwrap().unwrap();
     let f = got.as_funcref().flatten().cloned().unwrap();
     assert_eq!(i32_of(f.invoke(&mut store, &[]).unwrap()), 11);
-    assert!(table.get(&mut store, 2).unwrap().is_null());
-    assert!(table.get(&mut store, 4).is_none());
+    assert!(table.get(&mut store, 2).unwrap().unwrap().is_null());
+    assert!(table.get(&mut store, 4).unwrap().is_none());
     assert!(table.set(&mut store, 4, Val::FuncRef(None)).is_err());
     assert!(matches!(
         table.set(&mut store, 0, Val::I32(0)),
@@ -299,16 +299,16 @@ pub fn externref_round_trip<B: Backend>() {
         .cloned()
         .expect("a non-null externref");
     assert_eq!(
-        back.downcast::<String, _>(&store).map(String::as_str),
+        back.downcast::<String, _>(&store).unwrap().map(String::as_str),
         Some("kept by the guest")
     );
-    assert!(back.downcast::<u32, _>(&store).is_none());
+    assert!(back.downcast::<u32, _>(&store).unwrap().is_none());
     assert_eq!(
         i32_of(call(&mut store, &inst, "is_null", &[Val::ExternRef(None)]).unwrap()),
         1
     );
     let table = inst.get_table(&mut store, "refs").unwrap();
-    assert!(table.get(&mut store, 1).unwrap().is_null());
+    assert!(table.get(&mut store, 1).unwrap().unwrap().is_null());
 }
 
 /// Host functions, with a run-time signature (`Func::new`) or a typed one,
@@ -375,7 +375,7 @@ where
             101
         );
     }
-    let Val::FuncRef(Some(from_global)) = global.get(&mut store) else {
+    let Val::FuncRef(Some(from_global)) = global.get(&mut store).unwrap() else {
         panic!("{}: null global", B::NAME)
     };
     assert_eq!(
@@ -393,7 +393,7 @@ where
         .unwrap();
         assert_eq!(i32_of(r), expected, "{}", B::NAME);
     }
-    let read = table.get(&mut store, 1).unwrap();
+    let read = table.get(&mut store, 1).unwrap().unwrap();
     let f = read.as_funcref().flatten().cloned().unwrap();
     assert_eq!(i32_of(f.invoke(&mut store, &[Val::I32(5)]).unwrap()), 105);
 

@@ -48,7 +48,7 @@ pub fn fuel_exhaustion_then_refuel<B: Backend>() {
         let ticks = inst
             .get_global(&mut store, "ticks")
             .unwrap()
-            .get(&mut store)
+            .get(&mut store).unwrap()
             .as_i64()
             .unwrap();
         assert!(ticks > 0, "{}: the loop never ran", B::NAME);
@@ -168,7 +168,7 @@ pub fn interrupt_handle_stops_running_call<B: Backend>() {
         TrapCode::Interrupted,
     );
     interrupter.join().unwrap();
-    assert!(ticks.get(&mut store).as_i64().unwrap() > 0);
+    assert!(ticks.get(&mut store).unwrap().as_i64().unwrap() > 0);
     assert_eq!(i32_of(call(&mut store, &inst, "quick", &[]).unwrap()), 1);
     assert_eq!(
         i64_of(call(&mut store, &inst, "count", &[Val::I64(10_000)]).unwrap()),
@@ -321,6 +321,6 @@ pub fn table_limit_per_store<B: Backend>() {
         10
     );
     let table = inst.get_table(&mut store, "t").unwrap();
-    assert_eq!(table.size(&store), 100);
+    assert_eq!(table.size(&store).unwrap(), 100);
     assert!(table.grow(&mut store, 1, Val::FuncRef(None)).is_err());
 }

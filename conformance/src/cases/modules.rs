@@ -49,7 +49,7 @@ pub fn precompiled_round_trip<B: Backend>() {
     assert_eq!(
         inst.get_global(&mut store, "g")
             .unwrap()
-            .get(&mut store)
+            .get(&mut store).unwrap()
             .as_i32(),
         Some(9)
     );
@@ -319,7 +319,7 @@ where
         .func_wrap("host", "memory_size", |mut caller: Caller<'_, B, ()>| {
             caller
                 .get_memory("memory")
-                .map_or(-1, |m| m.size(&caller) as i32)
+                .map_or(-1, |m| m.size(&caller).unwrap() as i32)
         })
         .unwrap();
     let mut store = Store::new(&engine, ());
@@ -327,14 +327,14 @@ where
     assert_eq!(
         inst.get_global(&mut store, "g")
             .unwrap()
-            .get(&mut store)
+            .get(&mut store).unwrap()
             .as_i32(),
         Some(41)
     );
     assert_eq!(
         inst.get_global(&mut store, "seen")
             .unwrap()
-            .get(&mut store)
+            .get(&mut store).unwrap()
             .as_i32(),
         Some(2)
     );

@@ -1,0 +1,106 @@
+//! Engines: capabilities, configuration, and the one compiler per engine.
+
+use std::sync::{Arc, Mutex};
+
+use wasmer::sys::NativeEngineExt;
+use anywasm_core::{BackendEngine, Capabilities, Config, Features, OptLevel, Result};
+
+use crate::control::Control;
+use crate::{NAME, Wasmer, limits};
+
+/// The engine handle.
+#[derive(Clone)]
+pub struct WrEngine {
+    pub(crate) engine: wasmer::Engine,
+    pub(crate) fuel: bool,
+    pub(crate) interruptible: bool,
+    pub(crate) compiler: Arc<Compiler>,
+}
+
+impl WrEngine {
+    /// wasmer's engine.
+    pub fn inner(&self) -> &wasmer::Engine {
+        &self.engine
+    }
+
+    /// Whether modules of this engine import the store's control globals.
+    pub(crate) fn controlled(&self) -> bool {
+        self.fuel || self.interruptible
+    }
+}
+
+/// What every compile of an engine goes through: the control middleware
+/// keeps the plan of the module being compiled, so compiles of one engine
+/// (user modules and the backend's thunks alike) take turns.
+#[derive(Debug, Default)]
+pub(crate) struct Compiler {
+    pub(crate) lock: Mutex<()>,
+    pub(crate) control: Arc<Control>,
+}
+
+/// The proposals the layer supports on wasmer. wasmer also implements
+/// exceptions, but the layer cannot represent tags or exception references
+/// yet, so it does not claim them.
+fn supported_features() -> Features {
+    let mut f = Features::wasm2();
+    f.relaxed_simd = true;
+    f.multi_memory = true;
+    f.extended_const = true;
+    f.wide_arithmetic = true;
+    f
+}
+
+impl BackendEngine for Wasmer {
+    fn capabilities() -> Capabilities {
+        let mut c = Capabilities::new(NAME, <Self as anywasm_core::BackendTypes>::ENGINE_VERSION);
+        c.jit = true;
+        c.fuel = true;
+        c.deadline = true;
+        c.memory_limit = true;
+        c.stack_limit = false;
+        c.precompiled_modules = true;
+        c.memory_slice = true;
+        c.extern_ref = true;
+        c.features = supported_features();
+        c
+    }
+
+    fn engine_new(config: &Config) -> Result<WrEngine> {
+        let mut compiler = wasmer::sys::Cranelift::new();
+        compiler.opt_level(match config.get_opt_level() {
+            OptLevel::None => wasmer::sys::CraneliftOptLevel::None,
+            OptLevel::Speed => wasmer::sys::CraneliftOptLevel::Speed,
+        });
+        let ours = Arc::new(Compiler::default());
+        if config.fuel_enabled() || config.interruptible_enabled() {
+            use wasmer::sys::CompilerConfig;
+            compiler.push_middleware(ours.control.clone());
+        }
+        let f = config.get_features();
+        let mut features = wasmer::sys::Features::none();
+        features
+            .reference_types(f.reference_types)
+            .simd(f.simd)
+            .bulk_memory(f.bulk_memory)
+            .multi_value(f.multi_value)
+            .multi_memory(f.multi_memory)
+            .relaxed_simd(f.relaxed_simd)
+            .extended_const(f.extended_const)
+            .exceptions(f.exceptions)
+            .wide_arithmetic(f.wide_arithmetic);
+        let mut engine: wasmer::Engine = wasmer::sys::EngineBuilder::new(compiler)
+            .set_features(Some(features))
+            .engine()
+            .into();
+        let target = engine.target().clone();
+        engine.set_tunables(limits::LimitingTunables::new(
+            wasmer::sys::BaseTunables::for_target(&target),
+        ));
+        Ok(WrEngine {
+            engine,
+            fuel: config.fuel_enabled(),
+            interruptible: config.interruptible_enabled(),
+            compiler: ours,
+        })
+    }
+}

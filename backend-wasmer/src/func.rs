@@ -1,0 +1,556 @@
+//! Functions: the call wrapper every call from the host goes through,
+//! dynamic and typed calls, host functions and what they know of their
+//! calling instance.
+
+use std::any::Any;
+use std::sync::{Arc, OnceLock};
+
+use anywasm_core::{
+    BackendFunc, BackendTypes, Caller, DynHostFn, Error, FuncType, HostSig, Result, StoreId,
+    TrapCode, TypedSig, Val, WasmTy, WasmTyList,
+};
+use wasmer::{AsStoreMut, FunctionEnv, FunctionEnvMut, StoreMut};
+
+use crate::convert::{HostErr, func_type_from_wr, func_type_to_wr, map_runtime_err, val_from_wr, val_to_wr};
+
+use crate::{NAME, StoreData, View, ViewMut, Wasmer, control, module, thunk};
+
+/// An instance. Shared, because every function taken from it and every
+/// call into it keeps it (wasmer's `Instance` clones its export map).
+pub type WrInstance = Arc<wasmer::Instance>;
+
+/// Makes a host function's wasmer function anew, bound to an instance:
+/// `(store, the store's FunctionEnv<StoreData<T>> as Any, binding)`.
+pub(crate) type MakeHost =
+    Arc<dyn Fn(&mut StoreMut<'_>, &dyn Any, Arc<OnceLock<WrInstance>>) -> Option<wasmer::Function> + Send + Sync>;
+
+/// What the backend keeps of a host function to tell it its calling
+/// instance: wasmer does not tell host functions who called them, so each
+/// import of a host function into an instance is a function of its own,
+/// bound to that instance.
+#[derive(Clone)]
+pub(crate) struct HostBinding {
+    /// The instance this function was imported into, once known.
+    pub(crate) instance: Arc<OnceLock<WrInstance>>,
+    /// Makes a copy of the function for another importing instance.
+    pub(crate) make: MakeHost,
+}
+
+impl std::fmt::Debug for HostBinding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HostBinding").finish_non_exhaustive()
+    }
+}
+
+/// A function, with what the backend knows about whose it is.
+#[derive(Clone, Debug)]
+pub struct WrFunc {
+    pub(crate) func: wasmer::Function,
+    /// The instance that exports it, for functions taken from an instance.
+    pub(crate) owner: Option<WrInstance>,
+    /// For host functions made through the layer.
+    pub(crate) host: Option<HostBinding>,
+    /// For host functions with a run-time signature: the wasm thunk that
+    /// stands for it as a funcref, once made.
+    pub(crate) thunk: Option<Arc<OnceLock<wasmer::Function>>>,
+}
+
+impl WrFunc {
+    /// wasmer's function.
+    pub fn inner(&self) -> &wasmer::Function {
+        &self.func
+    }
+
+    pub(crate) fn plain(func: wasmer::Function, owner: Option<WrInstance>) -> Self {
+        Self {
+            func,
+            owner,
+            host: None,
+            thunk: None,
+        }
+    }
+}
+
+/// What a host function gets: the store view and its own binding.
+pub struct WrCaller<'a, T: Send + 'static> {
+    pub(crate) env: &'a mut (dyn ViewMut<T> + 'a),
+    binding: &'a OnceLock<WrInstance>,
+}
+
+/// A pointer to an instance the host is running (see `StoreData::running`).
+#[derive(Clone, Copy)]
+pub(crate) struct RunningPtr(*const wasmer::Instance);
+
+// SAFETY: a `RunningPtr` is only dereferenced by `running_instance`, inside
+// the call that pushed it, on the thread that holds the store exclusively
+// for that call; `wasmer::Instance` itself is `Send + Sync`.
+unsafe impl Send for RunningPtr {}
+// SAFETY: as above; shared access only reads the pointer value.
+unsafe impl Sync for RunningPtr {}
+
+/// The innermost instance the host is running, as a new `Arc`.
+pub(crate) fn running_instance<T>(data: &StoreData<T>) -> Option<WrInstance> {
+    let ptr = data.running.last()?.0;
+    // SAFETY: `ptr` came from `Arc::as_ptr` of an owner that `host_call`'s
+    // caller borrows for the whole call, and `host_call` pops it before
+    // returning or unwinding; we are inside that call (a host function it
+    // led to), so the `Arc` is alive and one more strong count is sound.
+    unsafe {
+        Arc::increment_strong_count(ptr);
+        Some(Arc::from_raw(ptr))
+    }
+}
+
+/// Runs `f` as a call from the host into wasm: the status word reset and
+/// deadline re-check of the outermost call, the caller stack, and the
+/// mapping of what the control globals say after a trap.
+pub(crate) fn host_call<T: Send + 'static, R>(
+    ctx: &mut dyn ViewMut<T>,
+    owner: Option<&WrInstance>,
+    f: impl FnOnce(&mut StoreMut<'_>) -> std::result::Result<R, wasmer::RuntimeError>,
+) -> Result<R> {
+    let mut env = ctx.env_mut();
+    let outermost;
+    {
+        let data = env.data_mut();
+        outermost = data.depth == 0;
+        if outermost && let Some(c) = &data.control {
+            // A stop asked for before this call (the layer has checked that
+            // nothing is due now) must not stop it; one asked for from now on
+            // must. So: reset, then look again.
+            c.reset_status();
+            if let Some(code) = data.shared.interrupt().check() {
+                return Err(Error::trap(NAME, code, ""));
+            }
+        }
+        data.depth += 1;
+        if let Some(o) = owner {
+            data.running.push(RunningPtr(Arc::as_ptr(o)));
+        }
+    }
+    // Host functions' panics never get here (the core catches them where
+    // the host function returns); this guard is for a panic from wasmer
+    // itself. The bookkeeping is undone before it goes on, so `running`
+    // never keeps a pointer whose owner borrow has ended (which
+    // `running_instance` would otherwise dereference later).
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let mut store = env.as_store_mut();
+        f(&mut store)
+    }));
+    let (data, mut store) = env.data_and_store_mut();
+    if owner.is_some() {
+        data.running.pop();
+    }
+    data.depth -= 1;
+    let e = match result {
+        Ok(Ok(r)) => return Ok(r),
+        Ok(Err(e)) => e,
+        Err(panic) => std::panic::resume_unwind(panic),
+    };
+    if e.is::<HostErr>()
+        && let Some(ours) = data.shared.take_host_error()
+    {
+        return Err(ours);
+    }
+    if let Some(c) = &data.control
+        && e.clone().to_trap() == Some(wasmer::sys::vm::TrapCode::UnreachableCodeReached)
+    {
+        match c.status() {
+            control::OUT_OF_FUEL => {
+                // The budget is spent: what is left is less than the block
+                // that could not run.
+                let _ = c.fuel.set(&mut store, wasmer::Value::I64(0));
+                c.reset_status();
+                return Err(Error::trap(NAME, TrapCode::OutOfFuel, ""));
+            }
+            control::STOP => {
+                let code = data.shared.interrupt().check().unwrap_or(TrapCode::Interrupted);
+                return Err(Error::trap(NAME, code, ""));
+            }
+            _ => {}
+        }
+    }
+    Err(map_runtime_err(e))
+}
+
+/// Parks a host function's error in the store and returns wasmer's marker.
+fn park_host_error<T: Send + 'static>(env: &FunctionEnvMut<'_, StoreData<T>>, e: Error) -> wasmer::RuntimeError {
+    env.data().shared.park_host_error(e);
+    wasmer::RuntimeError::user(Box::new(HostErr))
+}
+
+/// A function as wasmer accepts it in a table, global or funcref argument:
+/// itself, or for a host function with a run-time signature, its wasm thunk
+/// (see `thunk`).
+pub(crate) fn funcref_to_wr<T>(data: &StoreData<T>, store: &mut StoreMut<'_>, f: &WrFunc) -> Result<wasmer::Function> {
+    let Some(cell) = &f.thunk else {
+        return Ok(f.func.clone());
+    };
+    if let Some(t) = cell.get() {
+        return Ok(t.clone());
+    }
+    let ty = func_type_from_wr(&f.func.ty(store));
+    let module = module::compile(store.engine(), &data.compiler, &thunk::thunk_module(&ty), None)
+        .map_err(thunk::thunk_error)?;
+    let imports = wasmer::imports! { "" => { "f" => f.func.clone() } };
+    let instance = wasmer::Instance::new(store, &module, &imports).map_err(thunk::thunk_error)?;
+    let t = instance
+        .exports
+        .get_function("f")
+        .map_err(thunk::thunk_error)?
+        .clone();
+    let _ = cell.set(t.clone());
+    Ok(cell.get().cloned().unwrap_or(t))
+}
+
+/// Runs a wasmer call that panics on a funcref it cannot take (a host
+/// function with a run-time signature re-exported by an instance, which the
+/// backend cannot tell from a wasm function), turning the panic into
+/// `Unsupported`. wasmer checks before it changes anything, so the store
+/// stays consistent.
+pub(crate) fn guard_panic<R>(f: impl FnOnce() -> R) -> Result<R> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|p| {
+        let msg = anywasm_core::panic_message(&*p).unwrap_or("a wasmer panic");
+        Error::unsupported(NAME, format!("this funcref ({msg})"))
+    })
+}
+
+/// [`val_to_wr`] for values that may hold a host function with a run-time
+/// signature.
+pub(crate) fn val_to_wr_in<T>(data: &StoreData<T>, store: &mut StoreMut<'_>, v: &Val<Wasmer>) -> Result<wasmer::Value> {
+    match v {
+        Val::FuncRef(Some(f)) => Ok(wasmer::Value::FuncRef(Some(funcref_to_wr(data, store, f.raw())?))),
+        v => Ok(val_to_wr(v)),
+    }
+}
+
+type Ctx<'a, T> = <Wasmer as BackendTypes>::Ctx<'a, T>;
+type CtxMut<'a, T> = <Wasmer as BackendTypes>::CtxMut<'a, T>;
+
+/// A dynamic host function bound to `binding`.
+fn dynamic_host<T: Send + 'static>(
+    store: &mut StoreMut<'_>,
+    fenv: &FunctionEnv<StoreData<T>>,
+    ty: &FuncType,
+    func: &DynHostFn<Wasmer, T>,
+    binding: Arc<OnceLock<WrInstance>>,
+    id: StoreId,
+) -> wasmer::Function {
+    let (ty, func) = (ty.clone(), func.clone());
+    let wr_ty = func_type_to_wr(&ty);
+    wasmer::Function::new_with_env(store, fenv, wr_ty, move |mut env, params| {
+        let args: Vec<Val<Wasmer>> = params.iter().map(|v| val_from_wr(v, id)).collect();
+        let mut rets: Vec<Val<Wasmer>> = ty.results().iter().map(|t| Val::default_for(*t)).collect();
+        let r = func(
+            Caller::from_raw(WrCaller {
+                env: &mut env as &mut dyn ViewMut<T>,
+                binding: &binding,
+            }),
+            &args,
+            &mut rets,
+        );
+        if let Err(e) = r {
+            return Err(park_host_error(&env, e));
+        }
+        let mut out = Vec::with_capacity(rets.len());
+        for v in &rets {
+            let (data, mut store) = env.data_and_store_mut();
+            match val_to_wr_in(data, &mut store, v) {
+                Ok(v) => out.push(v),
+                Err(e) => return Err(park_host_error(&env, e)),
+            }
+        }
+        Ok(out)
+    })
+}
+
+impl BackendFunc for Wasmer {
+    fn func_ty<T: Send + 'static>(ctx: Ctx<'_, T>, func: &WrFunc) -> FuncType {
+        func_type_from_wr(&func.func.ty(&ctx.store_ref()))
+    }
+
+    fn func_call<T: Send + 'static>(
+        ctx: CtxMut<'_, T>,
+        func: &WrFunc,
+        params: &[Val<Self>],
+        results: &mut [Val<Self>],
+    ) -> Result<()> {
+        let id = ctx.data().shared.id();
+        let params: Vec<wasmer::Value> = {
+            let mut env = ctx.env_mut();
+            let (data, mut store) = env.data_and_store_mut();
+            params
+                .iter()
+                .map(|v| val_to_wr_in(data, &mut store, v))
+                .collect::<Result<_>>()?
+        };
+        let out = host_call(ctx, func.owner.as_ref(), |store| func.func.call(store, &params))?;
+        for (slot, v) in results.iter_mut().zip(out.iter()) {
+            *slot = val_from_wr(v, id);
+        }
+        Ok(())
+    }
+
+    fn func_new<T: Send + 'static>(ctx: CtxMut<'_, T>, ty: FuncType, func: DynHostFn<Self, T>) -> WrFunc {
+        let id = ctx.data().shared.id();
+        let binding: Arc<OnceLock<WrInstance>> = Arc::default();
+        let mut env = ctx.env_mut();
+        let fenv = env.as_ref();
+        let mut store = env.as_store_mut();
+        let f = dynamic_host(&mut store, &fenv, &ty, &func, binding.clone(), id);
+        let make: MakeHost = Arc::new(move |store, fenv, binding| {
+            let fenv = fenv.downcast_ref::<FunctionEnv<StoreData<T>>>()?;
+            Some(dynamic_host(store, fenv, &ty, &func, binding, id))
+        });
+        WrFunc {
+            func: f,
+            owner: None,
+            host: Some(HostBinding {
+                instance: binding,
+                make,
+            }),
+            thunk: Some(Arc::default()),
+        }
+    }
+}
+
+impl<P, R> TypedSig<Wasmer> for (P, R)
+where
+    P: WasmTyList + NativeParams,
+    R: WasmTyList + NativeResults,
+{
+    type Params = P;
+    type Results = R;
+    type Native = WrTyped<P, R>;
+
+    fn typed<T: Send + 'static>(ctx: &dyn View<T>, func: &WrFunc) -> Result<Self::Native> {
+        let store = ctx.store_ref();
+        let native = func
+            .func
+            .typed::<P::Native, R::Native>(&store)
+            .map_err(|e| Error::TypeMismatch {
+                context: "typed function".into(),
+                expected: "the requested signature".into(),
+                found: e.to_string(),
+            })?;
+        Ok(WrTyped {
+            native: Arc::new(native),
+            owner: func.owner.clone(),
+            _marker: std::marker::PhantomData,
+        })
+    }
+
+    #[inline]
+    fn call<T: Send + 'static>(native: &Self::Native, ctx: &mut dyn ViewMut<T>, params: P) -> Result<R> {
+        let r = host_call(ctx, native.owner.as_ref(), |store| P::call(&native.native, store, params))?;
+        Ok(R::from_native(r))
+    }
+}
+
+/// wasmer's typed function with the instance that owns it.
+pub struct WrTyped<P: NativeParams, R: NativeResults> {
+    native: Arc<wasmer::TypedFunction<P::Native, R::Native>>,
+    owner: Option<WrInstance>,
+    _marker: std::marker::PhantomData<fn(P) -> R>,
+}
+
+impl<P: NativeParams, R: NativeResults> Clone for WrTyped<P, R> {
+    fn clone(&self) -> Self {
+        Self {
+            native: self.native.clone(),
+            owner: self.owner.clone(),
+            _marker: std::marker::PhantomData,
+        }
+    }
+}
+
+/// Parameter tuples in the layer's form, mapped to wasmer's (a single
+/// parameter is a bare value in wasmer, a 1-tuple in the layer).
+pub trait NativeParams: Sized + Send + Sync + 'static {
+    /// wasmer's parameter list.
+    type Native: wasmer::WasmTypeList;
+    /// Calls a typed function with these parameters.
+    fn call<R: wasmer::WasmTypeList>(
+        f: &wasmer::TypedFunction<Self::Native, R>,
+        store: &mut StoreMut<'_>,
+        params: Self,
+    ) -> std::result::Result<R, wasmer::RuntimeError>;
+}
+
+/// Result tuples in the layer's form, mapped to wasmer's.
+pub trait NativeResults: Sized + Send + Sync + 'static {
+    /// wasmer's result list.
+    type Native: wasmer::WasmTypeList;
+    /// Converts from wasmer's form.
+    fn from_native(n: Self::Native) -> Self;
+    /// Converts into wasmer's form.
+    fn into_native(self) -> Self::Native;
+}
+
+impl NativeParams for () {
+    type Native = ();
+    #[inline]
+    fn call<R: wasmer::WasmTypeList>(
+        f: &wasmer::TypedFunction<(), R>,
+        store: &mut StoreMut<'_>,
+        _params: (),
+    ) -> std::result::Result<R, wasmer::RuntimeError> {
+        f.call(store)
+    }
+}
+
+impl NativeResults for () {
+    type Native = ();
+    #[inline]
+    fn from_native(_: ()) -> Self {}
+    #[inline]
+    fn into_native(self) {}
+}
+
+impl<A0: wasmer::FromToNativeWasmType + Send + Sync + 'static> NativeParams for (A0,) {
+    type Native = A0;
+    #[inline]
+    fn call<R: wasmer::WasmTypeList>(
+        f: &wasmer::TypedFunction<A0, R>,
+        store: &mut StoreMut<'_>,
+        params: (A0,),
+    ) -> std::result::Result<R, wasmer::RuntimeError> {
+        f.call(store, params.0)
+    }
+}
+
+impl<A0: wasmer::FromToNativeWasmType + Send + Sync + 'static> NativeResults for (A0,) {
+    type Native = A0;
+    #[inline]
+    fn from_native(n: A0) -> Self {
+        (n,)
+    }
+    #[inline]
+    fn into_native(self) -> A0 {
+        self.0
+    }
+}
+
+macro_rules! native_tuples {
+    ($($t:ident $i:tt),*) => {
+        impl<$($t: wasmer::FromToNativeWasmType + Send + Sync + 'static),*> NativeParams for ($($t,)*) {
+            type Native = ($($t,)*);
+            #[inline]
+            fn call<R: wasmer::WasmTypeList>(
+                f: &wasmer::TypedFunction<($($t,)*), R>,
+                store: &mut StoreMut<'_>,
+                params: Self,
+            ) -> std::result::Result<R, wasmer::RuntimeError> {
+                f.call(store, $(params.$i),*)
+            }
+        }
+
+        impl<$($t: wasmer::FromToNativeWasmType + Send + Sync + 'static),*> NativeResults for ($($t,)*) {
+            type Native = ($($t,)*);
+            #[inline]
+            fn from_native(n: Self::Native) -> Self {
+                n
+            }
+            #[inline]
+            fn into_native(self) -> Self::Native {
+                self
+            }
+        }
+    };
+}
+
+// Arity 1 is above: wasmer writes a single value bare, not as a 1-tuple.
+native_tuples!(A0 0, A1 1);
+native_tuples!(A0 0, A1 1, A2 2);
+native_tuples!(A0 0, A1 1, A2 2, A3 3);
+native_tuples!(A0 0, A1 1, A2 2, A3 3, A4 4);
+native_tuples!(A0 0, A1 1, A2 2, A3 3, A4 4, A5 5);
+native_tuples!(A0 0, A1 1, A2 2, A3 3, A4 4, A5 5, A6 6);
+native_tuples!(A0 0, A1 1, A2 2, A3 3, A4 4, A5 5, A6 6, A7 7);
+native_tuples!(A0 0, A1 1, A2 2, A3 3, A4 4, A5 5, A6 6, A7 7, A8 8);
+native_tuples!(A0 0, A1 1, A2 2, A3 3, A4 4, A5 5, A6 6, A7 7, A8 8, A9 9);
+native_tuples!(A0 0, A1 1, A2 2, A3 3, A4 4, A5 5, A6 6, A7 7, A8 8, A9 9, A10 10);
+native_tuples!(A0 0, A1 1, A2 2, A3 3, A4 4, A5 5, A6 6, A7 7, A8 8, A9 9, A10 10, A11 11);
+native_tuples!(A0 0, A1 1, A2 2, A3 3, A4 4, A5 5, A6 6, A7 7, A8 8, A9 9, A10 10, A11 11, A12 12);
+native_tuples!(A0 0, A1 1, A2 2, A3 3, A4 4, A5 5, A6 6, A7 7, A8 8, A9 9, A10 10, A11 11, A12 12, A13 13);
+native_tuples!(A0 0, A1 1, A2 2, A3 3, A4 4, A5 5, A6 6, A7 7, A8 8, A9 9, A10 10, A11 11, A12 12, A13 13, A14 14);
+native_tuples!(A0 0, A1 1, A2 2, A3 3, A4 4, A5 5, A6 6, A7 7, A8 8, A9 9, A10 10, A11 11, A12 12, A13 13, A14 14, A15 15);
+
+macro_rules! host_sig {
+    ($n:expr; $($t:ident $i:tt),*) => {
+        impl<R, $($t),*> HostSig<Wasmer> for (($($t,)*), R)
+        where
+            $($t: WasmTy + wasmer::FromToNativeWasmType,)*
+            R: WasmTyList + NativeResults,
+        {
+            type Params = ($($t,)*);
+            type Results = R;
+
+            #[allow(non_snake_case)]
+            fn wrap<T: Send + 'static, F>(ctx: &mut dyn ViewMut<T>, f: F) -> WrFunc
+            where
+                F: Fn(Caller<'_, Wasmer, T>, ($($t,)*)) -> Result<R> + Send + Sync + 'static,
+            {
+                fn typed_host<T: Send + 'static, R, F, $($t),*>(
+                    store: &mut StoreMut<'_>,
+                    fenv: &FunctionEnv<StoreData<T>>,
+                    f: Arc<F>,
+                    binding: Arc<OnceLock<WrInstance>>,
+                ) -> wasmer::Function
+                where
+                    $($t: WasmTy + wasmer::FromToNativeWasmType,)*
+                    R: WasmTyList + NativeResults,
+                    F: Fn(Caller<'_, Wasmer, T>, ($($t,)*)) -> Result<R> + Send + Sync + 'static,
+                {
+                    wasmer::Function::new_typed_with_env(
+                        store,
+                        fenv,
+                        move |mut env: FunctionEnvMut<'_, StoreData<T>>, $($t: $t),*| -> std::result::Result<R::Native, wasmer::RuntimeError> {
+                            let r = f(
+                                Caller::from_raw(WrCaller {
+                                    env: &mut env as &mut dyn ViewMut<T>,
+                                    binding: &binding,
+                                }),
+                                ($($t,)*),
+                            );
+                            match r {
+                                Ok(r) => Ok(r.into_native()),
+                                Err(e) => Err(park_host_error(&env, e)),
+                            }
+                        },
+                    )
+                }
+
+                let f = Arc::new(f);
+                let binding: Arc<OnceLock<WrInstance>> = Arc::default();
+                let mut env = ctx.env_mut();
+                let fenv = env.as_ref();
+                let mut store = env.as_store_mut();
+                let func = typed_host(&mut store, &fenv, f.clone(), binding.clone());
+                let make: MakeHost = Arc::new(move |store, fenv, binding| {
+                    let fenv = fenv.downcast_ref::<FunctionEnv<StoreData<T>>>()?;
+                    Some(typed_host(store, fenv, f.clone(), binding))
+                });
+                WrFunc {
+                    func,
+                    owner: None,
+                    host: Some(HostBinding { instance: binding, make }),
+                    thunk: None,
+                }
+            }
+        }
+    };
+}
+
+host_sig!(0;);
+anywasm_core::for_each_tuple!(host_sig);
+
+/// The calling instance of a host function: the one it was imported into,
+/// or, for one the host put in a table or called itself, the instance
+/// whose export the host is running.
+pub(crate) fn caller_instance<T: Send + 'static>(caller: &WrCaller<'_, T>) -> Option<WrInstance> {
+    match caller.binding.get() {
+        Some(i) => Some(i.clone()),
+        None => running_instance(caller.env.data()),
+    }
+}

@@ -1,0 +1,21 @@
+//! `externref` values.
+
+use anywasm_core::{BackendExternRef, BackendTypes, ExternData, Result};
+
+use crate::Wasmi;
+
+type Ctx<'a, T> = <Wasmi as BackendTypes>::Ctx<'a, T>;
+type CtxMut<'a, T> = <Wasmi as BackendTypes>::CtxMut<'a, T>;
+
+impl BackendExternRef for Wasmi {
+    fn externref_new<T: Send + 'static>(ctx: CtxMut<'_, T>, data: ExternData) -> Result<wasmi::ExternRef> {
+        Ok(wasmi::ExternRef::new(ctx.ctx_mut(), data))
+    }
+
+    fn externref_data<'a, T: Send + 'static>(
+        ctx: Ctx<'a, T>,
+        r: &wasmi::ExternRef,
+    ) -> Option<&'a (dyn std::any::Any + Send + Sync)> {
+        r.data(ctx.ctx()).downcast_ref::<ExternData>().map(|b| &**b)
+    }
+}

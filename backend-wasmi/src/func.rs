@@ -1,0 +1,149 @@
+//! Functions: dynamic and typed calls (sliced when interruptible), host
+//! functions.
+
+use anywasm_core::{
+    BackendFunc, BackendTypes, Caller, DynHostFn, FuncType, HostSig, Result, TypedSig, Val,
+    WasmTy, WasmTyList,
+};
+
+use crate::convert::{call_err, func_type_from_wi, func_type_to_wi, host_err, map_err, val_from_wi, val_to_wi};
+use crate::store::{refuel, sliced_entry};
+use crate::{StoreData, View, ViewMut, Wasmi};
+
+type Ctx<'a, T> = <Wasmi as BackendTypes>::Ctx<'a, T>;
+type CtxMut<'a, T> = <Wasmi as BackendTypes>::CtxMut<'a, T>;
+
+impl BackendFunc for Wasmi {
+    fn func_ty<T: Send + 'static>(ctx: Ctx<'_, T>, func: &wasmi::Func) -> FuncType {
+        func_type_from_wi(&func.ty(ctx.ctx()))
+    }
+
+    fn func_call<T: Send + 'static>(
+        ctx: CtxMut<'_, T>,
+        func: &wasmi::Func,
+        params: &[Val<Self>],
+        results: &mut [Val<Self>],
+    ) -> Result<()> {
+        let store = ctx.data().shared.id();
+        let params: Vec<wasmi::Val> = params.iter().map(val_to_wi).collect();
+        let mut out: Vec<wasmi::Val> = results.iter().map(val_to_wi).collect();
+        if ctx.data().slicing {
+            sliced_entry(&mut *ctx)?;
+            let mut call = func
+                .call_resumable(ctx.ctx_mut(), &params, &mut out)
+                .map_err(|e| call_err(&*ctx, &e))?;
+            loop {
+                match call {
+                    wasmi::ResumableCall::Finished => break,
+                    wasmi::ResumableCall::HostTrap(t) => {
+                        return Err(call_err(&*ctx, &t.into_host_error()));
+                    }
+                    wasmi::ResumableCall::OutOfFuel(o) => {
+                        refuel(&mut *ctx, o.required_fuel())?;
+                        call = o
+                            .resume(ctx.ctx_mut(), &mut out)
+                            .map_err(|e| call_err(&*ctx, &e))?;
+                    }
+                }
+            }
+        } else {
+            func.call(ctx.ctx_mut(), &params, &mut out)
+                .map_err(|e| call_err(&*ctx, &e))?;
+        }
+        for (slot, v) in results.iter_mut().zip(&out) {
+            *slot = val_from_wi(v, store);
+        }
+        Ok(())
+    }
+
+    fn func_new<T: Send + 'static>(ctx: CtxMut<'_, T>, ty: FuncType, func: DynHostFn<Self, T>) -> wasmi::Func {
+        let wi_ty = func_type_to_wi(&ty);
+        let store = ctx.data().shared.id();
+        wasmi::Func::new(ctx.ctx_mut(), wi_ty, move |mut caller, params, results| {
+            let args: Vec<Val<Wasmi>> = params.iter().map(|v| val_from_wi(v, store)).collect();
+            let mut rets: Vec<Val<Wasmi>> =
+                ty.results().iter().map(|t| Val::default_for(*t)).collect();
+            if let Err(e) = func(
+                Caller::from_raw(&mut caller as &mut dyn ViewMut<T>),
+                &args,
+                &mut rets,
+            ) {
+                return Err(host_err(&caller, e));
+            }
+            for (slot, v) in results.iter_mut().zip(&rets) {
+                *slot = val_to_wi(v);
+            }
+            Ok(())
+        })
+    }
+}
+
+impl<P, R> TypedSig<Wasmi> for (P, R)
+where
+    P: WasmTyList + wasmi::WasmParams,
+    R: WasmTyList + wasmi::WasmResults,
+{
+    type Params = P;
+    type Results = R;
+    type Native = wasmi::TypedFunc<P, R>;
+
+    fn typed<T: Send + 'static>(ctx: &dyn View<T>, func: &wasmi::Func) -> Result<Self::Native> {
+        func.typed::<P, R>(ctx.ctx()).map_err(|e| map_err(&e))
+    }
+
+    #[inline]
+    fn call<T: Send + 'static>(native: &Self::Native, ctx: &mut dyn ViewMut<T>, params: P) -> Result<R> {
+        if !ctx.data().slicing {
+            return native
+                .call(ctx.ctx_mut(), params)
+                .map_err(|e| call_err(&*ctx, &e));
+        }
+        sliced_entry(ctx)?;
+        let mut call = native
+            .call_resumable(ctx.ctx_mut(), params)
+            .map_err(|e| call_err(&*ctx, &e))?;
+        loop {
+            match call {
+                wasmi::TypedResumableCall::Finished(r) => return Ok(r),
+                wasmi::TypedResumableCall::HostTrap(t) => {
+                    return Err(call_err(&*ctx, t.host_error()));
+                }
+                wasmi::TypedResumableCall::OutOfFuel(o) => {
+                    refuel(ctx, o.required_fuel())?;
+                    call = o.resume(ctx.ctx_mut()).map_err(|e| call_err(&*ctx, &e))?;
+                }
+            }
+        }
+    }
+}
+
+macro_rules! host_sig {
+    ($n:expr; $($t:ident $i:tt),*) => {
+        impl<R, $($t),*> HostSig<Wasmi> for (($($t,)*), R)
+        where
+            $($t: WasmTy + wasmi::WasmTy,)*
+            R: WasmTyList,
+            Result<R, wasmi::Error>: wasmi::WasmRet,
+        {
+            type Params = ($($t,)*);
+            type Results = R;
+
+            #[allow(non_snake_case)]
+            fn wrap<T: Send + 'static, F>(ctx: &mut dyn ViewMut<T>, f: F) -> wasmi::Func
+            where
+                F: Fn(Caller<'_, Wasmi, T>, ($($t,)*)) -> Result<R> + Send + Sync + 'static,
+            {
+                wasmi::Func::wrap(
+                    ctx.ctx_mut(),
+                    move |mut caller: wasmi::Caller<'_, StoreData<T>>, $($t: $t),*| -> Result<R, wasmi::Error> {
+                        f(Caller::from_raw(&mut caller as &mut dyn ViewMut<T>), ($($t,)*))
+                            .map_err(|e| host_err(&caller, e))
+                    },
+                )
+            }
+        }
+    };
+}
+
+host_sig!(0;);
+anywasm_core::for_each_tuple!(host_sig);

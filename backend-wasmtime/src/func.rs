@@ -1,0 +1,137 @@
+//! Functions: dynamic and typed calls, host functions.
+
+use anywasm_core::{
+    BackendFunc, BackendTypes, Caller, DynHostFn, FuncType, HostSig, Result, TypedSig, Val,
+    WasmTy, WasmTyList,
+};
+use wasmtime::{AsContext, AsContextMut};
+
+use crate::convert::{func_type_from_wt, func_type_to_wt, map_err, val_from_wt, val_to_wt};
+use crate::{StoreData, Wasmtime};
+
+type Ctx<'a, T> = <Wasmtime as BackendTypes>::Ctx<'a, T>;
+type CtxMut<'a, T> = <Wasmtime as BackendTypes>::CtxMut<'a, T>;
+
+/// How the layer reaches wasmtime's `Caller` from a host function.
+///
+/// A trait object (rather than `&mut wasmtime::Caller<'a, _>`) lets the
+/// backend lend the caller to the host closure and still use it afterwards
+/// to convert results; `&mut` would pin its lifetime parameter.
+pub trait CallerOps<T: Send + 'static> {
+    /// Shared store context.
+    fn ctx(&self) -> wasmtime::StoreContext<'_, StoreData<T>>;
+    /// Exclusive store context.
+    fn ctx_mut(&mut self) -> wasmtime::StoreContextMut<'_, StoreData<T>>;
+    /// An export of the calling instance.
+    fn export(&mut self, name: &str) -> Option<wasmtime::Extern>;
+    /// The store data.
+    fn data_mut(&mut self) -> &mut StoreData<T>;
+}
+
+impl<T: Send + 'static> CallerOps<T> for wasmtime::Caller<'_, StoreData<T>> {
+    fn ctx(&self) -> wasmtime::StoreContext<'_, StoreData<T>> {
+        self.as_context()
+    }
+    fn ctx_mut(&mut self) -> wasmtime::StoreContextMut<'_, StoreData<T>> {
+        self.as_context_mut()
+    }
+    fn export(&mut self, name: &str) -> Option<wasmtime::Extern> {
+        self.get_export(name)
+    }
+    fn data_mut(&mut self) -> &mut StoreData<T> {
+        wasmtime::Caller::data_mut(self)
+    }
+}
+
+impl BackendFunc for Wasmtime {
+    fn func_ty<T: Send + 'static>(ctx: Ctx<'_, T>, func: &wasmtime::Func) -> FuncType {
+        func_type_from_wt(&func.ty(ctx))
+    }
+
+    fn func_call<T: Send + 'static>(
+        mut ctx: CtxMut<'_, T>,
+        func: &wasmtime::Func,
+        params: &[Val<Self>],
+        results: &mut [Val<Self>],
+    ) -> Result<()> {
+        let store = ctx.data().shared.id();
+        let params: Vec<wasmtime::Val> = params.iter().map(|v| val_to_wt(&mut ctx, v)).collect();
+        let mut out = vec![wasmtime::Val::I32(0); results.len()];
+        func.call(&mut ctx, &params, &mut out).map_err(map_err)?;
+        for (slot, v) in results.iter_mut().zip(out) {
+            *slot = val_from_wt(&mut ctx, v, store);
+        }
+        Ok(())
+    }
+
+    fn func_new<T: Send + 'static>(ctx: CtxMut<'_, T>, ty: FuncType, func: DynHostFn<Self, T>) -> wasmtime::Func {
+        let wt_ty = func_type_to_wt(ctx.engine(), &ty);
+        let store = ctx.data().shared.id();
+        wasmtime::Func::new(ctx, wt_ty, move |mut caller, params, results| {
+            let args: Vec<Val<Wasmtime>> = params
+                .iter()
+                .map(|v| val_from_wt(&mut caller, *v, store))
+                .collect();
+            let mut rets: Vec<Val<Wasmtime>> =
+                ty.results().iter().map(|t| Val::default_for(*t)).collect();
+            func(
+                Caller::from_raw(&mut caller as &mut dyn CallerOps<T>),
+                &args,
+                &mut rets,
+            )
+            .map_err(wasmtime::Error::new)?;
+            for (slot, v) in results.iter_mut().zip(&rets) {
+                *slot = val_to_wt(&mut caller, v);
+            }
+            Ok(())
+        })
+    }
+}
+
+impl<P, R> TypedSig<Wasmtime> for (P, R)
+where
+    P: WasmTyList + wasmtime::WasmParams,
+    R: WasmTyList + wasmtime::WasmResults,
+{
+    type Params = P;
+    type Results = R;
+    type Native = wasmtime::TypedFunc<P, R>;
+
+    fn typed<T: Send + 'static>(ctx: Ctx<'_, T>, func: &wasmtime::Func) -> Result<Self::Native> {
+        func.typed::<P, R>(ctx).map_err(map_err)
+    }
+
+    #[inline]
+    fn call<T: Send + 'static>(native: &Self::Native, mut ctx: CtxMut<'_, T>, params: P) -> Result<R> {
+        native.call(&mut ctx, params).map_err(map_err)
+    }
+}
+
+macro_rules! host_sig {
+    ($n:expr; $($t:ident $i:tt),*) => {
+        impl<R, $($t),*> HostSig<Wasmtime> for (($($t,)*), R)
+        where
+            $($t: WasmTy + wasmtime::WasmTy,)*
+            R: WasmTyList + wasmtime::WasmRet,
+        {
+            type Params = ($($t,)*);
+            type Results = R;
+
+            #[allow(non_snake_case)]
+            fn wrap<T: Send + 'static, F>(ctx: CtxMut<'_, T>, f: F) -> wasmtime::Func
+            where
+                F: Fn(Caller<'_, Wasmtime, T>, ($($t,)*)) -> Result<R> + Send + Sync + 'static,
+            {
+                wasmtime::Func::wrap(
+                    ctx,
+                    move |mut caller: wasmtime::Caller<'_, StoreData<T>>, $($t: $t),*| -> wasmtime::Result<R> {
+                        f(Caller::from_raw(&mut caller as &mut dyn CallerOps<T>), ($($t,)*)).map_err(wasmtime::Error::new)
+                    },
+                )
+            }
+        }
+    };
+}
+
+host_sig!(0;);
+anywasm_core::for_each_tuple!(host_sig);
