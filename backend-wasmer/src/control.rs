@@ -25,9 +25,9 @@
 
 use std::sync::Mutex;
 
+use wasmer::LocalFunctionIndex;
 use wasmer::sys::wasmparser::{BlockType, Operator};
 use wasmer::sys::{FunctionMiddleware, MiddlewareError, MiddlewareReaderState, ModuleMiddleware};
-use wasmer::LocalFunctionIndex;
 use wasmer_types::ModuleInfo;
 
 /// Import module of the control globals.
@@ -70,7 +70,10 @@ impl Control {
 }
 
 impl ModuleMiddleware for Control {
-    fn generate_function_middleware<'a>(&self, _: LocalFunctionIndex) -> Box<dyn FunctionMiddleware<'a> + 'a> {
+    fn generate_function_middleware<'a>(
+        &self,
+        _: LocalFunctionIndex,
+    ) -> Box<dyn FunctionMiddleware<'a> + 'a> {
         let plan = *self.plan.lock().unwrap_or_else(|p| p.into_inner());
         Box::new(FunctionControl {
             plan,
@@ -185,7 +188,11 @@ fn charge<'a>(plan: &Plan, cost: i64, state: &mut MiddlewareReaderState<'a>) {
 }
 
 impl<'a> FunctionMiddleware<'a> for FunctionControl {
-    fn feed(&mut self, operator: Operator<'a>, state: &mut MiddlewareReaderState<'a>) -> Result<(), MiddlewareError> {
+    fn feed(
+        &mut self,
+        operator: Operator<'a>,
+        state: &mut MiddlewareReaderState<'a>,
+    ) -> Result<(), MiddlewareError> {
         let Some(plan) = self.plan else {
             state.push_operator(operator);
             return Ok(());

@@ -2,8 +2,8 @@
 
 use std::sync::{Arc, Mutex};
 
-use wasmer::sys::NativeEngineExt;
 use anywasm_core::{BackendEngine, Capabilities, Config, Features, OptLevel, Result};
+use wasmer::sys::NativeEngineExt;
 
 use crate::control::Control;
 use crate::{NAME, Wasmer, limits};

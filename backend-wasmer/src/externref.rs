@@ -9,7 +9,10 @@ type Ctx<'a, T> = <Wasmer as BackendTypes>::Ctx<'a, T>;
 type CtxMut<'a, T> = <Wasmer as BackendTypes>::CtxMut<'a, T>;
 
 impl BackendExternRef for Wasmer {
-    fn externref_new<T: Send + 'static>(ctx: CtxMut<'_, T>, data: ExternData) -> Result<wasmer::ExternRef> {
+    fn externref_new<T: Send + 'static>(
+        ctx: CtxMut<'_, T>,
+        data: ExternData,
+    ) -> Result<wasmer::ExternRef> {
         let mut env = ctx.env_mut();
         let mut store = env.as_store_mut();
         Ok(wasmer::ExternRef::new(&mut store, data))

@@ -11,7 +11,9 @@ use anywasm_core::{
 };
 use wasmer::{AsStoreMut, FunctionEnv, FunctionEnvMut, StoreMut};
 
-use crate::convert::{HostErr, func_type_from_wr, func_type_to_wr, map_runtime_err, val_from_wr, val_to_wr};
+use crate::convert::{
+    HostErr, func_type_from_wr, func_type_to_wr, map_runtime_err, val_from_wr, val_to_wr,
+};
 
 use crate::{NAME, StoreData, View, ViewMut, Wasmer, control, module, thunk};
 
@@ -21,8 +23,11 @@ pub type WrInstance = Arc<wasmer::Instance>;
 
 /// Makes a host function's wasmer function anew, bound to an instance:
 /// `(store, the store's FunctionEnv<StoreData<T>> as Any, binding)`.
-pub(crate) type MakeHost =
-    Arc<dyn Fn(&mut StoreMut<'_>, &dyn Any, Arc<OnceLock<WrInstance>>) -> Option<wasmer::Function> + Send + Sync>;
+pub(crate) type MakeHost = Arc<
+    dyn Fn(&mut StoreMut<'_>, &dyn Any, Arc<OnceLock<WrInstance>>) -> Option<wasmer::Function>
+        + Send
+        + Sync,
+>;
 
 /// What the backend keeps of a host function to tell it its calling
 /// instance: wasmer does not tell host functions who called them, so each
@@ -164,7 +169,11 @@ pub(crate) fn host_call<T: Send + 'static, R>(
                 return Err(Error::trap(NAME, TrapCode::OutOfFuel, ""));
             }
             control::STOP => {
-                let code = data.shared.interrupt().check().unwrap_or(TrapCode::Interrupted);
+                let code = data
+                    .shared
+                    .interrupt()
+                    .check()
+                    .unwrap_or(TrapCode::Interrupted);
                 return Err(Error::trap(NAME, code, ""));
             }
             _ => {}
@@ -174,7 +183,10 @@ pub(crate) fn host_call<T: Send + 'static, R>(
 }
 
 /// Parks a host function's error in the store and returns wasmer's marker.
-fn park_host_error<T: Send + 'static>(env: &FunctionEnvMut<'_, StoreData<T>>, e: Error) -> wasmer::RuntimeError {
+fn park_host_error<T: Send + 'static>(
+    env: &FunctionEnvMut<'_, StoreData<T>>,
+    e: Error,
+) -> wasmer::RuntimeError {
     env.data().shared.park_host_error(e);
     wasmer::RuntimeError::user(Box::new(HostErr))
 }
@@ -182,7 +194,11 @@ fn park_host_error<T: Send + 'static>(env: &FunctionEnvMut<'_, StoreData<T>>, e:
 /// A function as wasmer accepts it in a table, global or funcref argument:
 /// itself, or for a host function with a run-time signature, its wasm thunk
 /// (see `thunk`).
-pub(crate) fn funcref_to_wr<T>(data: &StoreData<T>, store: &mut StoreMut<'_>, f: &WrFunc) -> Result<wasmer::Function> {
+pub(crate) fn funcref_to_wr<T>(
+    data: &StoreData<T>,
+    store: &mut StoreMut<'_>,
+    f: &WrFunc,
+) -> Result<wasmer::Function> {
     let Some(cell) = &f.thunk else {
         return Ok(f.func.clone());
     };
@@ -190,8 +206,13 @@ pub(crate) fn funcref_to_wr<T>(data: &StoreData<T>, store: &mut StoreMut<'_>, f:
         return Ok(t.clone());
     }
     let ty = func_type_from_wr(&f.func.ty(store));
-    let module = module::compile(store.engine(), &data.compiler, &thunk::thunk_module(&ty), None)
-        .map_err(thunk::thunk_error)?;
+    let module = module::compile(
+        store.engine(),
+        &data.compiler,
+        &thunk::thunk_module(&ty),
+        None,
+    )
+    .map_err(thunk::thunk_error)?;
     let imports = wasmer::imports! { "" => { "f" => f.func.clone() } };
     let instance = wasmer::Instance::new(store, &module, &imports).map_err(thunk::thunk_error)?;
     let t = instance
@@ -217,9 +238,17 @@ pub(crate) fn guard_panic<R>(f: impl FnOnce() -> R) -> Result<R> {
 
 /// [`val_to_wr`] for values that may hold a host function with a run-time
 /// signature.
-pub(crate) fn val_to_wr_in<T>(data: &StoreData<T>, store: &mut StoreMut<'_>, v: &Val<Wasmer>) -> Result<wasmer::Value> {
+pub(crate) fn val_to_wr_in<T>(
+    data: &StoreData<T>,
+    store: &mut StoreMut<'_>,
+    v: &Val<Wasmer>,
+) -> Result<wasmer::Value> {
     match v {
-        Val::FuncRef(Some(f)) => Ok(wasmer::Value::FuncRef(Some(funcref_to_wr(data, store, f.raw())?))),
+        Val::FuncRef(Some(f)) => Ok(wasmer::Value::FuncRef(Some(funcref_to_wr(
+            data,
+            store,
+            f.raw(),
+        )?))),
         v => Ok(val_to_wr(v)),
     }
 }
@@ -240,7 +269,8 @@ fn dynamic_host<T: Send + 'static>(
     let wr_ty = func_type_to_wr(&ty);
     wasmer::Function::new_with_env(store, fenv, wr_ty, move |mut env, params| {
         let args: Vec<Val<Wasmer>> = params.iter().map(|v| val_from_wr(v, id)).collect();
-        let mut rets: Vec<Val<Wasmer>> = ty.results().iter().map(|t| Val::default_for(*t)).collect();
+        let mut rets: Vec<Val<Wasmer>> =
+            ty.results().iter().map(|t| Val::default_for(*t)).collect();
         let r = func(
             Caller::from_raw(WrCaller {
                 env: &mut env as &mut dyn ViewMut<T>,
@@ -284,14 +314,20 @@ impl BackendFunc for Wasmer {
                 .map(|v| val_to_wr_in(data, &mut store, v))
                 .collect::<Result<_>>()?
         };
-        let out = host_call(ctx, func.owner.as_ref(), |store| func.func.call(store, &params))?;
+        let out = host_call(ctx, func.owner.as_ref(), |store| {
+            func.func.call(store, &params)
+        })?;
         for (slot, v) in results.iter_mut().zip(out.iter()) {
             *slot = val_from_wr(v, id);
         }
         Ok(())
     }
 
-    fn func_new<T: Send + 'static>(ctx: CtxMut<'_, T>, ty: FuncType, func: DynHostFn<Self, T>) -> WrFunc {
+    fn func_new<T: Send + 'static>(
+        ctx: CtxMut<'_, T>,
+        ty: FuncType,
+        func: DynHostFn<Self, T>,
+    ) -> WrFunc {
         let id = ctx.data().shared.id();
         let binding: Arc<OnceLock<WrInstance>> = Arc::default();
         let mut env = ctx.env_mut();
@@ -341,8 +377,14 @@ where
     }
 
     #[inline]
-    fn call<T: Send + 'static>(native: &Self::Native, ctx: &mut dyn ViewMut<T>, params: P) -> Result<R> {
-        let r = host_call(ctx, native.owner.as_ref(), |store| P::call(&native.native, store, params))?;
+    fn call<T: Send + 'static>(
+        native: &Self::Native,
+        ctx: &mut dyn ViewMut<T>,
+        params: P,
+    ) -> Result<R> {
+        let r = host_call(ctx, native.owner.as_ref(), |store| {
+            P::call(&native.native, store, params)
+        })?;
         Ok(R::from_native(r))
     }
 }

@@ -3,15 +3,19 @@
 use anywasm_core::{BackendGlobal, BackendTypes, Error, GlobalType, Result, Val};
 use wasmer::AsStoreMut;
 
+use crate::Wasmer;
 use crate::convert::{global_type_from_wr, val_from_wr};
 use crate::func::{guard_panic, val_to_wr_in};
-use crate::Wasmer;
 
 type Ctx<'a, T> = <Wasmer as BackendTypes>::Ctx<'a, T>;
 type CtxMut<'a, T> = <Wasmer as BackendTypes>::CtxMut<'a, T>;
 
 impl BackendGlobal for Wasmer {
-    fn global_new<T: Send + 'static>(ctx: CtxMut<'_, T>, ty: GlobalType, value: Val<Self>) -> Result<wasmer::Global> {
+    fn global_new<T: Send + 'static>(
+        ctx: CtxMut<'_, T>,
+        ty: GlobalType,
+        value: Val<Self>,
+    ) -> Result<wasmer::Global> {
         let mut env = ctx.env_mut();
         let (data, mut store) = env.data_and_store_mut();
         let v = val_to_wr_in(data, &mut store, &value)?;
@@ -35,10 +39,15 @@ impl BackendGlobal for Wasmer {
         val_from_wr(&global.get(&mut store), id)
     }
 
-    fn global_set<T: Send + 'static>(ctx: CtxMut<'_, T>, global: &wasmer::Global, value: Val<Self>) -> Result<()> {
+    fn global_set<T: Send + 'static>(
+        ctx: CtxMut<'_, T>,
+        global: &wasmer::Global,
+        value: Val<Self>,
+    ) -> Result<()> {
         let mut env = ctx.env_mut();
         let (data, mut store) = env.data_and_store_mut();
         let value = val_to_wr_in(data, &mut store, &value)?;
-        guard_panic(|| global.set(&mut store, value))?.map_err(|e| Error::InvalidArgument(e.message()))
+        guard_panic(|| global.set(&mut store, value))?
+            .map_err(|e| Error::InvalidArgument(e.message()))
     }
 }

@@ -36,11 +36,15 @@ impl BackendInstance for Wasmer {
             match host {
                 Some(h) if h.instance.get().is_some() => {
                     let binding: Arc<OnceLock<WrInstance>> = Arc::default();
-                    let copy = (h.make)(&mut store.as_store_mut(), &fenv as &dyn Any, binding.clone())
-                        .ok_or_else(|| Error::Backend {
-                            backend: NAME,
-                            message: "a host function of another store type".into(),
-                        })?;
+                    let copy = (h.make)(
+                        &mut store.as_store_mut(),
+                        &fenv as &dyn Any,
+                        binding.clone(),
+                    )
+                    .ok_or_else(|| Error::Backend {
+                        backend: NAME,
+                        message: "a host function of another store type".into(),
+                    })?;
                     bindings.push(binding);
                     wr_imports.push(wasmer::Extern::Function(copy));
                 }
@@ -66,12 +70,19 @@ impl BackendInstance for Wasmer {
         Ok(instance)
     }
 
-    fn instance_export<T: Send + 'static>(ctx: CtxMut<'_, T>, instance: &WrInstance, name: &str) -> Option<Extern<Self>> {
+    fn instance_export<T: Send + 'static>(
+        ctx: CtxMut<'_, T>,
+        instance: &WrInstance,
+        name: &str,
+    ) -> Option<Extern<Self>> {
         let e = instance.exports.get_extern(name)?.clone();
         extern_from_wr(e, Some(instance), ctx.data().shared.id())
     }
 
-    fn caller_export<T: Send + 'static>(caller: &mut CallerOf<'_, T>, name: &str) -> Option<Extern<Self>> {
+    fn caller_export<T: Send + 'static>(
+        caller: &mut CallerOf<'_, T>,
+        name: &str,
+    ) -> Option<Extern<Self>> {
         let instance = caller_instance(caller)?;
         let e = instance.exports.get_extern(name)?.clone();
         extern_from_wr(e, Some(&instance), caller.env.data().shared.id())

@@ -10,7 +10,10 @@ type Ctx<'a, T> = <Wasmer as BackendTypes>::Ctx<'a, T>;
 type CtxMut<'a, T> = <Wasmer as BackendTypes>::CtxMut<'a, T>;
 
 fn shared_refused() -> Error {
-    Error::unsupported(NAME, "byte access to a shared memory (other threads may write it)")
+    Error::unsupported(
+        NAME,
+        "byte access to a shared memory (other threads may write it)",
+    )
 }
 
 impl BackendMemory for Wasmer {
@@ -33,7 +36,10 @@ impl BackendMemory for Wasmer {
         ty
     }
 
-    fn memory_data<'a, T: Send + 'static>(ctx: Ctx<'a, T>, memory: &wasmer::Memory) -> Result<&'a [u8]> {
+    fn memory_data<'a, T: Send + 'static>(
+        ctx: Ctx<'a, T>,
+        memory: &wasmer::Memory,
+    ) -> Result<&'a [u8]> {
         let store = ctx.store_ref();
         if memory.ty(&store).shared {
             return Err(shared_refused());
@@ -50,7 +56,10 @@ impl BackendMemory for Wasmer {
         Ok(unsafe { std::slice::from_raw_parts(ptr, len) })
     }
 
-    fn memory_data_mut<'a, T: Send + 'static>(ctx: CtxMut<'a, T>, memory: &wasmer::Memory) -> Result<&'a mut [u8]> {
+    fn memory_data_mut<'a, T: Send + 'static>(
+        ctx: CtxMut<'a, T>,
+        memory: &wasmer::Memory,
+    ) -> Result<&'a mut [u8]> {
         let (ptr, len) = {
             let env = ctx.env_mut();
             if memory.ty(&env).shared {
@@ -67,7 +76,11 @@ impl BackendMemory for Wasmer {
         Ok(unsafe { std::slice::from_raw_parts_mut(ptr, len) })
     }
 
-    fn memory_grow<T: Send + 'static>(ctx: CtxMut<'_, T>, memory: &wasmer::Memory, delta: u64) -> Result<u64> {
+    fn memory_grow<T: Send + 'static>(
+        ctx: CtxMut<'_, T>,
+        memory: &wasmer::Memory,
+        delta: u64,
+    ) -> Result<u64> {
         // The layer has checked the memory's maximum, within 2^16 pages.
         let delta32 = u32::try_from(delta).unwrap_or(u32::MAX);
         let mut env = ctx.env_mut();

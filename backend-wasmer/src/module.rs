@@ -68,7 +68,12 @@ impl BackendModule for Wasmer {
             meter_fuel: engine.fuel,
             check_stop: engine.interruptible,
         };
-        let module = compile(&engine.engine, &engine.compiler, &rewritten.bytes, Some(plan))?;
+        let module = compile(
+            &engine.engine,
+            &engine.compiler,
+            &rewritten.bytes,
+            Some(plan),
+        )?;
         Ok(WrModule { module })
     }
 

@@ -64,7 +64,8 @@ impl ControlGlobals {
     /// Sets the status word back to `RUNNING`.
     pub(crate) fn reset_status(&self) {
         // SAFETY: as in `status`.
-        unsafe { AtomicI32::from_ptr(self.status_word.0.as_ptr()) }.store(control::RUNNING, Ordering::SeqCst);
+        unsafe { AtomicI32::from_ptr(self.status_word.0.as_ptr()) }
+            .store(control::RUNNING, Ordering::SeqCst);
     }
 }
 
@@ -106,7 +107,9 @@ fn control_globals(store: &mut wasmer::Store) -> Result<ControlGlobals> {
     let fuel = wasmer::Global::new_mut(&mut *store, wasmer::Value::I64(0));
     let status = wasmer::Global::new_mut(&mut *store, wasmer::Value::I32(control::RUNNING));
     // Only the `sys` runtime is built, so the extern is a `sys` one.
-    let vm = wasmer::Extern::Global(status.clone()).to_vm_extern().unwrap_sys();
+    let vm = wasmer::Extern::Global(status.clone())
+        .to_vm_extern()
+        .unwrap_sys();
     let wasmer::sys::vm::VMExtern::Global(handle) = vm else {
         return Err(Error::Backend {
             backend: NAME,
@@ -224,7 +227,11 @@ type CtxMut<'a, T> = <Wasmer as BackendTypes>::CtxMut<'a, T>;
 type CallerOf<'a, T> = <Wasmer as BackendTypes>::Caller<'a, T>;
 
 impl BackendStore for Wasmer {
-    fn store_new<T: Send + 'static>(engine: &WrEngine, data: T, shared: Arc<StoreShared>) -> WrStore<T> {
+    fn store_new<T: Send + 'static>(
+        engine: &WrEngine,
+        data: T,
+        shared: Arc<StoreShared>,
+    ) -> WrStore<T> {
         let mut store = wasmer::Store::new(engine.engine.clone());
         // Creating two globals in a fresh store cannot fail but on a wasmer
         // that is not `sys`, which this crate does not build.

@@ -1,6 +1,6 @@
 //! Tables.
 
-use anywasm_core::{BackendTypes, BackendTable, Error, Result, TableType, Val};
+use anywasm_core::{BackendTable, BackendTypes, Error, Result, TableType, Val};
 use wasmer::AsStoreMut;
 
 use crate::convert::{map_runtime_err, table_type_from_wr, table_type_to_wr, val_from_wr};
@@ -17,7 +17,11 @@ fn index(i: u64) -> u32 {
 }
 
 impl BackendTable for Wasmer {
-    fn table_new<T: Send + 'static>(ctx: CtxMut<'_, T>, ty: TableType, init: Val<Self>) -> Result<wasmer::Table> {
+    fn table_new<T: Send + 'static>(
+        ctx: CtxMut<'_, T>,
+        ty: TableType,
+        init: Val<Self>,
+    ) -> Result<wasmer::Table> {
         let wr = table_type_to_wr(&ty)?;
         let shared = ctx.data().shared.clone();
         let mut env = ctx.env_mut();
@@ -34,21 +38,36 @@ impl BackendTable for Wasmer {
         ty
     }
 
-    fn table_get<T: Send + 'static>(ctx: CtxMut<'_, T>, table: &wasmer::Table, i: u64) -> Option<Val<Self>> {
+    fn table_get<T: Send + 'static>(
+        ctx: CtxMut<'_, T>,
+        table: &wasmer::Table,
+        i: u64,
+    ) -> Option<Val<Self>> {
         let id = ctx.data().shared.id();
         let mut env = ctx.env_mut();
         let mut store = env.as_store_mut();
         table.get(&mut store, index(i)).map(|v| val_from_wr(&v, id))
     }
 
-    fn table_set<T: Send + 'static>(ctx: CtxMut<'_, T>, table: &wasmer::Table, i: u64, value: Val<Self>) -> Result<()> {
+    fn table_set<T: Send + 'static>(
+        ctx: CtxMut<'_, T>,
+        table: &wasmer::Table,
+        i: u64,
+        value: Val<Self>,
+    ) -> Result<()> {
         let mut env = ctx.env_mut();
         let (data, mut store) = env.data_and_store_mut();
         let value = val_to_wr_in(data, &mut store, &value)?;
-        guard_panic(|| table.set(&mut store, index(i), value))?.map_err(|e| Error::InvalidArgument(e.message()))
+        guard_panic(|| table.set(&mut store, index(i), value))?
+            .map_err(|e| Error::InvalidArgument(e.message()))
     }
 
-    fn table_grow<T: Send + 'static>(ctx: CtxMut<'_, T>, table: &wasmer::Table, delta: u64, init: Val<Self>) -> Result<u64> {
+    fn table_grow<T: Send + 'static>(
+        ctx: CtxMut<'_, T>,
+        table: &wasmer::Table,
+        delta: u64,
+        init: Val<Self>,
+    ) -> Result<u64> {
         let mut env = ctx.env_mut();
         let (data, mut store) = env.data_and_store_mut();
         let init = val_to_wr_in(data, &mut store, &init)?;

@@ -236,9 +236,7 @@ pub(crate) fn val_from_wi(v: &wasmi::Val, store: StoreId) -> Val<Wasmi> {
         wasmi::Val::F64(x) => Val::F64(x.to_bits()),
         wasmi::Val::V128(x) => Val::V128(V128(x.as_u128())),
         wasmi::Val::FuncRef(f) => Val::FuncRef(f.val().map(|f| Func::from_raw(*f, store))),
-        wasmi::Val::ExternRef(r) => {
-            Val::ExternRef(r.val().map(|r| ExternRef::from_raw(*r, store)))
-        }
+        wasmi::Val::ExternRef(r) => Val::ExternRef(r.val().map(|r| ExternRef::from_raw(*r, store))),
     }
 }
 

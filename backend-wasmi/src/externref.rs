@@ -8,7 +8,10 @@ type Ctx<'a, T> = <Wasmi as BackendTypes>::Ctx<'a, T>;
 type CtxMut<'a, T> = <Wasmi as BackendTypes>::CtxMut<'a, T>;
 
 impl BackendExternRef for Wasmi {
-    fn externref_new<T: Send + 'static>(ctx: CtxMut<'_, T>, data: ExternData) -> Result<wasmi::ExternRef> {
+    fn externref_new<T: Send + 'static>(
+        ctx: CtxMut<'_, T>,
+        data: ExternData,
+    ) -> Result<wasmi::ExternRef> {
         Ok(wasmi::ExternRef::new(ctx.ctx_mut(), data))
     }
 

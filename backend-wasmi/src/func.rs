@@ -2,11 +2,13 @@
 //! functions.
 
 use anywasm_core::{
-    BackendFunc, BackendTypes, Caller, DynHostFn, FuncType, HostSig, Result, TypedSig, Val,
-    WasmTy, WasmTyList,
+    BackendFunc, BackendTypes, Caller, DynHostFn, FuncType, HostSig, Result, TypedSig, Val, WasmTy,
+    WasmTyList,
 };
 
-use crate::convert::{call_err, func_type_from_wi, func_type_to_wi, host_err, map_err, val_from_wi, val_to_wi};
+use crate::convert::{
+    call_err, func_type_from_wi, func_type_to_wi, host_err, map_err, val_from_wi, val_to_wi,
+};
 use crate::store::{refuel, sliced_entry};
 use crate::{StoreData, View, ViewMut, Wasmi};
 
@@ -56,7 +58,11 @@ impl BackendFunc for Wasmi {
         Ok(())
     }
 
-    fn func_new<T: Send + 'static>(ctx: CtxMut<'_, T>, ty: FuncType, func: DynHostFn<Self, T>) -> wasmi::Func {
+    fn func_new<T: Send + 'static>(
+        ctx: CtxMut<'_, T>,
+        ty: FuncType,
+        func: DynHostFn<Self, T>,
+    ) -> wasmi::Func {
         let wi_ty = func_type_to_wi(&ty);
         let store = ctx.data().shared.id();
         wasmi::Func::new(ctx.ctx_mut(), wi_ty, move |mut caller, params, results| {
@@ -92,7 +98,11 @@ where
     }
 
     #[inline]
-    fn call<T: Send + 'static>(native: &Self::Native, ctx: &mut dyn ViewMut<T>, params: P) -> Result<R> {
+    fn call<T: Send + 'static>(
+        native: &Self::Native,
+        ctx: &mut dyn ViewMut<T>,
+        params: P,
+    ) -> Result<R> {
         if !ctx.data().slicing {
             return native
                 .call(ctx.ctx_mut(), params)

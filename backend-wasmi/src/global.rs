@@ -2,14 +2,18 @@
 
 use anywasm_core::{BackendGlobal, BackendTypes, Error, GlobalType, Result, Val};
 
-use crate::convert::{global_type_from_wi, mutability_to_wi, val_from_wi, val_to_wi};
 use crate::Wasmi;
+use crate::convert::{global_type_from_wi, mutability_to_wi, val_from_wi, val_to_wi};
 
 type Ctx<'a, T> = <Wasmi as BackendTypes>::Ctx<'a, T>;
 type CtxMut<'a, T> = <Wasmi as BackendTypes>::CtxMut<'a, T>;
 
 impl BackendGlobal for Wasmi {
-    fn global_new<T: Send + 'static>(ctx: CtxMut<'_, T>, ty: GlobalType, value: Val<Self>) -> Result<wasmi::Global> {
+    fn global_new<T: Send + 'static>(
+        ctx: CtxMut<'_, T>,
+        ty: GlobalType,
+        value: Val<Self>,
+    ) -> Result<wasmi::Global> {
         Ok(wasmi::Global::new(
             ctx.ctx_mut(),
             val_to_wi(&value),
@@ -25,7 +29,11 @@ impl BackendGlobal for Wasmi {
         val_from_wi(&global.get(ctx.ctx()), ctx.data().shared.id())
     }
 
-    fn global_set<T: Send + 'static>(ctx: CtxMut<'_, T>, global: &wasmi::Global, value: Val<Self>) -> Result<()> {
+    fn global_set<T: Send + 'static>(
+        ctx: CtxMut<'_, T>,
+        global: &wasmi::Global,
+        value: Val<Self>,
+    ) -> Result<()> {
         global
             .set(ctx.ctx_mut(), val_to_wi(&value))
             .map_err(|e| Error::InvalidArgument(e.to_string()))

@@ -46,7 +46,10 @@ impl BackendInstance for Wasmi {
             .and_then(|e| extern_from_wi(e, store))
     }
 
-    fn caller_export<T: Send + 'static>(caller: &mut CallerOf<'_, T>, name: &str) -> Option<Extern<Self>> {
+    fn caller_export<T: Send + 'static>(
+        caller: &mut CallerOf<'_, T>,
+        name: &str,
+    ) -> Option<Extern<Self>> {
         let store = caller.data().shared.id();
         caller.export(name).and_then(|e| extern_from_wi(e, store))
     }

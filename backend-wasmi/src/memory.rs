@@ -14,7 +14,8 @@ impl BackendMemory for Wasmi {
             return Err(Error::unsupported(NAME, "shared memories (threads)"));
         }
         let wi = memory_type_to_wi(&ty)?;
-        let memory = wasmi::Memory::new(ctx.ctx_mut(), wi).map_err(|e| Error::InvalidArgument(e.to_string()))?;
+        let memory = wasmi::Memory::new(ctx.ctx_mut(), wi)
+            .map_err(|e| Error::InvalidArgument(e.to_string()))?;
         if ty.page_size_log2 != 16 {
             ctx.data_mut()
                 .page_sizes
@@ -48,18 +49,30 @@ impl BackendMemory for Wasmi {
     }
 
     // wasmi has no shared memories: its memories are always plain slices.
-    fn memory_data<'a, T: Send + 'static>(ctx: Ctx<'a, T>, memory: &wasmi::Memory) -> Result<&'a [u8]> {
+    fn memory_data<'a, T: Send + 'static>(
+        ctx: Ctx<'a, T>,
+        memory: &wasmi::Memory,
+    ) -> Result<&'a [u8]> {
         Ok(memory.data(ctx.ctx()))
     }
 
-    fn memory_data_mut<'a, T: Send + 'static>(ctx: CtxMut<'a, T>, memory: &wasmi::Memory) -> Result<&'a mut [u8]> {
+    fn memory_data_mut<'a, T: Send + 'static>(
+        ctx: CtxMut<'a, T>,
+        memory: &wasmi::Memory,
+    ) -> Result<&'a mut [u8]> {
         Ok(memory.data_mut(ctx.ctx_mut()))
     }
 
-    fn memory_grow<T: Send + 'static>(ctx: CtxMut<'_, T>, memory: &wasmi::Memory, delta: u64) -> Result<u64> {
-        memory.grow(ctx.ctx_mut(), delta).map_err(|e| Error::Backend {
-            backend: NAME,
-            message: e.to_string(),
-        })
+    fn memory_grow<T: Send + 'static>(
+        ctx: CtxMut<'_, T>,
+        memory: &wasmi::Memory,
+        delta: u64,
+    ) -> Result<u64> {
+        memory
+            .grow(ctx.ctx_mut(), delta)
+            .map_err(|e| Error::Backend {
+                backend: NAME,
+                message: e.to_string(),
+            })
     }
 }

@@ -32,7 +32,9 @@ fn custom_pages(info: &ModuleInfo) -> Arc<[(String, u8)]> {
     info.exports()
         .iter()
         .filter_map(|e| match &e.ty {
-            ExternType::Memory(m) if m.page_size_log2 != 16 => Some((e.name.clone(), m.page_size_log2)),
+            ExternType::Memory(m) if m.page_size_log2 != 16 => {
+                Some((e.name.clone(), m.page_size_log2))
+            }
             _ => None,
         })
         .collect()

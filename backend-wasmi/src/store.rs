@@ -135,7 +135,9 @@ pub(crate) fn sliced_entry<T: Send + 'static>(ctx: &mut dyn ViewMut<T>) -> Resul
         let give = data.bank.min(FUEL_SLICE - held);
         if give > 0 {
             data.bank -= give;
-            ctx.ctx_mut().set_fuel(held + give).map_err(|e| map_err(&e))?;
+            ctx.ctx_mut()
+                .set_fuel(held + give)
+                .map_err(|e| map_err(&e))?;
         }
     }
     Ok(())

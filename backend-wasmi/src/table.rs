@@ -9,7 +9,11 @@ type Ctx<'a, T> = <Wasmi as BackendTypes>::Ctx<'a, T>;
 type CtxMut<'a, T> = <Wasmi as BackendTypes>::CtxMut<'a, T>;
 
 impl BackendTable for Wasmi {
-    fn table_new<T: Send + 'static>(ctx: CtxMut<'_, T>, ty: TableType, init: Val<Self>) -> Result<wasmi::Table> {
+    fn table_new<T: Send + 'static>(
+        ctx: CtxMut<'_, T>,
+        ty: TableType,
+        init: Val<Self>,
+    ) -> Result<wasmi::Table> {
         let wi = table_type_to_wi(&ty)?;
         let init = ref_to_wi(&init)?;
         wasmi::Table::new(ctx.ctx_mut(), wi, init).map_err(|e| map_err(&e))
@@ -21,23 +25,39 @@ impl BackendTable for Wasmi {
         ty
     }
 
-    fn table_get<T: Send + 'static>(ctx: CtxMut<'_, T>, table: &wasmi::Table, index: u64) -> Option<Val<Self>> {
+    fn table_get<T: Send + 'static>(
+        ctx: CtxMut<'_, T>,
+        table: &wasmi::Table,
+        index: u64,
+    ) -> Option<Val<Self>> {
         let store = ctx.data().shared.id();
         table.get(ctx.ctx(), index).map(|r| ref_from_wi(&r, store))
     }
 
-    fn table_set<T: Send + 'static>(ctx: CtxMut<'_, T>, table: &wasmi::Table, index: u64, value: Val<Self>) -> Result<()> {
+    fn table_set<T: Send + 'static>(
+        ctx: CtxMut<'_, T>,
+        table: &wasmi::Table,
+        index: u64,
+        value: Val<Self>,
+    ) -> Result<()> {
         let r = ref_to_wi(&value)?;
         table
             .set(ctx.ctx_mut(), index, r)
             .map_err(|e| Error::InvalidArgument(e.to_string()))
     }
 
-    fn table_grow<T: Send + 'static>(ctx: CtxMut<'_, T>, table: &wasmi::Table, delta: u64, init: Val<Self>) -> Result<u64> {
+    fn table_grow<T: Send + 'static>(
+        ctx: CtxMut<'_, T>,
+        table: &wasmi::Table,
+        delta: u64,
+        init: Val<Self>,
+    ) -> Result<u64> {
         let r = ref_to_wi(&init)?;
-        table.grow(ctx.ctx_mut(), delta, r).map_err(|e| Error::Backend {
-            backend: NAME,
-            message: e.to_string(),
-        })
+        table
+            .grow(ctx.ctx_mut(), delta, r)
+            .map_err(|e| Error::Backend {
+                backend: NAME,
+                message: e.to_string(),
+            })
     }
 }

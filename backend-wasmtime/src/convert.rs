@@ -208,7 +208,11 @@ pub(crate) fn val_to_wt(mut ctx: impl AsContextMut, v: &Val<Wasmtime>) -> wasmti
     }
 }
 
-pub(crate) fn val_from_wt(mut ctx: impl AsContextMut, v: wasmtime::Val, store: StoreId) -> Val<Wasmtime> {
+pub(crate) fn val_from_wt(
+    mut ctx: impl AsContextMut,
+    v: wasmtime::Val,
+    store: StoreId,
+) -> Val<Wasmtime> {
     match v {
         wasmtime::Val::I32(x) => Val::I32(x),
         wasmtime::Val::I64(x) => Val::I64(x),
@@ -242,7 +246,11 @@ pub(crate) fn ref_to_wt(
     }
 }
 
-pub(crate) fn ref_from_wt(mut ctx: impl AsContextMut, r: wasmtime::Ref, store: StoreId) -> Val<Wasmtime> {
+pub(crate) fn ref_from_wt(
+    mut ctx: impl AsContextMut,
+    r: wasmtime::Ref,
+    store: StoreId,
+) -> Val<Wasmtime> {
     match r {
         wasmtime::Ref::Func(f) => Val::FuncRef(f.map(|f| Func::from_raw(f, store))),
         wasmtime::Ref::Extern(r) => Val::ExternRef(

@@ -1,6 +1,8 @@
 //! Engines: capabilities and configuration.
 
-use anywasm_core::{BackendEngine, BackendTypes, Capabilities, Config, Error, Features, OptLevel, Result};
+use anywasm_core::{
+    BackendEngine, BackendTypes, Capabilities, Config, Error, Features, OptLevel, Result,
+};
 
 use crate::Wasmtime;
 

@@ -2,14 +2,17 @@
 
 use anywasm_core::{BackendExternRef, BackendTypes, ExternData, Result};
 
-use crate::convert::backend_err;
 use crate::Wasmtime;
+use crate::convert::backend_err;
 
 type Ctx<'a, T> = <Wasmtime as BackendTypes>::Ctx<'a, T>;
 type CtxMut<'a, T> = <Wasmtime as BackendTypes>::CtxMut<'a, T>;
 
 impl BackendExternRef for Wasmtime {
-    fn externref_new<T: Send + 'static>(mut ctx: CtxMut<'_, T>, data: ExternData) -> Result<Self::ExternRef> {
+    fn externref_new<T: Send + 'static>(
+        mut ctx: CtxMut<'_, T>,
+        data: ExternData,
+    ) -> Result<Self::ExternRef> {
         let r = wasmtime::ExternRef::new(&mut ctx, data).map_err(backend_err)?;
         r.to_owned_rooted(&mut ctx).map_err(backend_err)
     }

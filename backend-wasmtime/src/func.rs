@@ -1,8 +1,8 @@
 //! Functions: dynamic and typed calls, host functions.
 
 use anywasm_core::{
-    BackendFunc, BackendTypes, Caller, DynHostFn, FuncType, HostSig, Result, TypedSig, Val,
-    WasmTy, WasmTyList,
+    BackendFunc, BackendTypes, Caller, DynHostFn, FuncType, HostSig, Result, TypedSig, Val, WasmTy,
+    WasmTyList,
 };
 use wasmtime::{AsContext, AsContextMut};
 
@@ -64,7 +64,11 @@ impl BackendFunc for Wasmtime {
         Ok(())
     }
 
-    fn func_new<T: Send + 'static>(ctx: CtxMut<'_, T>, ty: FuncType, func: DynHostFn<Self, T>) -> wasmtime::Func {
+    fn func_new<T: Send + 'static>(
+        ctx: CtxMut<'_, T>,
+        ty: FuncType,
+        func: DynHostFn<Self, T>,
+    ) -> wasmtime::Func {
         let wt_ty = func_type_to_wt(ctx.engine(), &ty);
         let store = ctx.data().shared.id();
         wasmtime::Func::new(ctx, wt_ty, move |mut caller, params, results| {
@@ -102,7 +106,11 @@ where
     }
 
     #[inline]
-    fn call<T: Send + 'static>(native: &Self::Native, mut ctx: CtxMut<'_, T>, params: P) -> Result<R> {
+    fn call<T: Send + 'static>(
+        native: &Self::Native,
+        mut ctx: CtxMut<'_, T>,
+        params: P,
+    ) -> Result<R> {
         native.call(&mut ctx, params).map_err(map_err)
     }
 }

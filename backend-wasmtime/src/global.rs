@@ -2,14 +2,18 @@
 
 use anywasm_core::{BackendGlobal, BackendTypes, GlobalType, Result, Val};
 
-use crate::convert::{global_type_from_wt, global_type_to_wt, map_err, val_from_wt, val_to_wt};
 use crate::Wasmtime;
+use crate::convert::{global_type_from_wt, global_type_to_wt, map_err, val_from_wt, val_to_wt};
 
 type Ctx<'a, T> = <Wasmtime as BackendTypes>::Ctx<'a, T>;
 type CtxMut<'a, T> = <Wasmtime as BackendTypes>::CtxMut<'a, T>;
 
 impl BackendGlobal for Wasmtime {
-    fn global_new<T: Send + 'static>(mut ctx: CtxMut<'_, T>, ty: GlobalType, value: Val<Self>) -> Result<wasmtime::Global> {
+    fn global_new<T: Send + 'static>(
+        mut ctx: CtxMut<'_, T>,
+        ty: GlobalType,
+        value: Val<Self>,
+    ) -> Result<wasmtime::Global> {
         let wt = global_type_to_wt(&ty);
         let v = val_to_wt(&mut ctx, &value);
         wasmtime::Global::new(ctx, wt, v).map_err(map_err)
@@ -19,13 +23,20 @@ impl BackendGlobal for Wasmtime {
         global_type_from_wt(&global.ty(ctx))
     }
 
-    fn global_get<T: Send + 'static>(mut ctx: CtxMut<'_, T>, global: &wasmtime::Global) -> Val<Self> {
+    fn global_get<T: Send + 'static>(
+        mut ctx: CtxMut<'_, T>,
+        global: &wasmtime::Global,
+    ) -> Val<Self> {
         let store = ctx.data().shared.id();
         let v = global.get(&mut ctx);
         val_from_wt(&mut ctx, v, store)
     }
 
-    fn global_set<T: Send + 'static>(mut ctx: CtxMut<'_, T>, global: &wasmtime::Global, value: Val<Self>) -> Result<()> {
+    fn global_set<T: Send + 'static>(
+        mut ctx: CtxMut<'_, T>,
+        global: &wasmtime::Global,
+        value: Val<Self>,
+    ) -> Result<()> {
         let v = val_to_wt(&mut ctx, &value);
         global.set(&mut ctx, v).map_err(map_err)
     }

@@ -2,8 +2,8 @@
 
 use anywasm_core::{BackendInstance, BackendTypes, Extern, Result};
 
-use crate::convert::{extern_from_wt, extern_to_wt, map_err};
 use crate::Wasmtime;
+use crate::convert::{extern_from_wt, extern_to_wt, map_err};
 
 type CtxMut<'a, T> = <Wasmtime as BackendTypes>::CtxMut<'a, T>;
 type CallerOf<'a, T> = <Wasmtime as BackendTypes>::Caller<'a, T>;
@@ -29,7 +29,10 @@ impl BackendInstance for Wasmtime {
             .and_then(|e| extern_from_wt(e, store))
     }
 
-    fn caller_export<T: Send + 'static>(caller: &mut CallerOf<'_, T>, name: &str) -> Option<Extern<Self>> {
+    fn caller_export<T: Send + 'static>(
+        caller: &mut CallerOf<'_, T>,
+        name: &str,
+    ) -> Option<Extern<Self>> {
         let store = caller.ctx().data().shared.id();
         caller.export(name).and_then(|e| extern_from_wt(e, store))
     }

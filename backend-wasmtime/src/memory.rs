@@ -2,16 +2,22 @@
 
 use anywasm_core::{BackendMemory, BackendTypes, Error, MemoryType, Result};
 
-use crate::convert::{backend_err, map_err, memory_type_from_wt, memory_type_to_wt};
 use crate::Wasmtime;
+use crate::convert::{backend_err, map_err, memory_type_from_wt, memory_type_to_wt};
 
 type Ctx<'a, T> = <Wasmtime as BackendTypes>::Ctx<'a, T>;
 type CtxMut<'a, T> = <Wasmtime as BackendTypes>::CtxMut<'a, T>;
 
 impl BackendMemory for Wasmtime {
-    fn memory_new<T: Send + 'static>(ctx: CtxMut<'_, T>, ty: MemoryType) -> Result<wasmtime::Memory> {
+    fn memory_new<T: Send + 'static>(
+        ctx: CtxMut<'_, T>,
+        ty: MemoryType,
+    ) -> Result<wasmtime::Memory> {
         if ty.shared {
-            return Err(Error::unsupported(Self::NAME, "host-created shared memories"));
+            return Err(Error::unsupported(
+                Self::NAME,
+                "host-created shared memories",
+            ));
         }
         let wt = memory_type_to_wt(&ty)?;
         wasmtime::Memory::new(ctx, wt).map_err(map_err)
@@ -25,7 +31,10 @@ impl BackendMemory for Wasmtime {
 
     // `wasmtime::Memory` is never a shared memory (those are
     // `wasmtime::SharedMemory`), so wasmtime lends its bytes as a slice.
-    fn memory_data<'a, T: Send + 'static>(ctx: Ctx<'a, T>, memory: &wasmtime::Memory) -> Result<&'a [u8]> {
+    fn memory_data<'a, T: Send + 'static>(
+        ctx: Ctx<'a, T>,
+        memory: &wasmtime::Memory,
+    ) -> Result<&'a [u8]> {
         Ok(memory.data(ctx))
     }
 
@@ -36,7 +45,11 @@ impl BackendMemory for Wasmtime {
         Ok(memory.data_mut(ctx))
     }
 
-    fn memory_grow<T: Send + 'static>(ctx: CtxMut<'_, T>, memory: &wasmtime::Memory, delta: u64) -> Result<u64> {
+    fn memory_grow<T: Send + 'static>(
+        ctx: CtxMut<'_, T>,
+        memory: &wasmtime::Memory,
+        delta: u64,
+    ) -> Result<u64> {
         memory.grow(ctx, delta).map_err(backend_err)
     }
 }

@@ -21,11 +21,21 @@ struct Limiter {
 }
 
 impl wasmtime::ResourceLimiter for Limiter {
-    fn memory_growing(&mut self, _: usize, desired: usize, _: Option<usize>) -> wasmtime::Result<bool> {
+    fn memory_growing(
+        &mut self,
+        _: usize,
+        desired: usize,
+        _: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         Ok(self.shared.memory_may_grow(desired as u64))
     }
 
-    fn table_growing(&mut self, _: usize, desired: usize, _: Option<usize>) -> wasmtime::Result<bool> {
+    fn table_growing(
+        &mut self,
+        _: usize,
+        desired: usize,
+        _: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         Ok(self.shared.table_may_grow(desired as u64))
     }
 }
@@ -92,7 +102,9 @@ impl BackendStore for Wasmtime {
         store.as_context()
     }
 
-    fn store_ctx_mut<T: Send + 'static>(store: &mut wasmtime::Store<StoreData<T>>) -> CtxMut<'_, T> {
+    fn store_ctx_mut<T: Send + 'static>(
+        store: &mut wasmtime::Store<StoreData<T>>,
+    ) -> CtxMut<'_, T> {
         store.as_context_mut()
     }
 

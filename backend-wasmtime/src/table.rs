@@ -2,14 +2,20 @@
 
 use anywasm_core::{BackendTable, BackendTypes, Result, TableType, Val};
 
-use crate::convert::{backend_err, map_err, ref_from_wt, ref_to_wt, table_type_from_wt, table_type_to_wt};
 use crate::Wasmtime;
+use crate::convert::{
+    backend_err, map_err, ref_from_wt, ref_to_wt, table_type_from_wt, table_type_to_wt,
+};
 
 type Ctx<'a, T> = <Wasmtime as BackendTypes>::Ctx<'a, T>;
 type CtxMut<'a, T> = <Wasmtime as BackendTypes>::CtxMut<'a, T>;
 
 impl BackendTable for Wasmtime {
-    fn table_new<T: Send + 'static>(mut ctx: CtxMut<'_, T>, ty: TableType, init: Val<Self>) -> Result<wasmtime::Table> {
+    fn table_new<T: Send + 'static>(
+        mut ctx: CtxMut<'_, T>,
+        ty: TableType,
+        init: Val<Self>,
+    ) -> Result<wasmtime::Table> {
         let wt = table_type_to_wt(&ty)?;
         let init = ref_to_wt(&mut ctx, &init)?;
         wasmtime::Table::new(ctx, wt, init).map_err(map_err)
@@ -21,7 +27,11 @@ impl BackendTable for Wasmtime {
         ty
     }
 
-    fn table_get<T: Send + 'static>(mut ctx: CtxMut<'_, T>, table: &wasmtime::Table, index: u64) -> Option<Val<Self>> {
+    fn table_get<T: Send + 'static>(
+        mut ctx: CtxMut<'_, T>,
+        table: &wasmtime::Table,
+        index: u64,
+    ) -> Option<Val<Self>> {
         let store = ctx.data().shared.id();
         let r = table.get(&mut ctx, index)?;
         Some(ref_from_wt(&mut ctx, r, store))

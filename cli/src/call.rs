@@ -4,9 +4,38 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anywasm::{Backend, Config, Engine, Linker, Module, Store, Val, ValType};
-use anywasm_wasi::WasiConfig;
+use anywasm_wasi::{WasiConfig, WasiCtx};
 
-use crate::{Failure, backend, read_module};
+use crate::{Failure, LimitArgs, backend, read_module};
+
+/// An engine and a store with `limits` applied.
+fn limited<B: Backend, T: Send + 'static>(
+    limits: LimitArgs,
+    data: impl FnOnce() -> Result<T, Failure>,
+) -> Result<(Engine<B>, Store<B, T>), Failure> {
+    let mut config = Config::new();
+    let pages = match limits.max_memory_mb {
+        Some(0) => return Err(Failure::Error("--max-memory-mb must be at least 1".into())),
+        Some(mb) => Some(
+            mb.checked_mul(16)
+                .ok_or_else(|| Failure::Error(format!("--max-memory-mb {mb} is too large")))?,
+        ),
+        None => None,
+    };
+    config
+        .consume_fuel(limits.fuel.is_some())
+        .interruptible(limits.timeout_ms.is_some())
+        .max_memory_pages(pages);
+    let engine = Engine::<B>::new(&config)?;
+    let mut store = Store::new(&engine, data()?);
+    if let Some(f) = limits.fuel {
+        store.set_fuel(f)?;
+    }
+    if let Some(ms) = limits.timeout_ms {
+        store.set_timeout(Duration::from_millis(ms))?;
+    }
+    Ok((engine, store))
+}
 
 /// Parses one argument for a parameter of type `ty`.
 pub fn parse_arg<B: Backend>(text: &str, ty: ValType, index: usize) -> Result<Val<B>, Failure> {
@@ -57,22 +86,10 @@ fn call_on<B: Backend>(
     bytes: &[u8],
     func: &str,
     args: &[String],
-    fuel: Option<u64>,
-    timeout_ms: Option<u64>,
+    limits: LimitArgs,
 ) -> Result<Vec<String>, Failure> {
-    let mut config = Config::new();
-    config
-        .consume_fuel(fuel.is_some())
-        .interruptible(timeout_ms.is_some());
-    let engine = Engine::<B>::new(&config)?;
+    let (engine, mut store) = limited::<B, ()>(limits, || Ok(()))?;
     let module = Module::new(&engine, bytes)?;
-    let mut store = Store::new(&engine, ());
-    if let Some(f) = fuel {
-        store.set_fuel(f)?;
-    }
-    if let Some(ms) = timeout_ms {
-        store.set_timeout(Duration::from_millis(ms))?;
-    }
     if let Some(i) = module.imports().first() {
         return Err(Failure::Error(format!(
             "the module imports `{}`.`{}` ({}); `call` runs modules without imports (use `run` for WASI programs)",
@@ -104,13 +121,11 @@ pub fn run(
     func: &str,
     args: &[String],
     backend_name: &str,
-    fuel: Option<u64>,
-    timeout_ms: Option<u64>,
+    limits: LimitArgs,
 ) -> Result<(), Failure> {
     let kind = backend(backend_name)?;
     let bytes = read_module(file)?;
-    let results =
-        anywasm::with_backend!(kind, B => call_on::<B>(&bytes, func, args, fuel, timeout_ms))??;
+    let results = anywasm::with_backend!(kind, B => call_on::<B>(&bytes, func, args, limits))??;
     for r in results {
         println!("{r}");
     }
@@ -157,15 +172,19 @@ pub fn parse_env(spec: &str) -> Result<(String, String), Failure> {
     }
 }
 
-fn run_wasi_on<B: Backend>(bytes: &[u8], config: WasiConfig) -> Result<i32, Failure> {
-    let engine = Engine::<B>::default_config()?;
+fn run_wasi_on<B: Backend>(
+    bytes: &[u8],
+    config: WasiConfig,
+    limits: LimitArgs,
+) -> Result<i32, Failure> {
+    let (engine, mut store) = limited::<B, WasiCtx>(limits, || Ok(config.build()?))?;
     let module = Module::new(&engine, bytes)?;
     if module.exports().iter().all(|e| e.name != "_start") {
         return Err(Failure::Error(
             "the module has no `_start` export; `run` takes WASI command modules (use `call` for others)".into(),
         ));
     }
-    Ok(anywasm_wasi::run_command(&engine, &module, config)?)
+    Ok(anywasm_wasi::run_command_in(&mut store, &module)?)
 }
 
 /// `anywasm run`: stdio inherited, only the given directories and
@@ -176,6 +195,7 @@ pub fn run_wasi(
     dirs: &[String],
     envs: &[String],
     backend_name: &str,
+    limits: LimitArgs,
 ) -> Result<(), Failure> {
     let kind = backend(backend_name)?;
     let bytes = read_module(file)?;
@@ -199,7 +219,7 @@ pub fn run_wasi(
         let (k, v) = parse_env(e)?;
         config = config.env(k, v);
     }
-    let status = anywasm::with_backend!(kind, B => run_wasi_on::<B>(&bytes, config))??;
+    let status = anywasm::with_backend!(kind, B => run_wasi_on::<B>(&bytes, config, limits))??;
     match status {
         0 => Ok(()),
         code => Err(Failure::Exit(code)),

@@ -5,6 +5,7 @@
 //! anywasm inspect module.wasm                    # imports, exports, sections, features
 //! anywasm call module.wasm add 1 2 --backend wasmi
 //! anywasm run program.wasm -- arg1 arg2          # a WASI command
+//! anywasm run untrusted.wasm --fuel 1000000000 --timeout-ms 2000 --max-memory-mb 64
 //! anywasm bench module.wasm fib 25 --backends all --json
 //! anywasm conformance                            # the spec-suite matrix
 //! ```
@@ -22,7 +23,22 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anywasm::BackendKind;
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
+
+/// Limits for running an untrusted module; exceeding one ends the run with
+/// a one-line error and a non-zero status.
+#[derive(Args, Debug, Clone, Copy, Default)]
+pub struct LimitArgs {
+    /// Fuel limit (engine-specific units, about one per instruction).
+    #[arg(long)]
+    pub fuel: Option<u64>,
+    /// Time limit in milliseconds.
+    #[arg(long)]
+    pub timeout_ms: Option<u64>,
+    /// Limit of each linear memory, in MiB.
+    #[arg(long)]
+    pub max_memory_mb: Option<u64>,
+}
 
 /// Run, inspect and compare WebAssembly modules on wasmtime, wasmi and wasmer.
 #[derive(Parser)]
@@ -54,12 +70,8 @@ enum Command {
         /// The engine.
         #[arg(long, short, default_value = "wasmtime")]
         backend: String,
-        /// Fuel limit (engine-specific units).
-        #[arg(long)]
-        fuel: Option<u64>,
-        /// Time limit in milliseconds.
-        #[arg(long)]
-        timeout_ms: Option<u64>,
+        #[command(flatten)]
+        limits: LimitArgs,
     },
     /// Runs a WASI command module (`_start`); its exit status is passed through.
     Run {
@@ -78,6 +90,8 @@ enum Command {
         /// The engine.
         #[arg(long, short, default_value = "wasmtime")]
         backend: String,
+        #[command(flatten)]
+        limits: LimitArgs,
     },
     /// Times compiling, instantiating and calling on each engine.
     Bench {
@@ -173,16 +187,16 @@ fn run(cli: Cli) -> Result<(), Failure> {
             func,
             args,
             backend,
-            fuel,
-            timeout_ms,
-        } => call::run(&file, &func, &args, &backend, fuel, timeout_ms),
+            limits,
+        } => call::run(&file, &func, &args, &backend, limits),
         Command::Run {
             file,
             args,
             dirs,
             envs,
             backend,
-        } => call::run_wasi(&file, &args, &dirs, &envs, &backend),
+            limits,
+        } => call::run_wasi(&file, &args, &dirs, &envs, &backend, limits),
         Command::Bench {
             file,
             func,

@@ -313,3 +313,65 @@ fn run_gives_only_the_named_directories() {
         "cannot read missing.wasm",
     );
 }
+
+/// `run` takes the same limits as `call`: an untrusted program that loops,
+/// or wants more memory than allowed, ends with one line and a status.
+#[test]
+fn run_enforces_limits_on_each_engine() {
+    let dir = tempfile::tempdir().unwrap();
+    let spin = dir.path().join("spin.wat");
+    std::fs::write(
+        &spin,
+        r#"(module (memory (export "memory") 1) (func (export "_start") (loop $l (br $l))))"#,
+    )
+    .unwrap();
+    let big = dir.path().join("big.wat");
+    std::fs::write(
+        &big,
+        r#"(module (memory (export "memory") 64) (func (export "_start")))"#,
+    )
+    .unwrap();
+    let grows = dir.path().join("grows.wat");
+    std::fs::write(
+        &grows,
+        r#"(module
+            (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+            (memory (export "memory") 1)
+            (func (export "_start")
+              ;; exit status 7 when growing past the limit fails, as it must
+              (if (i32.eq (memory.grow (i32.const 64)) (i32.const -1))
+                (then (call $exit (i32.const 7))))))"#,
+    )
+    .unwrap();
+    let (spin, big, grows) = (
+        spin.to_str().unwrap(),
+        big.to_str().unwrap(),
+        grows.to_str().unwrap(),
+    );
+    for engine in ["wasmtime", "wasmi", "wasmer"] {
+        fails_with(
+            &anywasm(&["run", "-b", engine, "--timeout-ms", "100", spin]),
+            3,
+            "deadline exceeded",
+        );
+        fails_with(
+            &anywasm(&["run", "-b", engine, "--fuel", "100000", spin]),
+            3,
+            "all fuel consumed",
+        );
+        fails_with(
+            &anywasm(&["run", "-b", engine, "--max-memory-mb", "1", big]),
+            1,
+            "limit",
+        );
+        let o = anywasm(&["run", "-b", engine, "--max-memory-mb", "2", grows]);
+        assert_eq!(o.status.code(), Some(7), "{engine}: {}", stderr(&o));
+        let o = anywasm(&["run", "-b", engine, "--max-memory-mb", "8", grows]);
+        assert!(o.status.success(), "{engine}: {}", stderr(&o));
+    }
+    fails_with(
+        &anywasm(&["run", "--max-memory-mb", "0", spin]),
+        1,
+        "at least 1",
+    );
+}

@@ -58,7 +58,13 @@ macro_rules! conformance_tests {
             stack_limit, precompiled_round_trip, precompiled_blob_checks,
             unsupported_proposals, malformed_modules, link_errors, module_metadata,
             start_function, statistics, wat_errors, stores_move_between_threads,
-            instance_limit
+            instance_limit, handles_of_another_store_are_refused,
+            modules_of_another_engine_are_refused, timeout_overflow_is_no_deadline,
+            failed_instantiation_is_not_counted, table_growth_limits,
+            reserved_exports_are_invisible, caller_is_the_importing_instance,
+            fuel_is_one_budget_across_instances, deadline_stops_a_loop_without_stores,
+            waiting_host_function_ends_with_the_deadline,
+            deadlines_do_not_interrupt_system_calls
         );
     };
     (@cases $b:ty; $($case:ident),* $(,)?) => {

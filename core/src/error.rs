@@ -205,7 +205,9 @@ pub enum Error {
     /// A handle was used with a store other than the one that created it.
     /// Handles (functions, memories, tables, globals, instances,
     /// `externref`s) are valid only with their own store.
-    #[error("{item} belongs to another store; a handle is valid only with the store that created it")]
+    #[error(
+        "{item} belongs to another store; a handle is valid only with the store that created it"
+    )]
     StoreMismatch {
         /// What was misused, e.g. "the function" or "argument 2".
         item: String,

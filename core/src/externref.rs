@@ -69,7 +69,10 @@ impl<B: Backend> ExternRef<B> {
     }
 
     /// The host value downcast to `V` (`None` if it has another type).
-    pub fn downcast<'a, V: Any, C: AsContext<Backend = B>>(&self, ctx: &'a C) -> Result<Option<&'a V>> {
+    pub fn downcast<'a, V: Any, C: AsContext<Backend = B>>(
+        &self,
+        ctx: &'a C,
+    ) -> Result<Option<&'a V>> {
         Ok(self.data(ctx)?.and_then(|d| d.downcast_ref::<V>()))
     }
 }

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 /// interrupt flag: the most an interrupt waits.
 const SLEEP_SLICE: Duration = Duration::from_millis(5);
 
-use crate::backend::{Backend, HostSig, TypedSig};
 use crate::backend::BackendTypes;
+use crate::backend::{Backend, HostSig, TypedSig};
 use crate::error::{Error, Result};
 use crate::instance::Extern;
 use crate::memory::Memory;

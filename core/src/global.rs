@@ -28,7 +28,12 @@ impl<B: Backend> std::fmt::Debug for Global<B> {
     }
 }
 
-fn check_value<B: Backend>(ty: &GlobalType, value: &Val<B>, store: StoreId, what: &str) -> Result<()> {
+fn check_value<B: Backend>(
+    ty: &GlobalType,
+    value: &Val<B>,
+    store: StoreId,
+    what: &str,
+) -> Result<()> {
     if value.ty() != ty.content {
         return Err(Error::TypeMismatch {
             context: what.into(),
@@ -63,7 +68,11 @@ impl<B: Backend> Global<B> {
 
     /// Creates a global owned by the host, mutable or not, e.g. to import
     /// into several instances and change from the host later.
-    pub fn new(mut ctx: impl AsContextMut<Backend = B>, ty: GlobalType, value: Val<B>) -> Result<Self> {
+    pub fn new(
+        mut ctx: impl AsContextMut<Backend = B>,
+        ty: GlobalType,
+        value: Val<B>,
+    ) -> Result<Self> {
         let ctx = ctx.as_context_mut();
         let store = ctx.shared().id();
         check_value(&ty, &value, store, "global initial value")?;

@@ -1,7 +1,7 @@
 //! Instances and the items they export or import.
 
-use crate::backend::{Backend, TypedSig};
 use crate::backend::BackendTypes;
+use crate::backend::{Backend, TypedSig};
 use crate::error::{Error, LinkErrorKind, Result};
 use crate::func::{Func, TypedFunc};
 use crate::global::Global;
@@ -209,7 +209,10 @@ impl<B: Backend> Instance<B> {
         }
         for (want, item) in wanted.iter().zip(imports) {
             check_store(item.store_id(), store, || {
-                format!("the item given for import `{}`.`{}`", want.module, want.name)
+                format!(
+                    "the item given for import `{}`.`{}`",
+                    want.module, want.name
+                )
             })?;
             let found = item.ty(&ctx)?;
             if !extern_type_matches(&found, &want.ty) {

@@ -36,7 +36,9 @@ pub(crate) fn instant_to_nanos(t: Instant) -> u64 {
 
 fn nanos_to_instant(n: u64) -> Instant {
     let d = Duration::from_nanos(n.saturating_sub(1));
-    TIME_BASE.checked_add(d).unwrap_or(*TIME_BASE + Duration::from_secs(1 << 40))
+    TIME_BASE
+        .checked_add(d)
+        .unwrap_or(*TIME_BASE + Duration::from_secs(1 << 40))
 }
 
 fn now_nanos() -> u64 {
@@ -225,7 +227,9 @@ fn arm(state: &Arc<InterruptState>) -> std::io::Result<()> {
             // engines that poll by themselves; forget the registration so a
             // later deadline tries again.
             state.registered.store(false, Ordering::Release);
-            timer.stores.retain(|w| !std::ptr::eq(w.as_ptr(), Arc::as_ptr(state)));
+            timer
+                .stores
+                .retain(|w| !std::ptr::eq(w.as_ptr(), Arc::as_ptr(state)));
             NEXT_WAKE.store(NEVER, Ordering::SeqCst);
         })?;
     timer.running = true;
@@ -329,7 +333,10 @@ mod tests {
         // gone the thread ends, and the next deadline starts it again.
         assert!(timer_thread_running());
         drop(state);
-        assert!(wait_for(|| !timer_thread_running()), "the timer outlived its stores");
+        assert!(
+            wait_for(|| !timer_thread_running()),
+            "the timer outlived its stores"
+        );
         let again = hooked(&fired);
         again
             .set_deadline(Some(Instant::now() + Duration::from_millis(1)))

@@ -73,11 +73,11 @@ pub use externref::ExternRef;
 pub use func::{Caller, Func, HostReturn, IntoFunc, RESERVED_EXPORT_PREFIX, TypedFunc};
 pub use global::Global;
 pub use instance::{Extern, Instance, extern_type_matches};
+pub use interrupt::timer_thread_running;
 pub use linker::Linker;
 pub use memory::{LeBytes, Memory};
 pub use module::Module;
 pub use module_info::{ContentHash, CustomSection, ModuleInfo};
-pub use interrupt::timer_thread_running;
 pub use store::{
     AsContext, AsContextMut, InterruptHandle, InterruptState, Store, StoreContext, StoreContextMut,
     StoreId, StoreLimits, StoreShared, StoreStats,

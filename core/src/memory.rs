@@ -157,9 +157,7 @@ impl<B: Backend> Memory<B> {
             Ok(old) => Ok(old),
             Err(e) => Err(match ctx.shared().take_limit_hit() {
                 Some(what) => Error::Limit(what),
-                None => Error::InvalidArgument(format!(
-                    "cannot grow memory by {delta} pages: {e}"
-                )),
+                None => Error::InvalidArgument(format!("cannot grow memory by {delta} pages: {e}")),
             }),
         }
     }
@@ -171,7 +169,10 @@ impl<B: Backend> Memory<B> {
     }
 
     /// The whole memory as a mutable byte slice, borrowed from the store.
-    pub fn data_mut<'a, C: AsContextMut<Backend = B>>(&self, ctx: &'a mut C) -> Result<&'a mut [u8]> {
+    pub fn data_mut<'a, C: AsContextMut<Backend = B>>(
+        &self,
+        ctx: &'a mut C,
+    ) -> Result<&'a mut [u8]> {
         self.check(&*ctx)?;
         B::memory_data_mut(ctx.as_context_mut().raw, &self.raw)
     }
@@ -203,19 +204,34 @@ impl<B: Backend> Memory<B> {
     }
 
     /// Copies `buf.len()` bytes starting at `offset` into `buf`.
-    pub fn read(&self, ctx: impl AsContext<Backend = B>, offset: u64, buf: &mut [u8]) -> Result<()> {
+    pub fn read(
+        &self,
+        ctx: impl AsContext<Backend = B>,
+        offset: u64,
+        buf: &mut [u8],
+    ) -> Result<()> {
         buf.copy_from_slice(self.slice(&ctx, offset, buf.len() as u64)?);
         Ok(())
     }
 
     /// Reads `len` bytes at `offset` into a new vector. The range is checked
     /// before the vector is allocated.
-    pub fn read_vec(&self, ctx: impl AsContext<Backend = B>, offset: u64, len: usize) -> Result<Vec<u8>> {
+    pub fn read_vec(
+        &self,
+        ctx: impl AsContext<Backend = B>,
+        offset: u64,
+        len: usize,
+    ) -> Result<Vec<u8>> {
         Ok(self.slice(&ctx, offset, len as u64)?.to_vec())
     }
 
     /// Copies `data` into memory at `offset`.
-    pub fn write(&self, mut ctx: impl AsContextMut<Backend = B>, offset: u64, data: &[u8]) -> Result<()> {
+    pub fn write(
+        &self,
+        mut ctx: impl AsContextMut<Backend = B>,
+        offset: u64,
+        data: &[u8],
+    ) -> Result<()> {
         self.slice_mut(&mut ctx, offset, data.len() as u64)?
             .copy_from_slice(data);
         Ok(())
@@ -223,7 +239,11 @@ impl<B: Backend> Memory<B> {
 
     /// Reads a little-endian value (`i32`, `u64`, `f64`, ...) at `offset`.
     pub fn read_le<V: LeBytes>(&self, ctx: impl AsContext<Backend = B>, offset: u64) -> Result<V> {
-        Ok(V::from_le_slice(self.slice(&ctx, offset, V::SIZE as u64)?))
+        Ok(V::from_le_slice(self.slice(
+            &ctx,
+            offset,
+            V::SIZE as u64,
+        )?))
     }
 
     /// Writes a little-endian value at `offset`.
@@ -258,27 +278,53 @@ impl<B: Backend> Memory<B> {
     }
 
     /// Writes an `i32` at `offset`.
-    pub fn write_i32(&self, ctx: impl AsContextMut<Backend = B>, offset: u64, v: i32) -> Result<()> {
+    pub fn write_i32(
+        &self,
+        ctx: impl AsContextMut<Backend = B>,
+        offset: u64,
+        v: i32,
+    ) -> Result<()> {
         self.write_le(ctx, offset, v)
     }
 
     /// Writes an `i64` at `offset`.
-    pub fn write_i64(&self, ctx: impl AsContextMut<Backend = B>, offset: u64, v: i64) -> Result<()> {
+    pub fn write_i64(
+        &self,
+        ctx: impl AsContextMut<Backend = B>,
+        offset: u64,
+        v: i64,
+    ) -> Result<()> {
         self.write_le(ctx, offset, v)
     }
 
     /// Writes an `f32` at `offset`.
-    pub fn write_f32(&self, ctx: impl AsContextMut<Backend = B>, offset: u64, v: f32) -> Result<()> {
+    pub fn write_f32(
+        &self,
+        ctx: impl AsContextMut<Backend = B>,
+        offset: u64,
+        v: f32,
+    ) -> Result<()> {
         self.write_le(ctx, offset, v)
     }
 
     /// Writes an `f64` at `offset`.
-    pub fn write_f64(&self, ctx: impl AsContextMut<Backend = B>, offset: u64, v: f64) -> Result<()> {
+    pub fn write_f64(
+        &self,
+        ctx: impl AsContextMut<Backend = B>,
+        offset: u64,
+        v: f64,
+    ) -> Result<()> {
         self.write_le(ctx, offset, v)
     }
 
     /// Copies `len` bytes from `src` to `dst` within this memory (the ranges may overlap).
-    pub fn copy(&self, mut ctx: impl AsContextMut<Backend = B>, dst: u64, src: u64, len: usize) -> Result<()> {
+    pub fn copy(
+        &self,
+        mut ctx: impl AsContextMut<Backend = B>,
+        dst: u64,
+        src: u64,
+        len: usize,
+    ) -> Result<()> {
         let mem = self.data_mut(&mut ctx)?;
         let s = range(src, len as u64, mem.len())?;
         let d = range(dst, len as u64, mem.len())?;
@@ -287,7 +333,13 @@ impl<B: Backend> Memory<B> {
     }
 
     /// Sets `len` bytes at `offset` to `byte`.
-    pub fn fill(&self, mut ctx: impl AsContextMut<Backend = B>, offset: u64, byte: u8, len: usize) -> Result<()> {
+    pub fn fill(
+        &self,
+        mut ctx: impl AsContextMut<Backend = B>,
+        offset: u64,
+        byte: u8,
+        len: usize,
+    ) -> Result<()> {
         self.slice_mut(&mut ctx, offset, len as u64)?.fill(byte);
         Ok(())
     }

@@ -130,7 +130,10 @@ pub struct AppendedGlobals {
 /// so the module computes exactly what it did. A backend uses this to give
 /// every instance of a store one shared counter (such as fuel) that its
 /// compiled code reads and writes.
-pub fn append_global_imports(bytes: &[u8], globals: &[GlobalImport<'_>]) -> Result<AppendedGlobals> {
+pub fn append_global_imports(
+    bytes: &[u8],
+    globals: &[GlobalImport<'_>],
+) -> Result<AppendedGlobals> {
     use wasm_encoder::reencode::Reencode;
     let info = ModuleInfo::parse(bytes)?;
     let imported = info
@@ -257,12 +260,24 @@ mod tests {
             let out = append_global_imports(
                 &bytes,
                 &[
-                    GlobalImport { module: "__anywasm", name: "fuel", ty: crate::ValType::I64, mutable: true },
-                    GlobalImport { module: "__anywasm", name: "status", ty: crate::ValType::I32, mutable: true },
+                    GlobalImport {
+                        module: "__anywasm",
+                        name: "fuel",
+                        ty: crate::ValType::I64,
+                        mutable: true,
+                    },
+                    GlobalImport {
+                        module: "__anywasm",
+                        name: "status",
+                        ty: crate::ValType::I32,
+                        mutable: true,
+                    },
                 ],
             )
             .unwrap();
-            wasmparser::Validator::new().validate_all(&out.bytes).unwrap();
+            wasmparser::Validator::new()
+                .validate_all(&out.bytes)
+                .unwrap();
             let after = ModuleInfo::parse(&out.bytes).unwrap();
             assert_eq!(after.imports().len(), before.imports().len() + 2);
             assert_eq!(&after.imports()[..before.imports().len()], before.imports());

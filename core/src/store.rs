@@ -73,7 +73,11 @@ impl StoreId {
 
 /// Refuses a handle owned by `owner` in the store `ctx`.
 #[inline]
-pub(crate) fn check_store(owner: StoreId, ctx: StoreId, item: impl FnOnce() -> String) -> Result<()> {
+pub(crate) fn check_store(
+    owner: StoreId,
+    ctx: StoreId,
+    item: impl FnOnce() -> String,
+) -> Result<()> {
     if owner == ctx {
         Ok(())
     } else {
@@ -272,8 +276,10 @@ impl StoreShared {
 
     /// Counts an instance that was created (a failed instantiation is not counted).
     pub(crate) fn instance_created(&self) {
-        self.instances
-            .store(self.instances.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        self.instances.store(
+            self.instances.load(Ordering::Relaxed) + 1,
+            Ordering::Relaxed,
+        );
         self.engine.instance_created();
     }
 

@@ -63,7 +63,11 @@ impl<B: Backend> Table<B> {
 
     /// Creates a table owned by the host with every element set to `init`.
     /// A growable `funcref` table is what dynamic linking needs.
-    pub fn new(mut ctx: impl AsContextMut<Backend = B>, ty: TableType, init: Val<B>) -> Result<Self> {
+    pub fn new(
+        mut ctx: impl AsContextMut<Backend = B>,
+        ty: TableType,
+        init: Val<B>,
+    ) -> Result<Self> {
         if !ty.element.is_ref() {
             return Err(Error::InvalidArgument(format!(
                 "table elements must be references, not {}",
@@ -103,7 +107,11 @@ impl<B: Backend> Table<B> {
     }
 
     /// The element at `index`, or `None` past the end.
-    pub fn get(&self, mut ctx: impl AsContextMut<Backend = B>, index: u64) -> Result<Option<Val<B>>> {
+    pub fn get(
+        &self,
+        mut ctx: impl AsContextMut<Backend = B>,
+        index: u64,
+    ) -> Result<Option<Val<B>>> {
         let size = self.size(&ctx)?;
         if index >= size {
             return Ok(None);
@@ -112,7 +120,12 @@ impl<B: Backend> Table<B> {
     }
 
     /// Sets the element at `index`.
-    pub fn set(&self, mut ctx: impl AsContextMut<Backend = B>, index: u64, value: Val<B>) -> Result<()> {
+    pub fn set(
+        &self,
+        mut ctx: impl AsContextMut<Backend = B>,
+        index: u64,
+        value: Val<B>,
+    ) -> Result<()> {
         let ty = self.ty(&ctx)?;
         check_elem(&ty, &value, self.store, "the table element")?;
         if index >= ty.minimum {
@@ -128,21 +141,36 @@ impl<B: Backend> Table<B> {
     ///
     /// Fails with [`Error::Limit`] beyond the store's table limit, and with
     /// [`Error::InvalidArgument`] beyond the table's own maximum.
-    pub fn grow(&self, mut ctx: impl AsContextMut<Backend = B>, delta: u64, init: Val<B>) -> Result<u64> {
+    pub fn grow(
+        &self,
+        mut ctx: impl AsContextMut<Backend = B>,
+        delta: u64,
+        init: Val<B>,
+    ) -> Result<u64> {
         let mut ctx = ctx.as_context_mut();
         let ty = self.ty(&ctx)?;
         check_elem(&ty, &init, self.store, "the table's new elements")?;
-        let wanted = ty.minimum.checked_add(delta);
-        let max = ty.maximum.unwrap_or(u64::MAX).min(ty.absolute_max_elements());
-        let Some(wanted) = wanted.filter(|w| *w <= max) else {
-            return Err(Error::InvalidArgument(format!(
+        let max = ty
+            .maximum
+            .unwrap_or(u64::MAX)
+            .min(ty.absolute_max_elements());
+        let too_big = || {
+            Error::InvalidArgument(format!(
                 "cannot grow a table of {} elements by {delta}: beyond its maximum of {max}",
                 ty.minimum
-            )));
+            ))
         };
+        let wanted = ty.minimum.checked_add(delta).ok_or_else(too_big)?;
+        // The store's limit first: an engine may enforce it as the table's
+        // maximum (wasmer does), and the error must not depend on that.
         let _ = ctx.shared().take_limit_hit();
         if !ctx.shared().table_may_grow(wanted) {
-            return Err(Error::Limit(ctx.shared().take_limit_hit().unwrap_or_default()));
+            return Err(Error::Limit(
+                ctx.shared().take_limit_hit().unwrap_or_default(),
+            ));
+        }
+        if wanted > max {
+            return Err(too_big());
         }
         B::table_grow(B::ctx_mut_reborrow(&mut ctx.raw), &self.raw, delta, init).map_err(|e| {
             match ctx.shared().take_limit_hit() {

@@ -199,7 +199,11 @@ pub struct TableType {
 impl TableType {
     /// The most elements a table of this kind can have.
     pub fn absolute_max_elements(&self) -> u64 {
-        if self.table64 { u64::MAX } else { u32::MAX as u64 }
+        if self.table64 {
+            u64::MAX
+        } else {
+            u32::MAX as u64
+        }
     }
 
     /// A 32-bit table of `element` references.

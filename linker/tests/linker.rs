@@ -89,9 +89,21 @@ pub fn main_calls_side_modules<B: Backend>() {
     // strlen("hello") through a pointer in libutil's data
     assert_eq!(call_sym(&mut store, &mut dl, "greeting_len", &[]), 5);
     // 1 + 2 + ... + 10 on the shared stack, which is restored afterwards
-    let sp = dl.stack_pointer().get(&mut store).unwrap().as_i32().unwrap();
+    let sp = dl
+        .stack_pointer()
+        .get(&mut store)
+        .unwrap()
+        .as_i32()
+        .unwrap();
     assert_eq!(call_sym(&mut store, &mut dl, "stack_sum", &[10]), 55);
-    assert_eq!(dl.stack_pointer().get(&mut store).unwrap().as_i32().unwrap(), sp);
+    assert_eq!(
+        dl.stack_pointer()
+            .get(&mut store)
+            .unwrap()
+            .as_i32()
+            .unwrap(),
+        sp
+    );
     // Loading again is the same library.
     assert_eq!(dl.load(&mut store, "main.wasm").unwrap(), main);
     assert_eq!(dl.libraries().count(), 4);

@@ -67,7 +67,10 @@ pub const FUNCTIONS: &[(&str, &[ValType])] = &[
     ("fd_write", &[I32, I32, I32, I32]),
     ("path_create_directory", &[I32, I32, I32]),
     ("path_filestat_get", &[I32, I32, I32, I32, I32]),
-    ("path_filestat_set_times", &[I32, I32, I32, I32, I64, I64, I32]),
+    (
+        "path_filestat_set_times",
+        &[I32, I32, I32, I32, I64, I64, I32],
+    ),
     ("path_link", &[I32, I32, I32, I32, I32, I32, I32]),
     ("path_open", &[I32, I32, I32, I32, I32, I64, I64, I32, I32]),
     ("path_readlink", &[I32, I32, I32, I32, I32, I32]),
@@ -90,7 +93,10 @@ pub const FUNCTIONS: &[(&str, &[ValType])] = &[
 pub fn function_type(name: &str) -> Option<FuncType> {
     let (_, params) = FUNCTIONS.iter().find(|(n, _)| *n == name)?;
     let results: &[ValType] = if name == "proc_exit" { &[] } else { &[I32] };
-    Some(FuncType::new(params.iter().copied(), results.iter().copied()))
+    Some(FuncType::new(
+        params.iter().copied(),
+        results.iter().copied(),
+    ))
 }
 
 pub(crate) fn arg(v: &Val<impl Backend>) -> u32 {
@@ -176,7 +182,8 @@ where
     T: Send + 'static,
     F: Fn(&mut Caller<'_, B, T>, &[Val<B>]) -> R<()> + Send + Sync + 'static,
 {
-    let ty = function_type(name).ok_or_else(|| Error::InvalidArgument(format!("no WASI function `{name}`")))?;
+    let ty = function_type(name)
+        .ok_or_else(|| Error::InvalidArgument(format!("no WASI function `{name}`")))?;
     let f: Box<Body<B, T>> = Box::new(f);
     linker.func_new(MODULE, name, ty, move |mut caller, p, r| {
         r[0] = Val::I32(match f(&mut caller, p) {
@@ -319,7 +326,9 @@ fn args_and_clocks<B: Backend, T: Send + 'static>(
         |_c, p, _r| Err(Error::Exit(p[0].as_i32().unwrap_or(0))),
     )?;
     def(linker, "proc_raise", |_, _| Err(errno::NOSYS.into()))?;
-    def(linker, "poll_oneoff", move |c, p| crate::poll::poll_oneoff(c, p, get))?;
+    def(linker, "poll_oneoff", move |c, p| {
+        crate::poll::poll_oneoff(c, p, get)
+    })?;
     for name in [
         "sock_accept",
         "sock_recv",
@@ -392,7 +401,10 @@ fn descriptors<B: Backend, T: Send + 'static>(
         let e = entry(get(c.data_mut()), arg(&p[0]), 0)?;
         let (kind, flags) = match &e.fd {
             Fd::Stdin | Fd::Stdout | Fd::Stderr => (FILETYPE_CHARACTER_DEVICE, 0u16),
-            Fd::File(f) => (FILETYPE_REGULAR_FILE, if f.append { FDFLAGS_APPEND as u16 } else { 0 }),
+            Fd::File(f) => (
+                FILETYPE_REGULAR_FILE,
+                if f.append { FDFLAGS_APPEND as u16 } else { 0 },
+            ),
             Fd::Dir(_) => (FILETYPE_DIRECTORY, 0),
         };
         let mut b = [0u8; 24];
@@ -437,11 +449,16 @@ fn descriptors<B: Backend, T: Send + 'static>(
     })?;
     def(linker, "fd_filestat_set_size", move |c, p| {
         let size = offset(arg64(&p[1]))?;
-        Ok(file(get(c.data_mut()), arg(&p[0]), rights::FD_FILESTAT_SET_SIZE)?
-            .file
-            .set_len(size)?)
+        Ok(
+            file(get(c.data_mut()), arg(&p[0]), rights::FD_FILESTAT_SET_SIZE)?
+                .file
+                .set_len(size)?,
+        )
     })?;
-    for (name, right) in [("fd_sync", rights::FD_SYNC), ("fd_datasync", rights::FD_DATASYNC)] {
+    for (name, right) in [
+        ("fd_sync", rights::FD_SYNC),
+        ("fd_datasync", rights::FD_DATASYNC),
+    ] {
         def(linker, name, move |c, p| {
             match &entry(get(c.data_mut()), arg(&p[0]), right)?.fd {
                 Fd::File(f) => Ok(f.file.sync_all()?),
@@ -477,7 +494,8 @@ fn descriptors<B: Backend, T: Send + 'static>(
 fn preopen_name(ctx: &mut WasiCtx, fd: u32) -> R<String> {
     match &entry(ctx, fd, 0)?.fd {
         Fd::Dir(DirFd {
-            preopen: Some(name), ..
+            preopen: Some(name),
+            ..
         }) => Ok(name.clone()),
         _ => Err(errno::BADF.into()),
     }
@@ -542,9 +560,13 @@ fn reads_and_writes<B: Backend, T: Send + 'static>(
         let saved = f.file.stream_position()?;
         f.file.seek(SeekFrom::Start(at))?;
         let n = m.gather(c, arg(&p[1]), arg(&p[2]), |c, chunk| {
-            Ok(file(get(c.data_mut()), fd, rights::FD_WRITE)?.file.write(chunk)?)
+            Ok(file(get(c.data_mut()), fd, rights::FD_WRITE)?
+                .file
+                .write(chunk)?)
         });
-        file(get(c.data_mut()), fd, 0)?.file.seek(SeekFrom::Start(saved))?;
+        file(get(c.data_mut()), fd, 0)?
+            .file
+            .seek(SeekFrom::Start(saved))?;
         m.put_u32(c, arg(&p[4]), n? as u32)
     })?;
     def(linker, "fd_pread", move |c, p| {
@@ -555,9 +577,13 @@ fn reads_and_writes<B: Backend, T: Send + 'static>(
         let saved = f.file.stream_position()?;
         f.file.seek(SeekFrom::Start(at))?;
         let n = m.scatter(c, arg(&p[1]), arg(&p[2]), |c, chunk| {
-            Ok(file(get(c.data_mut()), fd, rights::FD_READ)?.file.read(chunk)?)
+            Ok(file(get(c.data_mut()), fd, rights::FD_READ)?
+                .file
+                .read(chunk)?)
         });
-        file(get(c.data_mut()), fd, 0)?.file.seek(SeekFrom::Start(saved))?;
+        file(get(c.data_mut()), fd, 0)?
+            .file
+            .seek(SeekFrom::Start(saved))?;
         m.put_u32(c, arg(&p[4]), n? as u32)
     })?;
     Ok(())
@@ -618,7 +644,10 @@ fn directories<B: Backend, T: Send + 'static>(
     Ok(())
 }
 
-fn paths<B: Backend, T: Send + 'static>(linker: &mut Linker<B, T>, get: fn(&mut T) -> &mut WasiCtx) -> Result<()> {
+fn paths<B: Backend, T: Send + 'static>(
+    linker: &mut Linker<B, T>,
+    get: fn(&mut T) -> &mut WasiCtx,
+) -> Result<()> {
     def(linker, "path_open", move |c, p| path_open(c, p, get))?;
     def(linker, "path_filestat_get", move |c, p| {
         let m = Mem::of(c, get)?;
@@ -655,7 +684,9 @@ fn paths<B: Backend, T: Send + 'static>(linker: &mut Linker<B, T>, get: fn(&mut 
         let from = m.path(c, arg(&p[1]), arg(&p[2]))?;
         let to = m.path(c, arg(&p[4]), arg(&p[5]))?;
         let ctx = get(c.data_mut());
-        let target = dir(ctx, arg(&p[3]), rights::PATH_RENAME_TARGET)?.dir.try_clone()?;
+        let target = dir(ctx, arg(&p[3]), rights::PATH_RENAME_TARGET)?
+            .dir
+            .try_clone()?;
         let src = dir(ctx, arg(&p[0]), rights::PATH_RENAME_SOURCE)?;
         Ok(src.dir.rename(&from, &target, &to)?)
     })?;
@@ -687,7 +718,8 @@ fn path_open<B: Backend, T: Send + 'static>(
     } else {
         FollowSymlinks::No
     };
-    let (oflags, wanted, wanted_inheriting, fdflags) = (arg(&p[4]), arg64(&p[5]), arg64(&p[6]), arg(&p[7]));
+    let (oflags, wanted, wanted_inheriting, fdflags) =
+        (arg(&p[4]), arg64(&p[5]), arg64(&p[6]), arg(&p[7]));
     let ctx = get(c.data_mut());
     if ctx.fds.iter().filter(|f| f.is_some()).count() >= ctx.max_open_files {
         return Err(errno::MFILE.into());

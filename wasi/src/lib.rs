@@ -76,13 +76,37 @@ pub fn run_command<B: Backend>(
     module: &Module<B>,
     config: WasiConfig,
 ) -> Result<i32> {
-    let ctx = config.build()?;
-    let mut store = Store::new(engine, ctx);
+    let mut store = Store::new(engine, config.build()?);
+    run_command_in(&mut store, module)
+}
+
+/// [`run_command`] in a store the caller made, so that its limits apply
+/// (fuel, deadline, memory limits: see [`Store`]).
+///
+/// ```
+/// # fn main() -> anywasm_core::Result<()> {
+/// use std::time::Duration;
+/// use anywasm_core::{Config, Engine, Error, Module, Store, TrapCode};
+/// use anywasm_wasi::{WasiConfig, run_command_in};
+///
+/// let engine = Engine::<anywasm::DefaultBackend>::new(Config::new().interruptible(true))?;
+/// let spin = Module::from_wat(&engine, r#"(module (memory (export "memory") 1)
+///     (func (export "_start") (loop $l (br $l))))"#)?;
+/// let mut store = Store::new(&engine, WasiConfig::new().build()?);
+/// store.set_timeout(Duration::from_millis(50))?;
+/// let r = run_command_in(&mut store, &spin);
+/// assert!(matches!(r, Err(Error::Trap { code: TrapCode::Deadline, .. })));
+/// # Ok(()) }
+/// ```
+pub fn run_command_in<B: Backend>(
+    store: &mut Store<B, WasiCtx>,
+    module: &Module<B>,
+) -> Result<i32> {
     let mut linker = Linker::<B, WasiCtx>::new();
     add_to_linker(&mut linker, |c| c)?;
-    let instance = linker.instantiate(&mut store, module)?;
-    let start = instance.get_func(&mut store, "_start")?;
-    match start.invoke(&mut store, &[]) {
+    let instance = linker.instantiate(&mut *store, module)?;
+    let start = instance.get_func(&mut *store, "_start")?;
+    match start.invoke(&mut *store, &[]) {
         Ok(_) => Ok(0),
         Err(Error::Exit(code)) => Ok(code),
         Err(e) => Err(e),

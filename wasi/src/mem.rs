@@ -63,7 +63,12 @@ impl<B: Backend> Mem<B> {
     }
 
     /// `len` bytes at `ptr`, or `EFAULT`.
-    pub(crate) fn bytes<'a, T: Send + 'static>(&self, c: &'a Caller<'_, B, T>, ptr: u32, len: u64) -> R<&'a [u8]> {
+    pub(crate) fn bytes<'a, T: Send + 'static>(
+        &self,
+        c: &'a Caller<'_, B, T>,
+        ptr: u32,
+        len: u64,
+    ) -> R<&'a [u8]> {
         self.memory
             .slice(c, u64::from(ptr), len)
             .map_err(|_| Fail::Errno(errno::FAULT))
@@ -81,16 +86,32 @@ impl<B: Backend> Mem<B> {
             .map_err(|_| Fail::Errno(errno::FAULT))
     }
 
-    pub(crate) fn write<T: Send + 'static>(&self, c: &mut Caller<'_, B, T>, ptr: u32, bytes: &[u8]) -> R<()> {
-        self.bytes_mut(c, ptr, bytes.len() as u64)?.copy_from_slice(bytes);
+    pub(crate) fn write<T: Send + 'static>(
+        &self,
+        c: &mut Caller<'_, B, T>,
+        ptr: u32,
+        bytes: &[u8],
+    ) -> R<()> {
+        self.bytes_mut(c, ptr, bytes.len() as u64)?
+            .copy_from_slice(bytes);
         Ok(())
     }
 
-    pub(crate) fn put_u32<T: Send + 'static>(&self, c: &mut Caller<'_, B, T>, ptr: u32, v: u32) -> R<()> {
+    pub(crate) fn put_u32<T: Send + 'static>(
+        &self,
+        c: &mut Caller<'_, B, T>,
+        ptr: u32,
+        v: u32,
+    ) -> R<()> {
         self.write(c, ptr, &v.to_le_bytes())
     }
 
-    pub(crate) fn put_u64<T: Send + 'static>(&self, c: &mut Caller<'_, B, T>, ptr: u32, v: u64) -> R<()> {
+    pub(crate) fn put_u64<T: Send + 'static>(
+        &self,
+        c: &mut Caller<'_, B, T>,
+        ptr: u32,
+        v: u64,
+    ) -> R<()> {
         self.write(c, ptr, &v.to_le_bytes())
     }
 
@@ -100,7 +121,12 @@ impl<B: Backend> Mem<B> {
     }
 
     /// A path: at most [`MAX_PATH`] bytes of UTF-8.
-    pub(crate) fn path<T: Send + 'static>(&self, c: &Caller<'_, B, T>, ptr: u32, len: u32) -> R<String> {
+    pub(crate) fn path<T: Send + 'static>(
+        &self,
+        c: &Caller<'_, B, T>,
+        ptr: u32,
+        len: u32,
+    ) -> R<String> {
         let bytes = self.bytes(c, ptr, u64::from(len))?;
         if len > MAX_PATH {
             return Err(errno::NAMETOOLONG.into());
@@ -109,7 +135,12 @@ impl<B: Backend> Mem<B> {
     }
 
     /// Checks that an array of `count` iovecs at `iovs` lies in memory.
-    fn check_iovecs<T: Send + 'static>(&self, c: &Caller<'_, B, T>, iovs: u32, count: u32) -> R<()> {
+    fn check_iovecs<T: Send + 'static>(
+        &self,
+        c: &Caller<'_, B, T>,
+        iovs: u32,
+        count: u32,
+    ) -> R<()> {
         self.bytes(c, iovs, u64::from(count) * 8).map(drop)
     }
 

@@ -76,7 +76,10 @@ fn fd_state(ctx: &mut WasiCtx, fd: u32, kind: u8) -> State {
     match (&mut e.fd, kind) {
         (Fd::File(f), TYPE_FD_READ) => {
             // Regular files are always ready; tell how much is left.
-            let left = match (f.file.metadata(), std::io::Seek::stream_position(&mut f.file)) {
+            let left = match (
+                f.file.metadata(),
+                std::io::Seek::stream_position(&mut f.file),
+            ) {
                 (Ok(m), Ok(pos)) => m.len().saturating_sub(pos),
                 _ => 0,
             };
@@ -130,11 +133,15 @@ pub(crate) fn poll_oneoff<B: Backend, T: Send + 'static>(
                 TYPE_CLOCK => {
                     let clock = u32::from_le_bytes(sub[16..20].try_into().unwrap_or_default());
                     let timeout = le_u64(&sub[24..32]);
-                    let absolute = u16::from_le_bytes(sub[40..42].try_into().unwrap_or_default()) & CLOCK_ABSTIME != 0;
+                    let absolute = u16::from_le_bytes(sub[40..42].try_into().unwrap_or_default())
+                        & CLOCK_ABSTIME
+                        != 0;
                     let due = match (clock, absolute) {
                         (0 | 1, false) => Some(entered.saturating_add(timeout)),
                         (1, true) => Some(timeout),
-                        (0, true) => Some(entered.saturating_add(timeout.saturating_sub(entered_realtime))),
+                        (0, true) => {
+                            Some(entered.saturating_add(timeout.saturating_sub(entered_realtime)))
+                        }
                         _ => None,
                     };
                     match (clock, due) {
@@ -170,7 +177,9 @@ pub(crate) fn poll_oneoff<B: Backend, T: Send + 'static>(
         if ready > 0 {
             return m.put_u32(c, nevents, ready);
         }
-        let mut wait = next.map_or(Duration::MAX, |n| Duration::from_nanos(n.saturating_sub(now)));
+        let mut wait = next.map_or(Duration::MAX, |n| {
+            Duration::from_nanos(n.saturating_sub(now))
+        });
         if stdin_waits {
             wait = wait.min(STDIN_POLL);
         }

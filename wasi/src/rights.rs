@@ -67,15 +67,22 @@ pub const PATH_UNLINK_FILE: Rights = 1 << 26;
 pub const POLL_FD_READWRITE: Rights = 1 << 27;
 
 /// What a regular file opened for reading may do.
-pub const FILE_READ: Rights =
-    FD_READ | FD_SEEK | FD_TELL | FD_ADVISE | FD_FILESTAT_GET | FD_SYNC | FD_FDSTAT_SET_FLAGS | POLL_FD_READWRITE;
+pub const FILE_READ: Rights = FD_READ
+    | FD_SEEK
+    | FD_TELL
+    | FD_ADVISE
+    | FD_FILESTAT_GET
+    | FD_SYNC
+    | FD_FDSTAT_SET_FLAGS
+    | POLL_FD_READWRITE;
 /// What writing adds to a regular file.
 pub const FILE_WRITE: Rights = FD_WRITE | FD_DATASYNC | FD_FILESTAT_SET_SIZE;
 /// Every right a regular file can have here (`fd_allocate` and changing
 /// times are not offered).
 pub const FILE_ALL: Rights = FILE_READ | FILE_WRITE;
 /// What a directory may do when only reading.
-pub const DIR_READ: Rights = PATH_OPEN | FD_READDIR | PATH_READLINK | PATH_FILESTAT_GET | FD_FILESTAT_GET | FD_SYNC;
+pub const DIR_READ: Rights =
+    PATH_OPEN | FD_READDIR | PATH_READLINK | PATH_FILESTAT_GET | FD_FILESTAT_GET | FD_SYNC;
 /// What changing a directory adds (links, symlinks and times are not offered).
 pub const DIR_WRITE: Rights = PATH_CREATE_DIRECTORY
     | PATH_CREATE_FILE

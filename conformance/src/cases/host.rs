@@ -305,3 +305,50 @@ where
     assert_eq!(got[0].as_i64(), Some(-4 + -3));
     assert_eq!(store.into_data().counter, -3);
 }
+
+/// One host function imported by two instances, each with its own memory:
+/// each call sees the memory of the instance that made it.
+pub fn caller_is_the_importing_instance<B: Backend>()
+where
+    SigOf<(), i32>: HostSig<B, Params = (), Results = (i32,)>,
+{
+    let engine = engine::<B>(&Config::new());
+    let wat = |byte: u8| {
+        format!(
+            r#"(module
+                (import "host" "peek" (func $peek (result i32)))
+                (memory (export "memory") 1)
+                (data (i32.const 0) "\{byte:02x}")
+                (func (export "run") (result i32) call $peek))"#
+        )
+    };
+    let mut store = Store::new(&engine, ());
+    let peek = anywasm_core::Func::wrap(&mut store, |mut caller: Caller<'_, B, ()>| -> i32 {
+        match caller.get_memory("memory") {
+            Some(m) => i32::from(m.read_le::<u8>(&caller, 0).unwrap_or(0)),
+            None => -1,
+        }
+    });
+    let mut linker = Linker::<B, ()>::new();
+    linker.define("host", "peek", peek).unwrap();
+    let a = linker
+        .instantiate(&mut store, &module(&engine, &wat(0x0a)))
+        .unwrap();
+    let b = linker
+        .instantiate(&mut store, &module(&engine, &wat(0x0b)))
+        .unwrap();
+    for _ in 0..2 {
+        assert_eq!(
+            call(&mut store, &a, "run", &[]).unwrap()[0].as_i32(),
+            Some(0x0a),
+            "{}",
+            B::NAME
+        );
+        assert_eq!(
+            call(&mut store, &b, "run", &[]).unwrap()[0].as_i32(),
+            Some(0x0b),
+            "{}",
+            B::NAME
+        );
+    }
+}

@@ -190,7 +190,10 @@ pub fn globals_imported_and_exported<B: Backend>() {
     );
 
     let g = inst.get_global(&mut store, "g").unwrap();
-    assert_eq!(g.ty(&store).unwrap(), GlobalType::new(ValType::I64, Mutability::Var));
+    assert_eq!(
+        g.ty(&store).unwrap(),
+        GlobalType::new(ValType::I64, Mutability::Var)
+    );
     assert_eq!(g.get(&mut store).unwrap().as_i64(), Some(5));
     g.set(&mut store, Val::I64(-9)).unwrap();
     assert_eq!(i64_of(call(&mut store, &inst, "get_g", &[]).unwrap()), -9);
@@ -299,7 +302,9 @@ pub fn externref_round_trip<B: Backend>() {
         .cloned()
         .expect("a non-null externref");
     assert_eq!(
-        back.downcast::<String, _>(&store).unwrap().map(String::as_str),
+        back.downcast::<String, _>(&store)
+            .unwrap()
+            .map(String::as_str),
         Some("kept by the guest")
     );
     assert!(back.downcast::<u32, _>(&store).unwrap().is_none());

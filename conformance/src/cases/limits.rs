@@ -5,7 +5,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anywasm_core::{
-    Backend, Config, Error, Instance, Linker, Memory, MemoryType, Store, StoreLimits, TrapCode, Val,
+    Backend, Config, Error, HostSig, Instance, Linker, Memory, MemoryType, SigOf, Store,
+    StoreLimits, TrapCode, Val,
 };
 
 use super::{assert_trap, call, engine, i32_of, i64_of, instantiate, module};
@@ -48,7 +49,8 @@ pub fn fuel_exhaustion_then_refuel<B: Backend>() {
         let ticks = inst
             .get_global(&mut store, "ticks")
             .unwrap()
-            .get(&mut store).unwrap()
+            .get(&mut store)
+            .unwrap()
             .as_i64()
             .unwrap();
         assert!(ticks > 0, "{}: the loop never ran", B::NAME);
@@ -322,5 +324,211 @@ pub fn table_limit_per_store<B: Backend>() {
     );
     let table = inst.get_table(&mut store, "t").unwrap();
     assert_eq!(table.size(&store).unwrap(), 100);
-    assert!(table.grow(&mut store, 1, Val::FuncRef(None)).is_err());
+    assert!(matches!(
+        table.grow(&mut store, 1, Val::FuncRef(None)),
+        Err(Error::Limit(_))
+    ));
+}
+
+/// Fuel is one budget for the whole store: work split across instances
+/// that call each other is charged to it once, so it cannot be overspent
+/// by spreading the work.
+pub fn fuel_is_one_budget_across_instances<B: Backend>() {
+    let mut config = Config::new();
+    config.consume_fuel(true);
+    let engine = engine::<B>(&config);
+    let worker = module(
+        &engine,
+        r#"(module
+            (func (export "work") (param $n i64) (local $i i64)
+              (block $done (loop $l
+                local.get $i local.get $n i64.ge_u br_if $done
+                local.get $i i64.const 1 i64.add local.set $i
+                br $l))))"#,
+    );
+    let caller = module(
+        &engine,
+        r#"(module
+            (import "w" "work" (func $other (param i64)))
+            (func $mine (param $n i64) (local $i i64)
+              (block $done (loop $l
+                local.get $i local.get $n i64.ge_u br_if $done
+                local.get $i i64.const 1 i64.add local.set $i
+                br $l)))
+            (func (export "both") (param $n i64)
+              local.get $n call $mine
+              local.get $n call $other))"#,
+    );
+    let mut store = Store::new(&engine, ());
+    let w = Linker::new().instantiate(&mut store, &worker).unwrap();
+    let mut linker = Linker::new();
+    linker.define_instance(&mut store, "w", &w).unwrap();
+    let c = linker.instantiate(&mut store, &caller).unwrap();
+
+    // What one half costs, measured alone.
+    let n = 100_000i64;
+    store.set_fuel(u64::MAX / 2).unwrap();
+    call(&mut store, &w, "work", &[Val::I64(n)]).unwrap();
+    let half = u64::MAX / 2 - store.get_fuel().unwrap();
+    assert!(half > 0);
+
+    // Enough for both halves: the store is charged for both.
+    store.set_fuel(half * 3).unwrap();
+    call(&mut store, &c, "both", &[Val::I64(n)]).unwrap();
+    let spent = half * 3 - store.get_fuel().unwrap();
+    // (Call overhead differs a little between the two ways in.)
+    assert!(
+        spent >= 2 * half - half / 50,
+        "{}: two halves of {half} cost only {spent}",
+        B::NAME
+    );
+
+    // Enough for one half and a bit: the second half runs out.
+    store.set_fuel(half + half / 2).unwrap();
+    assert_trap(
+        B::NAME,
+        call(&mut store, &c, "both", &[Val::I64(n)]),
+        TrapCode::OutOfFuel,
+    );
+    // What is left is less than the next step would have cost.
+    let left = store.get_fuel().unwrap();
+    assert!(
+        left < 1000,
+        "{}: {left} fuel left after running out",
+        B::NAME
+    );
+}
+
+const SPIN: &str = r#"(module (func (export "spin") (loop $l (br $l))))"#;
+
+/// A loop that neither stores nor calls is still stopped by a deadline and
+/// by an interrupt, with and without fuel metering. (An engine that reads
+/// its stop flag once per function would spin here forever.)
+pub fn deadline_stops_a_loop_without_stores<B: Backend>() {
+    for fuel in [false, true] {
+        let mut config = Config::new();
+        config.interruptible(true).consume_fuel(fuel);
+        let engine = engine::<B>(&config);
+        let (mut store, inst) = instantiate(&engine, SPIN, ());
+        if fuel {
+            store.set_fuel(u64::MAX).unwrap();
+        }
+        store.set_timeout(Duration::from_millis(50)).unwrap();
+        let started = Instant::now();
+        assert_trap(
+            B::NAME,
+            call(&mut store, &inst, "spin", &[]),
+            TrapCode::Deadline,
+        );
+        assert!(started.elapsed() < Duration::from_secs(5), "{}", B::NAME);
+
+        store.set_deadline(None).unwrap();
+        let handle = store.interrupt_handle().unwrap();
+        let stopper = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            handle.interrupt();
+        });
+        assert_trap(
+            B::NAME,
+            call(&mut store, &inst, "spin", &[]),
+            TrapCode::Interrupted,
+        );
+        stopper.join().unwrap();
+    }
+}
+
+/// A host function that waits through `Caller::sleep` is woken by the
+/// store's deadline and by an interrupt, and the call ends with the same
+/// trap as code stopped in wasm.
+pub fn waiting_host_function_ends_with_the_deadline<B: Backend>()
+where
+    SigOf<(), ()>: HostSig<B, Params = (), Results = ()>,
+{
+    let engine = interruptible::<B>();
+    let module = module(
+        &engine,
+        r#"(module (import "host" "wait" (func $wait)) (func (export "run") call $wait))"#,
+    );
+    let mut linker = Linker::<B, ()>::new();
+    linker
+        .func_wrap("host", "wait", |caller: anywasm_core::Caller<'_, B, ()>| {
+            caller.sleep(Duration::from_secs(3600))
+        })
+        .unwrap();
+    let mut store = Store::new(&engine, ());
+    let inst = linker.instantiate(&mut store, &module).unwrap();
+    store.set_timeout(Duration::from_millis(100)).unwrap();
+    let started = Instant::now();
+    assert_trap(
+        B::NAME,
+        call(&mut store, &inst, "run", &[]),
+        TrapCode::Deadline,
+    );
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(90) && took < Duration::from_secs(2),
+        "{}: the wait took {took:?}",
+        B::NAME
+    );
+    store.set_deadline(None).unwrap();
+    let handle = store.interrupt_handle().unwrap();
+    let stopper = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(50));
+        handle.interrupt();
+    });
+    assert_trap(
+        B::NAME,
+        call(&mut store, &inst, "run", &[]),
+        TrapCode::Interrupted,
+    );
+    stopper.join().unwrap();
+}
+
+/// A deadline that passes while a host function makes a blocking system
+/// call does not disturb that call (no signal reaches it, so it does not
+/// fail with `EINTR`); the call into wasm ends with the deadline as soon as
+/// the host function returns.
+pub fn deadlines_do_not_interrupt_system_calls<B: Backend>()
+where
+    SigOf<(), i32>: HostSig<B, Params = (), Results = (i32,)>,
+{
+    let engine = interruptible::<B>();
+    let module = module(
+        &engine,
+        r#"(module (import "host" "block" (func $block (result i32)))
+            (func (export "run") (result i32) call $block
+              (loop $l (br $l)) unreachable))"#,
+    );
+    let mut linker = Linker::<B, ()>::new();
+    linker
+        .func_wrap("host", "block", || -> i32 {
+            // A raw blocking call without retry: -1 with EINTR if a signal
+            // arrives while it sleeps.
+            #[cfg(unix)]
+            {
+                // SAFETY: poll on no descriptors only sleeps.
+                unsafe { libc::poll(std::ptr::null_mut(), 0, 300) }
+            }
+            #[cfg(not(unix))]
+            {
+                std::thread::sleep(Duration::from_millis(300));
+                0
+            }
+        })
+        .unwrap();
+    let mut store = Store::new(&engine, ());
+    let inst = linker.instantiate(&mut store, &module).unwrap();
+    store.set_timeout(Duration::from_millis(50)).unwrap();
+    let started = Instant::now();
+    // The host function returns 0 (a full sleep), then the loop is stopped.
+    assert_trap(
+        B::NAME,
+        call(&mut store, &inst, "run", &[]),
+        TrapCode::Deadline,
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(290),
+        "{}: the blocking call was cut short",
+        B::NAME
+    );
 }

@@ -5,6 +5,7 @@ mod calls;
 mod host;
 mod items;
 mod limits;
+mod misuse;
 mod modules;
 mod traps;
 
@@ -12,6 +13,7 @@ pub use calls::*;
 pub use host::*;
 pub use items::*;
 pub use limits::*;
+pub use misuse::*;
 pub use modules::*;
 pub use traps::*;
 

@@ -49,7 +49,8 @@ pub fn precompiled_round_trip<B: Backend>() {
     assert_eq!(
         inst.get_global(&mut store, "g")
             .unwrap()
-            .get(&mut store).unwrap()
+            .get(&mut store)
+            .unwrap()
             .as_i32(),
         Some(9)
     );
@@ -327,14 +328,16 @@ where
     assert_eq!(
         inst.get_global(&mut store, "g")
             .unwrap()
-            .get(&mut store).unwrap()
+            .get(&mut store)
+            .unwrap()
             .as_i32(),
         Some(41)
     );
     assert_eq!(
         inst.get_global(&mut store, "seen")
             .unwrap()
-            .get(&mut store).unwrap()
+            .get(&mut store)
+            .unwrap()
             .as_i32(),
         Some(2)
     );
