@@ -61,6 +61,7 @@ pub mod errno;
 mod host;
 mod mem;
 mod poll;
+pub mod probe;
 pub mod rights;
 
 use anywasm_core::{Backend, Engine, Error, Linker, Module, Result, Store};
