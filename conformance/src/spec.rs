@@ -122,6 +122,10 @@ impl<'a, B: Backend> Runner<'a, B> {
     fn new(config: &Config, text: &'a str) -> R<Self> {
         let engine = Engine::<B>::new(config).map_err(|e| e.to_string())?;
         let mut store = Store::new(&engine, ());
+        if config.fuel_enabled() {
+            // Runs under metering, without running out.
+            store.set_fuel(u64::MAX / 4).map_err(|e| e.to_string())?;
+        }
         let mut linker = Linker::new();
         linker.allow_shadowing(true);
         Self::define_spectest(&mut store, &mut linker).map_err(|e| e.to_string())?;
