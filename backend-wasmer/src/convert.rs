@@ -8,18 +8,6 @@ use anywasm_core::{
 
 use crate::{Wasmer, WrFunc};
 
-/// Marks a wasmer error as "a host function failed; the error is in the store".
-#[derive(Debug)]
-pub(crate) struct HostErr;
-
-impl std::fmt::Display for HostErr {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("host function failed")
-    }
-}
-
-impl std::error::Error for HostErr {}
-
 pub(crate) fn compile_err(e: wasmer::CompileError) -> Error {
     Error::Compile {
         backend: "wasmer",
@@ -162,13 +150,7 @@ pub(crate) fn table_type_to_wr(t: &TableType) -> Result<wasmer::TableType, Error
     if t.table64 {
         return Err(Error::unsupported("wasmer", "64-bit tables"));
     }
-    let min = u32::try_from(t.minimum)
-        .map_err(|_| Error::InvalidArgument(format!("table minimum {} too large", t.minimum)))?;
-    let max = t
-        .maximum
-        .map(u32::try_from)
-        .transpose()
-        .map_err(|_| Error::InvalidArgument("table maximum too large".into()))?;
+    let (min, max) = t.limits32()?;
     Ok(wasmer::TableType::new(val_type_to_wr(t.element), min, max))
 }
 

@@ -1,12 +1,11 @@
 //! `externref` values.
 
-use anywasm_core::{BackendExternRef, BackendTypes, ExternData, Result};
+use anywasm_core::{BackendExternRef, ExternData, Result};
 use wasmer::AsStoreMut;
 
+use crate::Ctx;
+use crate::CtxMut;
 use crate::Wasmer;
-
-type Ctx<'a, T> = <Wasmer as BackendTypes>::Ctx<'a, T>;
-type CtxMut<'a, T> = <Wasmer as BackendTypes>::CtxMut<'a, T>;
 
 impl BackendExternRef for Wasmer {
     fn externref_new<T: Send + 'static>(

@@ -6,14 +6,14 @@ use std::any::Any;
 use std::sync::{Arc, OnceLock};
 
 use anywasm_core::{
-    BackendFunc, BackendTypes, Caller, DynHostFn, Error, FuncType, HostSig, Result, StoreId,
+    BackendFunc, Caller, DynHostFn, Error, FuncType, HostErrorMarker, HostSig, Result, StoreId,
     TrapCode, TypedSig, Val, WasmTy, WasmTyList,
 };
 use wasmer::{AsStoreMut, FunctionEnv, FunctionEnvMut, StoreMut};
 
-use crate::convert::{
-    HostErr, func_type_from_wr, func_type_to_wr, map_runtime_err, val_from_wr, val_to_wr,
-};
+use crate::Ctx;
+use crate::CtxMut;
+use crate::convert::{func_type_from_wr, func_type_to_wr, map_runtime_err, val_from_wr, val_to_wr};
 
 use crate::{NAME, StoreData, View, ViewMut, Wasmer, control, module, thunk};
 
@@ -152,7 +152,7 @@ pub(crate) fn host_call<T: Send + 'static, R>(
         Ok(Err(e)) => e,
         Err(panic) => std::panic::resume_unwind(panic),
     };
-    if e.is::<HostErr>()
+    if e.is::<HostErrorMarker>()
         && let Some(ours) = data.shared.take_host_error()
     {
         return Err(ours);
@@ -188,7 +188,7 @@ fn park_host_error<T: Send + 'static>(
     e: Error,
 ) -> wasmer::RuntimeError {
     env.data().shared.park_host_error(e);
-    wasmer::RuntimeError::user(Box::new(HostErr))
+    wasmer::RuntimeError::user(Box::new(HostErrorMarker))
 }
 
 /// A function as wasmer accepts it in a table, global or funcref argument:
@@ -252,9 +252,6 @@ pub(crate) fn val_to_wr_in<T>(
         v => Ok(val_to_wr(v)),
     }
 }
-
-type Ctx<'a, T> = <Wasmer as BackendTypes>::Ctx<'a, T>;
-type CtxMut<'a, T> = <Wasmer as BackendTypes>::CtxMut<'a, T>;
 
 /// A dynamic host function bound to `binding`.
 fn dynamic_host<T: Send + 'static>(

@@ -1,14 +1,13 @@
 //! Globals.
 
-use anywasm_core::{BackendGlobal, BackendTypes, Error, GlobalType, Result, Val};
+use anywasm_core::{BackendGlobal, Error, GlobalType, Result, Val};
 use wasmer::AsStoreMut;
 
+use crate::Ctx;
+use crate::CtxMut;
 use crate::Wasmer;
 use crate::convert::{global_type_from_wr, val_from_wr};
 use crate::func::{guard_panic, val_to_wr_in};
-
-type Ctx<'a, T> = <Wasmer as BackendTypes>::Ctx<'a, T>;
-type CtxMut<'a, T> = <Wasmer as BackendTypes>::CtxMut<'a, T>;
 
 impl BackendGlobal for Wasmer {
     fn global_new<T: Send + 'static>(

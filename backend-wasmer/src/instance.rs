@@ -4,15 +4,14 @@
 use std::any::Any;
 use std::sync::{Arc, OnceLock};
 
-use anywasm_core::{BackendInstance, BackendTypes, Error, Extern, Result};
+use anywasm_core::{BackendInstance, Error, Extern, Result};
 use wasmer::AsStoreMut;
 
+use crate::CallerOf;
+use crate::CtxMut;
 use crate::convert::{extern_from_wr, extern_to_wr, instantiation_err};
 use crate::func::{WrInstance, caller_instance};
 use crate::{NAME, Wasmer, WrModule, limits};
-
-type CtxMut<'a, T> = <Wasmer as BackendTypes>::CtxMut<'a, T>;
-type CallerOf<'a, T> = <Wasmer as BackendTypes>::Caller<'a, T>;
 
 impl BackendInstance for Wasmer {
     fn instantiate<T: Send + 'static>(

@@ -95,3 +95,10 @@ impl BackendTypes for Wasmer {
     type Global = wasmer::Global;
     type ExternRef = wasmer::ExternRef;
 }
+
+/// A shared store context of this backend.
+pub(crate) type Ctx<'a, T> = <Wasmer as BackendTypes>::Ctx<'a, T>;
+/// An exclusive store context of this backend.
+pub(crate) type CtxMut<'a, T> = <Wasmer as BackendTypes>::CtxMut<'a, T>;
+/// What this backend's host functions receive.
+pub(crate) type CallerOf<'a, T> = <Wasmer as BackendTypes>::Caller<'a, T>;

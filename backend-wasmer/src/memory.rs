@@ -1,13 +1,12 @@
 //! Linear memories.
 
-use anywasm_core::{BackendMemory, BackendTypes, Error, MemoryType, Result};
+use anywasm_core::{BackendMemory, Error, MemoryType, Result};
 use wasmer::AsStoreMut;
 
+use crate::Ctx;
+use crate::CtxMut;
 use crate::convert::{memory_type_from_wr, memory_type_to_wr};
 use crate::{NAME, Wasmer, limits};
-
-type Ctx<'a, T> = <Wasmer as BackendTypes>::Ctx<'a, T>;
-type CtxMut<'a, T> = <Wasmer as BackendTypes>::CtxMut<'a, T>;
 
 fn shared_refused() -> Error {
     Error::unsupported(

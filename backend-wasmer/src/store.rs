@@ -4,9 +4,12 @@ use std::ptr::NonNull;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Mutex};
 
-use anywasm_core::{BackendStore, BackendTypes, Error, Result, StoreShared};
+use anywasm_core::{BackendStore, Error, Result, StoreShared};
 use wasmer::{AsStoreMut, AsStoreRef, FunctionEnv, FunctionEnvMut, StoreMut, StoreRef};
 
+use crate::CallerOf;
+use crate::Ctx;
+use crate::CtxMut;
 use crate::control;
 use crate::engine::Compiler;
 use crate::func::RunningPtr;
@@ -221,10 +224,6 @@ pub(crate) fn fuel_of(store: &mut StoreMut<'_>, c: &ControlGlobals) -> u64 {
         _ => 0,
     }
 }
-
-type Ctx<'a, T> = <Wasmer as BackendTypes>::Ctx<'a, T>;
-type CtxMut<'a, T> = <Wasmer as BackendTypes>::CtxMut<'a, T>;
-type CallerOf<'a, T> = <Wasmer as BackendTypes>::Caller<'a, T>;
 
 impl BackendStore for Wasmer {
     fn store_new<T: Send + 'static>(

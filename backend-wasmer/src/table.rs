@@ -1,14 +1,13 @@
 //! Tables.
 
-use anywasm_core::{BackendTable, BackendTypes, Error, Result, TableType, Val};
+use anywasm_core::{BackendTable, Error, Result, TableType, Val};
 use wasmer::AsStoreMut;
 
+use crate::Ctx;
+use crate::CtxMut;
 use crate::convert::{map_runtime_err, table_type_from_wr, table_type_to_wr, val_from_wr};
 use crate::func::{guard_panic, val_to_wr_in};
 use crate::{NAME, Wasmer, limits};
-
-type Ctx<'a, T> = <Wasmer as BackendTypes>::Ctx<'a, T>;
-type CtxMut<'a, T> = <Wasmer as BackendTypes>::CtxMut<'a, T>;
 
 /// Table indices below the table's size, which the layer has checked;
 /// wasmer's tables hold at most 2^32 elements.

@@ -180,14 +180,7 @@ pub(crate) fn table_type_to_wi(t: &TableType) -> Result<wasmi::TableType, Error>
     if t.table64 {
         Ok(wasmi::TableType::new64(elem, t.minimum, t.maximum))
     } else {
-        let min = u32::try_from(t.minimum).map_err(|_| {
-            Error::InvalidArgument(format!("table minimum {} too large", t.minimum))
-        })?;
-        let max = t
-            .maximum
-            .map(u32::try_from)
-            .transpose()
-            .map_err(|_| Error::InvalidArgument("table maximum too large".into()))?;
+        let (min, max) = t.limits32()?;
         Ok(wasmi::TableType::new(elem, min, max))
     }
 }

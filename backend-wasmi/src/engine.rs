@@ -17,17 +17,6 @@ impl WiEngine {
     }
 }
 
-/// The proposals the layer supports on wasmi (wasmi implements no threads,
-/// exceptions, typed references or GC).
-fn supported_features() -> Features {
-    let mut f = Features::all();
-    f.threads = false;
-    f.exceptions = false;
-    f.function_references = false;
-    f.gc = false;
-    f
-}
-
 impl BackendEngine for Wasmi {
     fn capabilities() -> Capabilities {
         let mut c = Capabilities::new(NAME, <Self as anywasm_core::BackendTypes>::ENGINE_VERSION);
@@ -37,7 +26,9 @@ impl BackendEngine for Wasmi {
         c.stack_limit = true;
         c.memory_slice = true;
         c.extern_ref = true;
-        c.features = supported_features();
+        // Everything the layer represents; wasmi implements no threads,
+        // exceptions, typed references or GC.
+        c.features = Features::representable();
         c
     }
 

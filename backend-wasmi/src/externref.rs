@@ -1,11 +1,10 @@
 //! `externref` values.
 
-use anywasm_core::{BackendExternRef, BackendTypes, ExternData, Result};
+use anywasm_core::{BackendExternRef, ExternData, Result};
 
+use crate::Ctx;
+use crate::CtxMut;
 use crate::Wasmi;
-
-type Ctx<'a, T> = <Wasmi as BackendTypes>::Ctx<'a, T>;
-type CtxMut<'a, T> = <Wasmi as BackendTypes>::CtxMut<'a, T>;
 
 impl BackendExternRef for Wasmi {
     fn externref_new<T: Send + 'static>(

@@ -2,18 +2,16 @@
 //! functions.
 
 use anywasm_core::{
-    BackendFunc, BackendTypes, Caller, DynHostFn, FuncType, HostSig, Result, TypedSig, Val, WasmTy,
-    WasmTyList,
+    BackendFunc, Caller, DynHostFn, FuncType, HostSig, Result, TypedSig, Val, WasmTy, WasmTyList,
 };
 
+use crate::Ctx;
+use crate::CtxMut;
 use crate::convert::{
     call_err, func_type_from_wi, func_type_to_wi, host_err, map_err, val_from_wi, val_to_wi,
 };
 use crate::store::{refuel, sliced_entry};
 use crate::{StoreData, View, ViewMut, Wasmi};
-
-type Ctx<'a, T> = <Wasmi as BackendTypes>::Ctx<'a, T>;
-type CtxMut<'a, T> = <Wasmi as BackendTypes>::CtxMut<'a, T>;
 
 impl BackendFunc for Wasmi {
     fn func_ty<T: Send + 'static>(ctx: Ctx<'_, T>, func: &wasmi::Func) -> FuncType {

@@ -1,12 +1,11 @@
 //! Globals.
 
-use anywasm_core::{BackendGlobal, BackendTypes, Error, GlobalType, Result, Val};
+use anywasm_core::{BackendGlobal, Error, GlobalType, Result, Val};
 
+use crate::Ctx;
+use crate::CtxMut;
 use crate::Wasmi;
 use crate::convert::{global_type_from_wi, mutability_to_wi, val_from_wi, val_to_wi};
-
-type Ctx<'a, T> = <Wasmi as BackendTypes>::Ctx<'a, T>;
-type CtxMut<'a, T> = <Wasmi as BackendTypes>::CtxMut<'a, T>;
 
 impl BackendGlobal for Wasmi {
     fn global_new<T: Send + 'static>(

@@ -1,13 +1,12 @@
 //! Instances and exports.
 
-use anywasm_core::{BackendInstance, BackendTypes, Extern, Result};
+use anywasm_core::{BackendInstance, Extern, Result};
 
+use crate::CallerOf;
+use crate::CtxMut;
 use crate::convert::{call_err, extern_from_wi, extern_to_wi};
 use crate::store::sliced_entry;
 use crate::{Wasmi, WiModule};
-
-type CtxMut<'a, T> = <Wasmi as BackendTypes>::CtxMut<'a, T>;
-type CallerOf<'a, T> = <Wasmi as BackendTypes>::Caller<'a, T>;
 
 impl BackendInstance for Wasmi {
     fn instantiate<T: Send + 'static>(

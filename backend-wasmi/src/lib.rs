@@ -78,3 +78,10 @@ impl BackendTypes for Wasmi {
     type Global = wasmi::Global;
     type ExternRef = wasmi::ExternRef;
 }
+
+/// A shared store context of this backend.
+pub(crate) type Ctx<'a, T> = <Wasmi as BackendTypes>::Ctx<'a, T>;
+/// An exclusive store context of this backend.
+pub(crate) type CtxMut<'a, T> = <Wasmi as BackendTypes>::CtxMut<'a, T>;
+/// What this backend's host functions receive.
+pub(crate) type CallerOf<'a, T> = <Wasmi as BackendTypes>::Caller<'a, T>;

@@ -1,12 +1,11 @@
 //! Linear memories.
 
-use anywasm_core::{BackendMemory, BackendTypes, Error, MemoryType, Result};
+use anywasm_core::{BackendMemory, Error, MemoryType, Result};
 
+use crate::Ctx;
+use crate::CtxMut;
 use crate::convert::memory_type_to_wi;
 use crate::{NAME, Wasmi};
-
-type Ctx<'a, T> = <Wasmi as BackendTypes>::Ctx<'a, T>;
-type CtxMut<'a, T> = <Wasmi as BackendTypes>::CtxMut<'a, T>;
 
 impl BackendMemory for Wasmi {
     fn memory_new<T: Send + 'static>(ctx: CtxMut<'_, T>, ty: MemoryType) -> Result<wasmi::Memory> {

@@ -3,9 +3,12 @@
 
 use std::sync::Arc;
 
-use anywasm_core::{BackendStore, BackendTypes, Error, Result, StoreShared, TrapCode};
+use anywasm_core::{BackendStore, Error, Result, StoreShared, TrapCode};
 use wasmi::{AsContext, AsContextMut};
 
+use crate::CallerOf;
+use crate::Ctx;
+use crate::CtxMut;
 use crate::convert::map_err;
 use crate::{NAME, Wasmi, WiEngine};
 
@@ -158,10 +161,6 @@ pub(crate) fn refuel<T: Send + 'static>(ctx: &mut dyn ViewMut<T>, required: u64)
     data.bank -= give;
     ctx.ctx_mut().set_fuel(give).map_err(|e| map_err(&e))
 }
-
-type Ctx<'a, T> = <Wasmi as BackendTypes>::Ctx<'a, T>;
-type CtxMut<'a, T> = <Wasmi as BackendTypes>::CtxMut<'a, T>;
-type CallerOf<'a, T> = <Wasmi as BackendTypes>::Caller<'a, T>;
 
 impl BackendStore for Wasmi {
     fn store_new<T: Send + 'static>(

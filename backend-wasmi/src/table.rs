@@ -1,12 +1,11 @@
 //! Tables.
 
-use anywasm_core::{BackendTable, BackendTypes, Error, Result, TableType, Val};
+use anywasm_core::{BackendTable, Error, Result, TableType, Val};
 
+use crate::Ctx;
+use crate::CtxMut;
 use crate::convert::{map_err, ref_from_wi, ref_to_wi, table_type_from_wi, table_type_to_wi};
 use crate::{NAME, Wasmi};
-
-type Ctx<'a, T> = <Wasmi as BackendTypes>::Ctx<'a, T>;
-type CtxMut<'a, T> = <Wasmi as BackendTypes>::CtxMut<'a, T>;
 
 impl BackendTable for Wasmi {
     fn table_new<T: Send + 'static>(

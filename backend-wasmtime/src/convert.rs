@@ -162,14 +162,7 @@ pub(crate) fn table_type_to_wt(t: &TableType) -> Result<wasmtime::TableType, Err
     if t.table64 {
         Ok(wasmtime::TableType::new64(elem, t.minimum, t.maximum))
     } else {
-        let min = u32::try_from(t.minimum).map_err(|_| {
-            Error::InvalidArgument(format!("table minimum {} too large", t.minimum))
-        })?;
-        let max = t
-            .maximum
-            .map(u32::try_from)
-            .transpose()
-            .map_err(|_| Error::InvalidArgument("table maximum too large".into()))?;
+        let (min, max) = t.limits32()?;
         Ok(wasmtime::TableType::new(elem, min, max))
     }
 }

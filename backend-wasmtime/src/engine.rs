@@ -20,19 +20,6 @@ impl WtEngine {
     }
 }
 
-/// The proposals the layer supports on wasmtime. wasmtime implements more,
-/// but the layer does not represent shared memories (threads), typed
-/// function references and GC types, or exception tags in module
-/// interfaces yet, so it does not claim them.
-fn supported_features() -> Features {
-    let mut f = Features::all();
-    f.threads = false;
-    f.exceptions = false;
-    f.function_references = false;
-    f.gc = false;
-    f
-}
-
 impl BackendEngine for Wasmtime {
     fn capabilities() -> Capabilities {
         let mut c = Capabilities::new(Self::NAME, Self::ENGINE_VERSION);
@@ -44,7 +31,9 @@ impl BackendEngine for Wasmtime {
         c.precompiled_modules = true;
         c.memory_slice = true;
         c.extern_ref = true;
-        c.features = supported_features();
+        // wasmtime implements more (threads, exceptions, GC), which the layer
+        // cannot represent yet; see `Features::representable`.
+        c.features = Features::representable();
         c
     }
 

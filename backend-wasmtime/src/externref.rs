@@ -1,12 +1,11 @@
 //! `externref` values.
 
-use anywasm_core::{BackendExternRef, BackendTypes, ExternData, Result};
+use anywasm_core::{BackendExternRef, ExternData, Result};
 
+use crate::Ctx;
+use crate::CtxMut;
 use crate::Wasmtime;
 use crate::convert::backend_err;
-
-type Ctx<'a, T> = <Wasmtime as BackendTypes>::Ctx<'a, T>;
-type CtxMut<'a, T> = <Wasmtime as BackendTypes>::CtxMut<'a, T>;
 
 impl BackendExternRef for Wasmtime {
     fn externref_new<T: Send + 'static>(

@@ -1,16 +1,14 @@
 //! Functions: dynamic and typed calls, host functions.
 
 use anywasm_core::{
-    BackendFunc, BackendTypes, Caller, DynHostFn, FuncType, HostSig, Result, TypedSig, Val, WasmTy,
-    WasmTyList,
+    BackendFunc, Caller, DynHostFn, FuncType, HostSig, Result, TypedSig, Val, WasmTy, WasmTyList,
 };
 use wasmtime::{AsContext, AsContextMut};
 
+use crate::Ctx;
+use crate::CtxMut;
 use crate::convert::{func_type_from_wt, func_type_to_wt, map_err, val_from_wt, val_to_wt};
 use crate::{StoreData, Wasmtime};
-
-type Ctx<'a, T> = <Wasmtime as BackendTypes>::Ctx<'a, T>;
-type CtxMut<'a, T> = <Wasmtime as BackendTypes>::CtxMut<'a, T>;
 
 /// How the layer reaches wasmtime's `Caller` from a host function.
 ///

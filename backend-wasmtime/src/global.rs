@@ -1,12 +1,11 @@
 //! Globals.
 
-use anywasm_core::{BackendGlobal, BackendTypes, GlobalType, Result, Val};
+use anywasm_core::{BackendGlobal, GlobalType, Result, Val};
 
+use crate::Ctx;
+use crate::CtxMut;
 use crate::Wasmtime;
 use crate::convert::{global_type_from_wt, global_type_to_wt, map_err, val_from_wt, val_to_wt};
-
-type Ctx<'a, T> = <Wasmtime as BackendTypes>::Ctx<'a, T>;
-type CtxMut<'a, T> = <Wasmtime as BackendTypes>::CtxMut<'a, T>;
 
 impl BackendGlobal for Wasmtime {
     fn global_new<T: Send + 'static>(

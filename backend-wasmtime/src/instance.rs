@@ -1,12 +1,11 @@
 //! Instances and exports.
 
-use anywasm_core::{BackendInstance, BackendTypes, Extern, Result};
+use anywasm_core::{BackendInstance, Extern, Result};
 
+use crate::CallerOf;
+use crate::CtxMut;
 use crate::Wasmtime;
 use crate::convert::{extern_from_wt, extern_to_wt, map_err};
-
-type CtxMut<'a, T> = <Wasmtime as BackendTypes>::CtxMut<'a, T>;
-type CallerOf<'a, T> = <Wasmtime as BackendTypes>::Caller<'a, T>;
 
 impl BackendInstance for Wasmtime {
     fn instantiate<T: Send + 'static>(

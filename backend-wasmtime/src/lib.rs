@@ -75,3 +75,10 @@ impl BackendTypes for Wasmtime {
     type Global = wasmtime::Global;
     type ExternRef = wasmtime::OwnedRooted<wasmtime::ExternRef>;
 }
+
+/// A shared store context of this backend.
+pub(crate) type Ctx<'a, T> = <Wasmtime as BackendTypes>::Ctx<'a, T>;
+/// An exclusive store context of this backend.
+pub(crate) type CtxMut<'a, T> = <Wasmtime as BackendTypes>::CtxMut<'a, T>;
+/// What this backend's host functions receive.
+pub(crate) type CallerOf<'a, T> = <Wasmtime as BackendTypes>::Caller<'a, T>;

@@ -2,11 +2,10 @@
 
 use anywasm_core::{BackendMemory, BackendTypes, Error, MemoryType, Result};
 
+use crate::Ctx;
+use crate::CtxMut;
 use crate::Wasmtime;
 use crate::convert::{backend_err, map_err, memory_type_from_wt, memory_type_to_wt};
-
-type Ctx<'a, T> = <Wasmtime as BackendTypes>::Ctx<'a, T>;
-type CtxMut<'a, T> = <Wasmtime as BackendTypes>::CtxMut<'a, T>;
 
 impl BackendMemory for Wasmtime {
     fn memory_new<T: Send + 'static>(

@@ -2,9 +2,12 @@
 
 use std::sync::Arc;
 
-use anywasm_core::{BackendStore, BackendTypes, Result, StoreShared, TrapCode};
+use anywasm_core::{BackendStore, Result, StoreShared, TrapCode};
 use wasmtime::{AsContext, AsContextMut};
 
+use crate::CallerOf;
+use crate::Ctx;
+use crate::CtxMut;
 use crate::convert::backend_err;
 use crate::{Wasmtime, WtEngine};
 
@@ -51,10 +54,6 @@ impl std::fmt::Display for Stop {
 }
 
 impl std::error::Error for Stop {}
-
-type Ctx<'a, T> = <Wasmtime as BackendTypes>::Ctx<'a, T>;
-type CtxMut<'a, T> = <Wasmtime as BackendTypes>::CtxMut<'a, T>;
-type CallerOf<'a, T> = <Wasmtime as BackendTypes>::Caller<'a, T>;
 
 impl BackendStore for Wasmtime {
     fn store_new<T: Send + 'static>(

@@ -1,14 +1,13 @@
 //! Tables.
 
-use anywasm_core::{BackendTable, BackendTypes, Result, TableType, Val};
+use anywasm_core::{BackendTable, Result, TableType, Val};
 
+use crate::Ctx;
+use crate::CtxMut;
 use crate::Wasmtime;
 use crate::convert::{
     backend_err, map_err, ref_from_wt, ref_to_wt, table_type_from_wt, table_type_to_wt,
 };
-
-type Ctx<'a, T> = <Wasmtime as BackendTypes>::Ctx<'a, T>;
-type CtxMut<'a, T> = <Wasmtime as BackendTypes>::CtxMut<'a, T>;
 
 impl BackendTable for Wasmtime {
     fn table_new<T: Send + 'static>(

@@ -113,6 +113,20 @@ impl Features {
         }
     }
 
+    /// Every proposal the layer can represent in its types today: all but
+    /// shared memories (threads), exception tags and typed references (GC,
+    /// function references). A backend claims these where its engine runs
+    /// them.
+    pub fn representable() -> Self {
+        Self {
+            threads: false,
+            exceptions: false,
+            function_references: false,
+            gc: false,
+            ..Self::all()
+        }
+    }
+
     /// Each feature with its name, in a fixed order.
     pub fn iter(&self) -> impl Iterator<Item = (&'static str, bool)> {
         [

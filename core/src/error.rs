@@ -296,6 +296,14 @@ impl Error {
         Error::Host(msg.into().into())
     }
 
+    /// Shorthand for [`Error::Backend`], with the engine's message.
+    pub fn backend(backend: &'static str, message: impl std::fmt::Display) -> Self {
+        Error::Backend {
+            backend,
+            message: message.to_string(),
+        }
+    }
+
     /// Shorthand for [`Error::Unsupported`].
     pub fn unsupported(backend: &'static str, feature: impl Into<String>) -> Self {
         Error::Unsupported {
@@ -344,6 +352,21 @@ impl Error {
         }
     }
 }
+
+/// What a backend passes through its engine in place of a host function's
+/// error, for engines that cannot carry an arbitrary error across their
+/// frames: the error itself waits in the store
+/// ([`StoreShared::park_host_error`](crate::StoreShared::park_host_error)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HostErrorMarker;
+
+impl fmt::Display for HostErrorMarker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a host function failed; the store holds its error")
+    }
+}
+
+impl std::error::Error for HostErrorMarker {}
 
 /// A host function panicked; carried as an [`Error::Host`] from the host
 /// function, across the engine's frames, to the layer's call boundary.

@@ -68,7 +68,9 @@ pub use backend::{
 pub use capabilities::Capabilities;
 pub use config::{Config, Features, OptLevel};
 pub use engine::{Engine, EngineShared, EngineStats};
-pub use error::{Error, HostPanic, LinkError, LinkErrorKind, Result, TrapCode, panic_message};
+pub use error::{
+    Error, HostErrorMarker, HostPanic, LinkError, LinkErrorKind, Result, TrapCode, panic_message,
+};
 pub use externref::ExternRef;
 pub use func::{Caller, Func, HostReturn, IntoFunc, RESERVED_EXPORT_PREFIX, TypedFunc};
 pub use global::Global;

@@ -197,6 +197,20 @@ pub struct TableType {
 }
 
 impl TableType {
+    /// The limits of a 32-bit table as `u32`s, for engines that take them
+    /// so; a minimum or maximum beyond `u32` is an invalid argument.
+    pub fn limits32(&self) -> crate::Result<(u32, Option<u32>)> {
+        let too_large = |what: &str, v: u64| {
+            crate::Error::InvalidArgument(format!("a table {what} of {v} elements is too large"))
+        };
+        let min = u32::try_from(self.minimum).map_err(|_| too_large("minimum", self.minimum))?;
+        let max = match self.maximum {
+            Some(m) => Some(u32::try_from(m).map_err(|_| too_large("maximum", m))?),
+            None => None,
+        };
+        Ok((min, max))
+    }
+
     /// The most elements a table of this kind can have.
     pub fn absolute_max_elements(&self) -> u64 {
         if self.table64 {
