@@ -59,8 +59,9 @@ pub(crate) struct ControlGlobals {
 impl ControlGlobals {
     /// The status word, read atomically (another thread may set it).
     pub(crate) fn status(&self) -> i32 {
-        // SAFETY: the word lives in a host-owned global of this store, which
-        // outlives `self` (the store drops its data before its objects).
+        // SAFETY: the word lives in a host-created global of this store,
+        // boxed at a fixed address for the store's life; `self` is store data,
+        // reached only through a borrow of the store, which is therefore alive.
         unsafe { AtomicI32::from_ptr(self.status_word.0.as_ptr()) }.load(Ordering::SeqCst)
     }
 

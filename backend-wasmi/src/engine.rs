@@ -26,6 +26,7 @@ impl BackendEngine for Wasmi {
         c.stack_limit = true;
         c.memory_slice = true;
         c.extern_ref = true;
+        c.exact_caller = true;
         // Everything the layer represents; wasmi implements no threads,
         // exceptions, typed references or GC.
         c.features = Features::representable();

@@ -31,6 +31,7 @@ impl BackendEngine for Wasmtime {
         c.precompiled_modules = true;
         c.memory_slice = true;
         c.extern_ref = true;
+        c.exact_caller = true;
         // wasmtime implements more (threads, exceptions, GC), which the layer
         // cannot represent yet; see `Features::representable`.
         c.features = Features::representable();

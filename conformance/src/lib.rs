@@ -64,7 +64,8 @@ macro_rules! conformance_tests {
             reserved_exports_are_invisible, caller_is_the_importing_instance,
             fuel_is_one_budget_across_instances, deadline_stops_a_loop_without_stores,
             waiting_host_function_ends_with_the_deadline,
-            deadlines_do_not_interrupt_system_calls
+            deadlines_do_not_interrupt_system_calls, caller_through_a_funcref,
+            an_interrupt_as_a_call_returns_stops_the_next
         );
     };
     (@cases $b:ty; $($case:ident),* $(,)?) => {

@@ -28,6 +28,13 @@ pub struct Capabilities {
     pub memory_slice: bool,
     /// `externref` values created by the host.
     pub extern_ref: bool,
+    /// [`Caller::get_export`](crate::Caller::get_export) answers for the
+    /// instance whose code called the host function even when it reached
+    /// it through a `funcref` imported by another instance. Without it
+    /// (wasmer, whose host functions are not told their caller), it answers
+    /// for the instance that imported the host function. Both answer for the
+    /// calling instance when a host function is called as its own import.
+    pub exact_caller: bool,
     /// The WebAssembly proposals the backend can enable.
     pub features: Features,
 }
@@ -47,6 +54,7 @@ impl Capabilities {
             precompiled_modules: false,
             memory_slice: false,
             extern_ref: false,
+            exact_caller: false,
             features: Features::wasm1(),
         }
     }

@@ -352,3 +352,64 @@ where
         );
     }
 }
+
+/// A host function imported by instance A and reached through a table from
+/// instance B's code: with [`Capabilities::exact_caller`](anywasm_core::Capabilities),
+/// `Caller::get_export` answers for B (the code that called); without it,
+/// for A (the importer). The backends say which they do, and do it.
+pub fn caller_through_a_funcref<B: Backend>()
+where
+    SigOf<(), i32>: HostSig<B, Params = (), Results = (i32,)>,
+{
+    let engine = engine::<B>(&Config::new());
+    let mut store = Store::new(&engine, ());
+    let peek = anywasm_core::Func::wrap(&mut store, |mut caller: Caller<'_, B, ()>| -> i32 {
+        match caller.get_memory("memory") {
+            Some(m) => i32::from(m.read_le::<u8>(&caller, 0).unwrap_or(0)),
+            None => -1,
+        }
+    });
+    let mut linker = Linker::<B, ()>::new();
+    linker.define("host", "peek", peek).unwrap();
+    let a = linker
+        .instantiate(
+            &mut store,
+            &module(
+                &engine,
+                r#"(module
+                    (import "host" "peek" (func $peek (result i32)))
+                    (memory (export "memory") 1)
+                    (data (i32.const 0) "\0a")
+                    (table (export "t") 1 funcref)
+                    (elem (i32.const 0) $peek))"#,
+            ),
+        )
+        .unwrap();
+    let mut linker = Linker::<B, ()>::new();
+    linker.define_instance(&mut store, "a", &a).unwrap();
+    let b = linker
+        .instantiate(
+            &mut store,
+            &module(
+                &engine,
+                r#"(module
+                    (import "a" "t" (table 1 funcref))
+                    (memory (export "memory") 1)
+                    (data (i32.const 0) "\0b")
+                    (type $peek (func (result i32)))
+                    (func (export "run") (result i32) (call_indirect (type $peek) (i32.const 0))))"#,
+            ),
+        )
+        .unwrap();
+    let expected = if B::capabilities().exact_caller {
+        0x0b
+    } else {
+        0x0a
+    };
+    assert_eq!(
+        call(&mut store, &b, "run", &[]).unwrap()[0].as_i32(),
+        Some(expected),
+        "{}",
+        B::NAME
+    );
+}

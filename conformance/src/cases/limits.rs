@@ -532,3 +532,57 @@ where
         B::NAME
     );
 }
+
+/// An interrupt that arrives while a call is on its way out (here: asked
+/// for by the last host function the call makes) is not lost: if that call
+/// returns normally, the next one stops.
+pub fn an_interrupt_as_a_call_returns_stops_the_next<B: Backend>()
+where
+    SigOf<(), ()>: HostSig<B, Params = (), Results = ()>,
+{
+    let engine = interruptible::<B>();
+    let module = module(
+        &engine,
+        r#"(module (import "host" "ask" (func $ask))
+            (func (export "run") call $ask)
+            (func (export "quick") (result i32) i32.const 1))"#,
+    );
+    let mut store = Store::new(&engine, None::<anywasm_core::InterruptHandle>);
+    let handle = store.interrupt_handle().unwrap();
+    *store.data_mut() = Some(handle);
+    let mut linker = Linker::<B, Option<anywasm_core::InterruptHandle>>::new();
+    linker
+        .func_wrap(
+            "host",
+            "ask",
+            |caller: anywasm_core::Caller<'_, B, Option<anywasm_core::InterruptHandle>>| {
+                if let Some(h) = caller.data() {
+                    h.interrupt();
+                }
+            },
+        )
+        .unwrap();
+    let inst = linker.instantiate(&mut store, &module).unwrap();
+    // The call itself may or may not be stopped (a backend may look at the
+    // flag on the way out); either way the interrupt is delivered once.
+    let first = call(&mut store, &inst, "run", &[]);
+    match first {
+        Ok(_) => assert_trap(
+            B::NAME,
+            call(&mut store, &inst, "quick", &[]),
+            TrapCode::Interrupted,
+        ),
+        Err(e) => assert_eq!(
+            e.trap_code(),
+            Some(TrapCode::Interrupted),
+            "{}: {e}",
+            B::NAME
+        ),
+    }
+    assert_eq!(
+        i32_of(call(&mut store, &inst, "quick", &[]).unwrap()),
+        1,
+        "{}",
+        B::NAME
+    );
+}
