@@ -74,6 +74,60 @@ pub enum PluginError {
         /// Function.
         function: String,
     },
+    /// The call was cancelled through the plugin's
+    /// [`CancelHandle`](crate::CancelHandle). The next call runs normally.
+    #[error("plugin `{plugin}`: the call to `{function}` was cancelled")]
+    Cancelled {
+        /// Plugin id.
+        plugin: String,
+        /// Function.
+        function: String,
+    },
+    /// No instance became free (or a reload did not finish) within the
+    /// manifest's `acquire_timeout`.
+    #[error("plugin `{plugin}` is busy: no instance for `{function}` within {waited:?}")]
+    Busy {
+        /// Plugin id.
+        plugin: String,
+        /// Function.
+        function: String,
+        /// How long the call waited.
+        waited: std::time::Duration,
+    },
+    /// A host function called into (or reloaded) the plugin that is calling
+    /// it. That would wait for the call it is part of; it is refused.
+    #[error("plugin `{plugin}`: `{function}` was called again from inside one of its own calls")]
+    Reentrant {
+        /// Plugin id.
+        plugin: String,
+        /// Function.
+        function: String,
+    },
+    /// One of the application's host functions failed; its message.
+    #[error("plugin `{plugin}`: host function `{host_function}` failed in `{function}`: {message}")]
+    Host {
+        /// Plugin id.
+        plugin: String,
+        /// The plugin function that called it.
+        function: String,
+        /// The host function.
+        host_function: String,
+        /// The host function's message.
+        message: String,
+    },
+    /// The plugin went past one of its manifest's size limits (output,
+    /// messages, key/value store).
+    #[error("plugin `{plugin}` exceeded its {what} limit of {limit} in `{function}`")]
+    LimitExceeded {
+        /// Plugin id.
+        plugin: String,
+        /// Function.
+        function: String,
+        /// Which limit (e.g. "output size").
+        what: &'static str,
+        /// The limit.
+        limit: u64,
+    },
     /// The plugin tried to use more memory than its limit.
     #[error("plugin `{plugin}` exceeded its memory limit in `{function}`: {detail}")]
     MemoryLimit {

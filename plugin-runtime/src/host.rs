@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::abi::{STATUS_ERROR, STATUS_NOT_FOUND, STATUS_OK, pending};
-use crate::manifest::Format;
+use crate::manifest::{Format, Limits};
 
 /// A number crossing a numeric host function (no serialisation).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -166,12 +166,32 @@ impl HostFunctions {
     }
 }
 
-/// A plugin's own key/value store (`anywasm.store_put` / `store_get`),
-/// shared by all its instances.
+/// A plugin's own key/value store, shared by all its instances and kept
+/// across reloads: documents by number (`anywasm.store_put` / `store_get`)
+/// and values by name (`anywasm.kv_set` / `kv_get` / `kv_delete`), within
+/// the manifest's quota of bytes and keys.
 #[derive(Debug, Default)]
 pub struct KvStore {
     next: i64,
     docs: HashMap<i64, Vec<u8>>,
+    named: BTreeMap<Vec<u8>, Vec<u8>>,
+    bytes: u64,
+}
+
+impl KvStore {
+    fn keys(&self) -> u64 {
+        (self.docs.len() + self.named.len()) as u64
+    }
+
+    /// Whether `add` more bytes and `new_keys` more keys fit the quota.
+    fn fits(&self, limits: &Limits, add: u64, new_keys: u64) -> bool {
+        limits
+            .max_store_bytes
+            .is_none_or(|max| self.bytes.saturating_add(add) <= max)
+            && limits
+                .max_store_keys
+                .is_none_or(|max| self.keys() + new_keys <= max)
+    }
 }
 
 /// The data of each plugin instance's store.
@@ -181,18 +201,79 @@ pub struct PluginState {
     pub(crate) pending: Option<(i64, Vec<u8>)>,
     pub(crate) guest_error: Option<String>,
     pub(crate) kv: Arc<Mutex<KvStore>>,
+    pub(crate) limits: Limits,
 }
 
 impl PluginState {
-    pub(crate) fn new(ctx: HostContext, format: Format, kv: Arc<Mutex<KvStore>>) -> Self {
+    pub(crate) fn new(
+        ctx: HostContext,
+        format: Format,
+        kv: Arc<Mutex<KvStore>>,
+        limits: Limits,
+    ) -> Self {
         Self {
             ctx,
             format,
             pending: None,
             guest_error: None,
             kv,
+            limits,
         }
     }
+}
+
+/// One of the application's host functions returned an error; the call
+/// fails with [`PluginError::Host`](crate::PluginError::Host).
+#[derive(Debug)]
+pub(crate) struct HostFnFailed {
+    pub(crate) function: String,
+    pub(crate) message: String,
+}
+
+impl std::fmt::Display for HostFnFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "host function `{}` failed: {}",
+            self.function, self.message
+        )
+    }
+}
+
+impl std::error::Error for HostFnFailed {}
+
+/// A guest passed more than a manifest limit allows (a message too long);
+/// the call fails with [`PluginError::LimitExceeded`](crate::PluginError::LimitExceeded).
+#[derive(Debug)]
+pub(crate) struct GuestLimit {
+    pub(crate) what: &'static str,
+    pub(crate) limit: u64,
+}
+
+impl std::fmt::Display for GuestLimit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the {} limit of {} was exceeded", self.what, self.limit)
+    }
+}
+
+impl std::error::Error for GuestLimit {}
+
+/// A message of `len` bytes, or the message-size limit's error.
+fn read_message<B: Backend>(
+    caller: &mut Caller<'_, B, PluginState>,
+    ptr: &Val<B>,
+    len: &Val<B>,
+) -> Result<String, Error> {
+    if let Some(max) = caller.data().limits.max_message_bytes
+        && u64::from(arg_u32(len)) > max
+    {
+        return Err(Error::host(GuestLimit {
+            what: "message size",
+            limit: max,
+        }));
+    }
+    let bytes = read_guest(caller, ptr, len)?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
 /// A guest gave the host an unusable pointer or length; fails the call as
@@ -268,8 +349,8 @@ pub(crate) fn define_all<B: Backend>(
     let t = |p: &[ValType], r: &[ValType]| FuncType::new(p.iter().copied(), r.iter().copied());
 
     linker.func_new("anywasm", "error", t(&[I32, I32], &[]), |mut c, p, _| {
-        let msg = read_guest(&mut c, &p[0], &p[1])?;
-        c.data_mut().guest_error = Some(String::from_utf8_lossy(&msg).into_owned());
+        let msg = read_message(&mut c, &p[0], &p[1])?;
+        c.data_mut().guest_error = Some(msg);
         Ok(())
     })?;
     let log = host.log.clone();
@@ -278,13 +359,9 @@ pub(crate) fn define_all<B: Backend>(
         "log",
         t(&[I32, I32, I32], &[]),
         move |mut c, p, _| {
-            let line = read_guest(&mut c, &p[1], &p[2])?;
+            let line = read_message(&mut c, &p[1], &p[2])?;
             if let Some(log) = &log {
-                log(
-                    &c.data().ctx.plugin,
-                    arg_u32(&p[0]),
-                    &String::from_utf8_lossy(&line),
-                );
+                log(&c.data().ctx.plugin, arg_u32(&p[0]), &line);
             }
             Ok(())
         },
@@ -375,17 +452,26 @@ pub(crate) fn define_all<B: Backend>(
         "store_put",
         t(&[I32, I32], &[I64]),
         |mut c, p, r| {
+            let limits = c.data().limits;
+            let kv = c.data().kv.clone();
+            // The quota before the document is read: its length is known.
+            if !lock_kv(&kv)?.fits(&limits, u64::from(arg_u32(&p[1])), 1) {
+                r[0] = Val::I64(-2);
+                return Ok(());
+            }
             let doc = read_guest(&mut c, &p[0], &p[1])?;
             if serde_json::from_slice::<serde_json::Value>(&doc).is_err() {
                 r[0] = Val::I64(-1);
                 return Ok(());
             }
-            let kv = c.data().kv.clone();
-            let mut kv = kv
-                .lock()
-                .map_err(|_| Error::host_msg("the plugin's store is poisoned"))?;
+            let mut kv = lock_kv(&kv)?;
+            if !kv.fits(&limits, doc.len() as u64, 1) {
+                r[0] = Val::I64(-2);
+                return Ok(());
+            }
             let id = kv.next;
             kv.next += 1;
+            kv.bytes += doc.len() as u64;
             kv.docs.insert(id, doc);
             r[0] = Val::I64(id);
             Ok(())
@@ -395,9 +481,7 @@ pub(crate) fn define_all<B: Backend>(
         let id = p[0].as_i64().unwrap_or(-1);
         let doc = {
             let kv = c.data().kv.clone();
-            let kv = kv
-                .lock()
-                .map_err(|_| Error::host_msg("the plugin's store is poisoned"))?;
+            let kv = lock_kv(&kv)?;
             kv.docs.get(&id).cloned()
         };
         r[0] = match doc {
@@ -406,6 +490,72 @@ pub(crate) fn define_all<B: Backend>(
         };
         Ok(())
     })?;
+
+    // Values by name: always available (the store is the plugin's own and
+    // bounded by its quota).
+    linker.func_new(
+        "anywasm",
+        "kv_set",
+        t(&[I32, I32, I32, I32], &[I32]),
+        |mut c, p, r| {
+            let limits = c.data().limits;
+            let kv = c.data().kv.clone();
+            let (klen, vlen) = (u64::from(arg_u32(&p[1])), u64::from(arg_u32(&p[3])));
+            if !lock_kv(&kv)?.fits(&limits, klen + vlen, 0) {
+                r[0] = Val::I32(KV_QUOTA);
+                return Ok(());
+            }
+            let key = read_guest(&mut c, &p[0], &p[1])?;
+            let value = read_guest(&mut c, &p[2], &p[3])?;
+            let mut kv = lock_kv(&kv)?;
+            let old = kv
+                .named
+                .get(&key)
+                .map_or(0, |v| (key.len() + v.len()) as u64);
+            let new_keys = u64::from(old == 0);
+            let add = (key.len() + value.len()) as u64;
+            if !kv.fits(&limits, add.saturating_sub(old), new_keys) {
+                r[0] = Val::I32(KV_QUOTA);
+                return Ok(());
+            }
+            kv.bytes = kv.bytes - old + add;
+            kv.named.insert(key, value);
+            r[0] = Val::I32(0);
+            Ok(())
+        },
+    )?;
+    linker.func_new(
+        "anywasm",
+        "kv_get",
+        t(&[I32, I32], &[I64]),
+        |mut c, p, r| {
+            let key = read_guest(&mut c, &p[0], &p[1])?;
+            let value = lock_kv(&c.data().kv.clone())?.named.get(&key).cloned();
+            r[0] = match value {
+                Some(v) => set_pending(&mut c, STATUS_OK, v),
+                None => set_pending(&mut c, STATUS_NOT_FOUND, Vec::new()),
+            };
+            Ok(())
+        },
+    )?;
+    linker.func_new(
+        "anywasm",
+        "kv_delete",
+        t(&[I32, I32], &[I32]),
+        |mut c, p, r| {
+            let key = read_guest(&mut c, &p[0], &p[1])?;
+            let kv = c.data().kv.clone();
+            let mut kv = lock_kv(&kv)?;
+            r[0] = Val::I32(match kv.named.remove(&key) {
+                Some(v) => {
+                    kv.bytes -= (key.len() + v.len()) as u64;
+                    0
+                }
+                None => STATUS_NOT_FOUND as i32,
+            });
+            Ok(())
+        },
+    )?;
 
     // The application's functions.
     for (name, f) in &host.bytes {
@@ -421,13 +571,22 @@ pub(crate) fn define_all<B: Backend>(
     for (name, (ty, f)) in &host.numeric {
         let f = f.clone();
         let want = ty.clone();
+        let function = name.clone();
         linker.func_new("host", name, ty.clone(), move |c, p, r| {
             let args: Vec<Number> = p.iter().filter_map(Number::from_val).collect();
             let ctx = c.data().ctx.clone();
-            let out = f(&ctx, &args).map_err(Error::host_msg)?;
+            let failed = |message: String| {
+                Error::host(HostFnFailed {
+                    function: function.clone(),
+                    message,
+                })
+            };
+            // A numeric function has no way to hand the guest an error: its
+            // failure ends the call with `PluginError::Host`.
+            let out = f(&ctx, &args).map_err(failed)?;
             if out.len() != r.len() || out.iter().zip(want.results()).any(|(o, t)| o.ty() != *t) {
-                return Err(Error::host_msg(format!(
-                    "numeric host function returned {out:?}, expected {:?}",
+                return Err(failed(format!(
+                    "returned {out:?}, expected {:?}",
                     want.results()
                 )));
             }
@@ -440,7 +599,19 @@ pub(crate) fn define_all<B: Backend>(
     Ok(())
 }
 
+/// `kv_set`'s answer when the quota would be exceeded.
+const KV_QUOTA: i32 = 3;
+
+fn lock_kv(kv: &Mutex<KvStore>) -> Result<std::sync::MutexGuard<'_, KvStore>, Error> {
+    kv.lock()
+        .map_err(|_| Error::host_msg("the plugin's store is poisoned"))
+}
+
 /// The ABI imports every plugin may use without a grant.
 pub(crate) fn always_allowed(module: &str, name: &str) -> bool {
-    module == "anywasm" && matches!(name, "error" | "log" | "config_get" | "take_result")
+    module == "anywasm"
+        && matches!(
+            name,
+            "error" | "log" | "config_get" | "take_result" | "kv_set" | "kv_get" | "kv_delete"
+        )
 }

@@ -52,8 +52,10 @@ mod runtime;
 pub use abi::{ABI_VERSION, METADATA_SECTION, Metadata};
 pub use error::{PluginError, Result};
 pub use host::{HostContext, HostFunctions, Number};
-pub use manifest::{Format, Limits, Manifest, WasmSource};
-pub use plugin::{Plugin, PluginStats};
+pub use manifest::{
+    DEFAULT_DEADLINE, DEFAULT_MAX_MEMORY_PAGES, Format, Limits, Manifest, WasmSource,
+};
+pub use plugin::{CancelHandle, Plugin, PluginStats};
 pub use reload::{ReloadEvent, ReloadWatcher};
 pub use runtime::{PluginRuntime, PluginRuntimeBuilder};
 

@@ -57,29 +57,79 @@ impl Format {
 
 /// Per-call and per-instance limits.
 ///
-/// By default a plugin may use 64 MiB of linear memory and tables of a
-/// million elements, and has no fuel or time limit.
+/// The defaults are safe for code the application does not trust: a call
+/// may run for **1 second**, an instance may use **64 MiB** of linear memory
+/// and tables of a million elements, a call may return **16 MiB** of output,
+/// an error or log message may be **64 KiB**, the plugin's key/value store
+/// may hold **1 MiB** in **1024** keys, and a call waits at most **10
+/// seconds** for a free instance. There is no fuel limit by default (fuel
+/// units differ between engines; the deadline bounds every call).
+/// [`Limits::unlimited`] switches every limit off, for trusted plugins.
+///
+/// In a JSON manifest, durations are in milliseconds and `null` means
+/// unlimited: `{"deadline": 50, "max_memory_pages": null}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
     /// Fuel for each call (engine-specific units approximating instructions).
     pub fuel: Option<u64>,
-    /// Wall-clock time for each call (milliseconds in a JSON manifest).
+    /// Wall-clock time for each call.
     #[serde(with = "millis")]
     pub deadline: Option<Duration>,
     /// Maximum linear memory, in 64 KiB pages.
     pub max_memory_pages: Option<u64>,
     /// Maximum elements of each table.
     pub max_table_elements: Option<u64>,
+    /// Maximum output of one call, in bytes.
+    pub max_output_bytes: Option<u64>,
+    /// Maximum length of an error or log message, in bytes.
+    pub max_message_bytes: Option<u64>,
+    /// Maximum bytes (keys and values) in the plugin's key/value store.
+    pub max_store_bytes: Option<u64>,
+    /// Maximum keys in the plugin's key/value store.
+    pub max_store_keys: Option<u64>,
+    /// How long a call waits for a free instance (or for a reload to
+    /// finish) before failing with [`PluginError::Busy`].
+    #[serde(with = "millis")]
+    pub acquire_timeout: Option<Duration>,
 }
+
+/// The default time limit of a call.
+pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(1);
+/// The default memory limit of an instance, in 64 KiB pages (64 MiB).
+pub const DEFAULT_MAX_MEMORY_PAGES: u64 = 1024;
 
 impl Default for Limits {
     fn default() -> Self {
         Self {
             fuel: None,
-            deadline: None,
-            max_memory_pages: Some(1024),
+            deadline: Some(DEFAULT_DEADLINE),
+            max_memory_pages: Some(DEFAULT_MAX_MEMORY_PAGES),
             max_table_elements: Some(1_000_000),
+            max_output_bytes: Some(16 << 20),
+            max_message_bytes: Some(64 << 10),
+            max_store_bytes: Some(1 << 20),
+            max_store_keys: Some(1024),
+            acquire_timeout: Some(Duration::from_secs(10)),
+        }
+    }
+}
+
+impl Limits {
+    /// No limit at all: for plugins the application trusts. A plugin that
+    /// loops forever under these limits blocks its caller until it is
+    /// cancelled ([`Plugin::cancel_handle`](crate::Plugin::cancel_handle)).
+    pub fn unlimited() -> Self {
+        Self {
+            fuel: None,
+            deadline: None,
+            max_memory_pages: None,
+            max_table_elements: None,
+            max_output_bytes: None,
+            max_message_bytes: None,
+            max_store_bytes: None,
+            max_store_keys: None,
+            acquire_timeout: None,
         }
     }
 }
@@ -245,6 +295,12 @@ impl Manifest {
     /// Memory limit in 64 KiB pages.
     pub fn max_memory_pages(mut self, pages: u64) -> Self {
         self.limits.max_memory_pages = Some(pages);
+        self
+    }
+
+    /// How long a call waits for a free instance.
+    pub fn acquire_timeout(mut self, timeout: Duration) -> Self {
+        self.limits.acquire_timeout = Some(timeout);
         self
     }
 

@@ -1,20 +1,25 @@
 //! Plugins: loading, the instance pool, calls, statistics and reloading.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, RwLock};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
 
 use anywasm::{
-    Backend, Error, Func, Instance, Memory, Module, Store, StoreLimits, TrapCode, Val, ValType,
+    Backend, Error, Func, Instance, InterruptHandle, Memory, Module, Store, StoreLimits, TrapCode,
+    Val, ValType,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::abi::{self, Metadata};
 use crate::error::{PluginError, Result};
-use crate::host::{AbiFault, HostContext, KvStore, PluginState, always_allowed, decode, encode};
-use crate::manifest::{Format, Manifest, WasmSource};
+use crate::host::{
+    AbiFault, GuestLimit, HostContext, HostFnFailed, KvStore, PluginState, always_allowed, decode,
+    encode,
+};
+use crate::manifest::{Format, Limits, Manifest, WasmSource};
 use crate::runtime::RuntimeInner;
 
 /// Counters of one plugin, over all its instances and reloads.
@@ -52,6 +57,7 @@ struct Slot<B: Backend> {
     memory: Memory<B>,
     alloc: Func<B>,
     funcs: HashMap<String, Func<B>>,
+    interrupt: InterruptHandle,
 }
 
 struct PoolState<B: Backend> {
@@ -66,19 +72,227 @@ pub(crate) struct Generation<B: Backend> {
     metadata: Metadata,
     format: Format,
     state: Option<Vec<u8>>,
+    limits: Limits,
     pool: Mutex<PoolState<B>>,
     available: Condvar,
 }
 
 impl<B: Backend> Drop for Generation<B> {
     fn drop(&mut self) {
-        // Give idle instances their optional `shutdown`.
+        // Give idle instances their optional `shutdown`, under the plugin's
+        // per-call limits, in the thread that lets the generation go (the
+        // reload, once the generation's calls have finished, or the drop of
+        // the plugin). A panic of a host function there is swallowed: it
+        // cannot go on from a destructor.
+        let limits = self.limits;
         if let Ok(pool) = self.pool.get_mut() {
             for slot in pool.idle.iter_mut() {
-                if let Ok(f) = slot.instance.get_func(&mut slot.store, abi::SHUTDOWN) {
-                    let _ = call_with_bytes(slot, &f, &[]);
-                }
+                let Ok(f) = slot.instance.get_func(&mut slot.store, abi::SHUTDOWN) else {
+                    continue;
+                };
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    if arm(&mut slot.store, &limits).is_ok() {
+                        let _ = call_with_bytes(slot, &f, &[], &limits);
+                    }
+                }));
             }
+        }
+    }
+}
+
+/// Puts the per-call limits on a store; returns the fuel given (0 without fuel).
+fn arm<B: Backend>(
+    store: &mut Store<B, PluginState>,
+    limits: &Limits,
+) -> std::result::Result<u64, Error> {
+    let config = store.engine().config().clone();
+    let mut fuel = 0;
+    if config.fuel_enabled() {
+        fuel = limits.fuel.unwrap_or(u64::MAX);
+        store.set_fuel(fuel)?;
+    }
+    if config.interruptible_enabled() {
+        store.set_deadline(limits.deadline.and_then(|d| Instant::now().checked_add(d)))?;
+    }
+    let _ = store.take_limit_refusal();
+    Ok(fuel)
+}
+
+/// How often a waiting call looks whether it was cancelled.
+const WAIT_SLICE: Duration = Duration::from_millis(20);
+
+/// Calls of a plugin in flight, for cancelling them from any thread.
+#[derive(Default)]
+struct Cancels {
+    /// Bumped by every cancellation: calls that started before and are
+    /// still waiting (for an instance, or for a reload) give up.
+    epoch: AtomicU64,
+    next: AtomicU64,
+    running: Mutex<HashMap<u64, (InterruptHandle, Arc<AtomicBool>)>>,
+}
+
+/// Ends the calls of one plugin that are in flight, from any thread, with
+/// [`PluginError::Cancelled`]; calls made afterwards run normally.
+///
+/// ```
+/// # fn main() -> Result<(), anywasm_plugin::PluginError> {
+/// # let wasm = wat::parse_str(r#"(module (memory (export "memory") 1)
+/// #   (func (export "anywasm_alloc") (param i32) (result i32) i32.const 16)
+/// #   (func (export "spin") (param i32 i32) (result i64) (loop $l (br $l)) i64.const 0)
+/// #   (@custom "anywasm.plugin" "{\"abi\":1,\"formats\":[\"raw\"]}"))"#).unwrap();
+/// use anywasm_plugin::{Format, Limits, Manifest, PluginError, PluginRuntime};
+/// let runtime = PluginRuntime::<anywasm::DefaultBackend>::new()?;
+/// let plugin = runtime.load(Manifest::from_bytes("spinner", wasm)
+///     .format(Format::Raw).limits(Limits::unlimited()))?;
+/// let cancel = plugin.cancel_handle();
+/// std::thread::spawn(move || {
+///     std::thread::sleep(std::time::Duration::from_millis(50));
+///     cancel.cancel();
+/// });
+/// assert!(matches!(plugin.call_raw("spin", b""), Err(PluginError::Cancelled { .. })));
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct CancelHandle {
+    cancels: Arc<Cancels>,
+}
+
+impl std::fmt::Debug for CancelHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CancelHandle").finish_non_exhaustive()
+    }
+}
+
+impl CancelHandle {
+    /// Cancels every call of the plugin in flight now.
+    pub fn cancel(&self) {
+        self.cancels.epoch.fetch_add(1, Ordering::SeqCst);
+        let running = self
+            .cancels
+            .running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        for (handle, cancelled) in running.values() {
+            cancelled.store(true, Ordering::SeqCst);
+            handle.interrupt();
+        }
+    }
+}
+
+/// Lets calls in, or holds them while a reload swaps the code.
+#[derive(Default)]
+struct Gate {
+    state: Mutex<GateState>,
+    changed: Condvar,
+}
+
+#[derive(Default)]
+struct GateState {
+    inflight: usize,
+    draining: bool,
+}
+
+/// One call's pass through the [`Gate`]; lets it go when dropped.
+struct Pass<'a> {
+    gate: &'a Gate,
+}
+
+impl Drop for Pass<'_> {
+    fn drop(&mut self) {
+        let mut st = self.gate.state.lock().unwrap_or_else(|e| e.into_inner());
+        st.inflight -= 1;
+        self.gate.changed.notify_all();
+    }
+}
+
+/// Why a wait ended without what it waited for.
+enum WaitFailed {
+    TimedOut(Duration),
+    Cancelled,
+}
+
+/// Waits on `cv` until `ready`, or `timeout` passes, or a cancellation
+/// comes after `epoch`; in slices, so cancellations are seen.
+fn wait_until<'a, T>(
+    mut guard: MutexGuard<'a, T>,
+    cv: &Condvar,
+    timeout: Option<Duration>,
+    cancels: &Cancels,
+    epoch: u64,
+    mut ready: impl FnMut(&mut T) -> bool,
+) -> std::result::Result<MutexGuard<'a, T>, WaitFailed> {
+    let started = Instant::now();
+    loop {
+        if ready(&mut guard) {
+            return Ok(guard);
+        }
+        if cancels.epoch.load(Ordering::SeqCst) != epoch {
+            return Err(WaitFailed::Cancelled);
+        }
+        let waited = started.elapsed();
+        if timeout.is_some_and(|t| waited >= t) {
+            return Err(WaitFailed::TimedOut(waited));
+        }
+        let slice = timeout.map_or(WAIT_SLICE, |t| (t - waited).min(WAIT_SLICE));
+        guard = cv
+            .wait_timeout(guard, slice)
+            .unwrap_or_else(|e| e.into_inner())
+            .0;
+    }
+}
+
+thread_local! {
+    /// The plugins whose calls this thread is inside, to refuse a host
+    /// function calling back into its own plugin.
+    static INSIDE: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
+}
+
+/// This thread is inside a call of the plugin `key` while this lives.
+struct Inside {
+    key: usize,
+}
+
+impl Inside {
+    fn enter(key: usize) -> Option<Self> {
+        INSIDE.with(|v| {
+            let mut v = v.borrow_mut();
+            if v.contains(&key) {
+                return None;
+            }
+            v.push(key);
+            Some(Inside { key })
+        })
+    }
+}
+
+impl Drop for Inside {
+    fn drop(&mut self) {
+        INSIDE.with(|v| {
+            let mut v = v.borrow_mut();
+            if let Some(i) = v.iter().rposition(|k| *k == self.key) {
+                v.remove(i);
+            }
+        });
+    }
+}
+
+/// Gives back a pool place taken for an instance being made, unless the
+/// instance was made (also when making it panics).
+struct Place<'a, B: Backend> {
+    generation: &'a Generation<B>,
+    taken: bool,
+}
+
+impl<B: Backend> Drop for Place<'_, B> {
+    fn drop(&mut self) {
+        if self.taken {
+            let mut pool = self
+                .generation
+                .pool
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            pool.live -= 1;
+            self.generation.available.notify_one();
         }
     }
 }
@@ -115,6 +329,8 @@ pub(crate) struct PluginInner<B: Backend> {
     current: RwLock<Arc<Generation<B>>>,
     counters: Counters,
     reload_lock: Mutex<()>,
+    gate: Gate,
+    cancels: Arc<Cancels>,
 }
 
 fn engine_err(plugin: &str, source: Error) -> PluginError {
@@ -139,6 +355,7 @@ fn call_with_bytes<B: Backend>(
     slot: &mut Slot<B>,
     func: &Func<B>,
     input: &[u8],
+    limits: &Limits,
 ) -> std::result::Result<Vec<u8>, CallFailure> {
     slot.store.data_mut().guest_error = None;
     slot.store.data_mut().pending = None;
@@ -170,6 +387,11 @@ fn call_with_bytes<B: Backend>(
         return Err(CallFailure::Guest(message));
     }
     let (optr, olen) = abi::unpack(r.first().and_then(Val::as_i64).unwrap_or(0));
+    if let Some(max) = limits.max_output_bytes
+        && u64::from(olen) > max
+    {
+        return Err(CallFailure::Limit("output size", max));
+    }
     slot.memory
         .read_vec(&slot.store, u64::from(optr), olen as usize)
         .map_err(|_| CallFailure::Abi(format!("output out of range ({olen} bytes at {optr:#x})")))
@@ -180,6 +402,7 @@ enum CallFailure {
     Engine(Error),
     Guest(String),
     Abi(String),
+    Limit(&'static str, u64),
 }
 
 /// Compiles (or finds in the cache) and checks a version of a plugin's code.
@@ -213,6 +436,7 @@ fn prepare<B: Backend>(
         metadata,
         format,
         state,
+        limits: manifest.limits,
         pool: Mutex::new(PoolState {
             idle: Vec::new(),
             live: 0,
@@ -245,6 +469,12 @@ impl<B: Backend> PluginInner<B> {
                 function,
                 detail,
             },
+            CallFailure::Limit(what, limit) => PluginError::LimitExceeded {
+                plugin,
+                function,
+                what,
+                limit,
+            },
             CallFailure::Engine(e) => {
                 if let Some(detail) = store.take_limit_refusal() {
                     return PluginError::MemoryLimit {
@@ -259,9 +489,14 @@ impl<B: Backend> PluginInner<B> {
                         ..
                     } => PluginError::OutOfFuel { plugin, function },
                     Error::Trap {
-                        code: TrapCode::Deadline | TrapCode::Interrupted,
+                        code: TrapCode::Deadline,
                         ..
                     } => PluginError::Deadline { plugin, function },
+                    // Only a cancellation interrupts a plugin's store.
+                    Error::Trap {
+                        code: TrapCode::Interrupted,
+                        ..
+                    } => PluginError::Cancelled { plugin, function },
                     Error::Trap { code, .. } => PluginError::Trap {
                         plugin,
                         function,
@@ -277,6 +512,24 @@ impl<B: Backend> PluginInner<B> {
                         function,
                         detail: h.to_string(),
                     },
+                    Error::Host(h) if h.is::<HostFnFailed>() => {
+                        let f = h.downcast_ref::<HostFnFailed>();
+                        PluginError::Host {
+                            plugin,
+                            function,
+                            host_function: f.map(|f| f.function.clone()).unwrap_or_default(),
+                            message: f.map(|f| f.message.clone()).unwrap_or_default(),
+                        }
+                    }
+                    Error::Host(h) if h.is::<GuestLimit>() => {
+                        let l = h.downcast_ref::<GuestLimit>();
+                        PluginError::LimitExceeded {
+                            plugin,
+                            function,
+                            what: l.map_or("message size", |l| l.what),
+                            limit: l.map_or(0, |l| l.limit),
+                        }
+                    }
                     other => PluginError::Engine {
                         plugin,
                         source: other,
@@ -288,24 +541,24 @@ impl<B: Backend> PluginInner<B> {
 
     /// Puts the per-call limits on a store.
     fn arm(&self, store: &mut Store<B, PluginState>) -> std::result::Result<u64, Error> {
-        let config = self.runtime.engine.config();
-        let mut fuel = 0;
-        if config.fuel_enabled() {
-            fuel = self.manifest.limits.fuel.unwrap_or(u64::MAX);
-            store.set_fuel(fuel)?;
-        }
-        if config.interruptible_enabled() {
-            store.set_deadline(self.manifest.limits.deadline.map(|d| Instant::now() + d))?;
-        }
-        let _ = store.take_limit_refusal();
-        Ok(fuel)
+        arm(store, &self.manifest.limits)
+    }
+
+    /// This plugin, as a number for the reentrancy check.
+    fn key(&self) -> usize {
+        self as *const Self as usize
     }
 
     fn new_slot(&self, generation: &Generation<B>) -> Result<Slot<B>> {
         let id = self.id();
         let mut store = Store::new(
             &self.runtime.engine,
-            PluginState::new(self.ctx.clone(), generation.format, self.kv.clone()),
+            PluginState::new(
+                self.ctx.clone(),
+                generation.format,
+                self.kv.clone(),
+                self.manifest.limits,
+            ),
         );
         let mut limits = StoreLimits::new();
         limits.max_memory_pages = self.manifest.limits.max_memory_pages;
@@ -341,12 +594,14 @@ impl<B: Backend> PluginInner<B> {
                 abi::ALLOC
             )));
         }
+        let interrupt = store.interrupt_handle().map_err(|e| engine_err(id, e))?;
         let mut slot = Slot {
             store,
             instance,
             memory,
             alloc,
             funcs: HashMap::new(),
+            interrupt,
         };
         if let Ok(f) = slot.instance.get_func(&mut slot.store, abi::SET_FORMAT) {
             let r = f.invoke(&mut slot.store, &[Val::I32(generation.format.abi_code())]);
@@ -418,7 +673,7 @@ impl<B: Backend> PluginInner<B> {
         let fuel = self
             .arm(&mut slot.store)
             .map_err(|e| engine_err(self.id(), e))?;
-        let r = call_with_bytes(slot, &func, input);
+        let r = call_with_bytes(slot, &func, input, &self.manifest.limits);
         if fuel > 0
             && let Ok(left) = slot.store.get_fuel()
         {
@@ -429,26 +684,58 @@ impl<B: Backend> PluginInner<B> {
         r.map_err(|f| self.name_failure(f, function, &mut slot.store))
     }
 
-    fn acquire(&self, generation: &Generation<B>) -> Result<Slot<B>> {
-        let mut pool = generation.pool.lock().unwrap_or_else(|e| e.into_inner());
-        loop {
-            if let Some(slot) = pool.idle.pop() {
-                return Ok(slot);
-            }
-            if pool.live < self.manifest.max_instances {
-                pool.live += 1;
-                drop(pool);
-                return self.new_slot(generation).inspect_err(|_| {
-                    let mut pool = generation.pool.lock().unwrap_or_else(|e| e.into_inner());
-                    pool.live -= 1;
-                    generation.available.notify_one();
-                });
-            }
-            pool = generation
-                .available
-                .wait(pool)
-                .unwrap_or_else(|e| e.into_inner());
+    fn acquire(&self, generation: &Generation<B>, function: &str, epoch: u64) -> Result<Slot<B>> {
+        let pool = generation.pool.lock().unwrap_or_else(|e| e.into_inner());
+        let max = self.manifest.max_instances;
+        let mut pool = wait_until(
+            pool,
+            &generation.available,
+            self.manifest.limits.acquire_timeout,
+            &self.cancels,
+            epoch,
+            |p| !p.idle.is_empty() || p.live < max,
+        )
+        .map_err(|w| self.wait_failed(w, function))?;
+        if let Some(slot) = pool.idle.pop() {
+            return Ok(slot);
         }
+        pool.live += 1;
+        drop(pool);
+        let mut place = Place {
+            generation,
+            taken: true,
+        };
+        let slot = self.new_slot(generation)?;
+        place.taken = false;
+        Ok(slot)
+    }
+
+    fn wait_failed(&self, w: WaitFailed, function: &str) -> PluginError {
+        let (plugin, function) = (self.id().to_string(), function.to_string());
+        match w {
+            WaitFailed::TimedOut(waited) => PluginError::Busy {
+                plugin,
+                function,
+                waited,
+            },
+            WaitFailed::Cancelled => PluginError::Cancelled { plugin, function },
+        }
+    }
+
+    /// Lets a call in, unless a reload is swapping the code (then it waits).
+    fn enter(&self, function: &str, epoch: u64) -> Result<Pass<'_>> {
+        let st = self.gate.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut st = wait_until(
+            st,
+            &self.gate.changed,
+            self.manifest.limits.acquire_timeout,
+            &self.cancels,
+            epoch,
+            |s| !s.draining,
+        )
+        .map_err(|w| self.wait_failed(w, function))?;
+        st.inflight += 1;
+        Ok(Pass { gate: &self.gate })
     }
 
     fn release(&self, generation: &Generation<B>, slot: Slot<B>, healthy: bool) {
@@ -467,28 +754,60 @@ impl<B: Backend> PluginInner<B> {
 
     fn call_bytes(&self, function: &str, input: &[u8]) -> Result<Vec<u8>> {
         let started = Instant::now();
-        let generation = self
-            .current
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
+        let Some(_inside) = Inside::enter(self.key()) else {
+            return Err(PluginError::Reentrant {
+                plugin: self.id().to_string(),
+                function: function.to_string(),
+            });
+        };
+        let epoch = self.cancels.epoch.load(Ordering::SeqCst);
         // A host function of the application may panic; the panic goes on
         // to the caller (core resumes it at the call boundary), but first
         // the slot goes back (discarded), or the pool would shrink by one
         // per panic and calls would wait for an instance forever, and the
         // call is counted like any other.
         let outcome = (|| {
-            let mut slot = match self.acquire(&generation) {
+            let _pass = match self.enter(function, epoch) {
+                Ok(p) => p,
+                Err(e) => return Ok(Err(e)),
+            };
+            let generation = self
+                .current
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            let mut slot = match self.acquire(&generation, function, epoch) {
                 Ok(slot) => slot,
                 Err(e) => return Ok(Err(e)),
             };
+            let call = self.cancels.next.fetch_add(1, Ordering::Relaxed);
+            let cancelled = Arc::new(AtomicBool::new(false));
+            self.cancels
+                .running
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(call, (slot.interrupt.clone(), cancelled.clone()));
+            // A cancellation between taking the epoch and registering.
+            if self.cancels.epoch.load(Ordering::SeqCst) != epoch {
+                cancelled.store(true, Ordering::SeqCst);
+                slot.interrupt.interrupt();
+            }
             let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 self.run(&mut slot, function, input)
             }));
-            let healthy = matches!(
-                run,
-                Ok(Ok(_) | Err(PluginError::Guest { .. } | PluginError::NoSuchFunction { .. }))
-            );
+            self.cancels
+                .running
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&call);
+            // An instance a cancellation reached may hold an interrupt it
+            // did not deliver: it is not reused.
+            let was_cancelled = cancelled.load(Ordering::SeqCst);
+            let healthy = !was_cancelled
+                && matches!(
+                    run,
+                    Ok(Ok(_) | Err(PluginError::Guest { .. } | PluginError::NoSuchFunction { .. }))
+                );
             self.release(&generation, slot, healthy);
             run
         })();
@@ -532,6 +851,8 @@ impl<B: Backend> Plugin<B> {
             reload_lock: Mutex::new(()),
             current: RwLock::new(Arc::new(generation)),
             manifest,
+            gate: Gate::default(),
+            cancels: Arc::default(),
         };
         {
             let generation = inner
@@ -641,14 +962,38 @@ impl<B: Backend> Plugin<B> {
         }
     }
 
-    /// Replaces the plugin's code with `bytes`, atomically: calls in flight
-    /// finish on the old code, new calls go to the new code. If the old code
-    /// exports `anywasm_state_save` and the new code `anywasm_state_load`,
-    /// the state is handed over. If the new code does not compile, link or
-    /// initialise, the old code keeps serving and the error is returned.
-    /// Returns the new generation number.
+    /// Replaces the plugin's code with `bytes`. Returns the new generation
+    /// number.
+    ///
+    /// What happens, in order (docs/ABI.md, "Hot reload"):
+    /// 1. The new code is compiled and checked; if it does not compile,
+    ///    link or initialise, the old code keeps serving and the error is
+    ///    returned.
+    /// 2. New calls wait (up to the manifest's `acquire_timeout`) while the
+    ///    calls in flight finish on the old code; if they do not finish in
+    ///    that time the reload fails with [`PluginError::Busy`] and the old
+    ///    code goes on serving.
+    /// 3. If the old code exports `anywasm_state_save` and the new code
+    ///    `anywasm_state_load`, the state of the old instance used last is
+    ///    saved, after every call on the old code has finished, so nothing
+    ///    is lost; every instance of the new code loads it. (Instances of
+    ///    one generation do not share their memory: state that several
+    ///    instances must see belongs in the key/value store, which belongs
+    ///    to the plugin and survives reloads.)
+    /// 4. New calls go to the new code. The old instances get their
+    ///    `shutdown` here, in the reloading thread, under the plugin's
+    ///    per-call limits, and the old code is released.
+    ///
+    /// A host function of this plugin that reloads it gets
+    /// [`PluginError::Reentrant`].
     pub fn reload(&self, bytes: &[u8]) -> Result<u64> {
         let inner = &self.inner;
+        let Some(_inside) = Inside::enter(inner.key()) else {
+            return Err(PluginError::Reentrant {
+                plugin: inner.id().to_string(),
+                function: "<reload>".into(),
+            });
+        };
         let _one_at_a_time = inner.reload_lock.lock().unwrap_or_else(|e| e.into_inner());
         let old = inner
             .current
@@ -657,18 +1002,73 @@ impl<B: Backend> Plugin<B> {
             .clone();
         let number = old.number + 1;
         let mut generation = prepare(&inner.runtime, &inner.manifest, number, bytes, None)?;
-        let hand_over = generation.module.info().export(abi::STATE_LOAD).is_some()
-            && old.module.info().export(abi::STATE_SAVE).is_some();
-        if hand_over {
-            let mut slot = inner.acquire(&old)?;
-            let state = inner.run(&mut slot, abi::STATE_SAVE, &[]);
-            inner.release(&old, slot, state.is_ok());
-            generation.state = Some(state?);
+
+        // Hold new calls and let the old ones finish.
+        let epoch = inner.cancels.epoch.load(Ordering::SeqCst);
+        {
+            let mut st = inner.gate.state.lock().unwrap_or_else(|e| e.into_inner());
+            st.draining = true;
         }
-        inner.warm(&generation)?;
-        *inner.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(generation);
+        let reopen = |inner: &PluginInner<B>| {
+            let mut st = inner.gate.state.lock().unwrap_or_else(|e| e.into_inner());
+            st.draining = false;
+            inner.gate.changed.notify_all();
+        };
+        let st = inner.gate.state.lock().unwrap_or_else(|e| e.into_inner());
+        let drained = wait_until(
+            st,
+            &inner.gate.changed,
+            inner.manifest.limits.acquire_timeout,
+            &inner.cancels,
+            epoch,
+            |s| s.inflight == 0,
+        )
+        .map(drop)
+        .map_err(|w| inner.wait_failed(w, "<reload>"));
+        if let Err(e) = drained {
+            reopen(inner);
+            return Err(e);
+        }
+
+        let swapped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let hand_over = generation.module.info().export(abi::STATE_LOAD).is_some()
+                && old.module.info().export(abi::STATE_SAVE).is_some();
+            if hand_over {
+                // The old instance used last (the top of the idle stack).
+                let mut slot = inner.acquire(&old, abi::STATE_SAVE, epoch)?;
+                let state = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    inner.run(&mut slot, abi::STATE_SAVE, &[])
+                }));
+                let healthy = matches!(state, Ok(Ok(_)));
+                inner.release(&old, slot, healthy);
+                let state = match state {
+                    Ok(s) => s,
+                    Err(panic) => std::panic::resume_unwind(panic),
+                };
+                generation.state = Some(state?);
+            }
+            inner.warm(&generation)?;
+            *inner.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(generation);
+            Ok(number)
+        }));
+        // Calls go on, whatever happened (a panic included).
+        reopen(inner);
+        let number = match swapped {
+            Ok(r) => r?,
+            Err(panic) => std::panic::resume_unwind(panic),
+        };
         inner.counters.reloads.fetch_add(1, Ordering::Relaxed);
+        // The old generation's calls are over; dropping it here runs its
+        // instances' `shutdown` in this thread.
+        drop(old);
         Ok(number)
+    }
+
+    /// A handle that cancels this plugin's calls in flight, from any thread.
+    pub fn cancel_handle(&self) -> CancelHandle {
+        CancelHandle {
+            cancels: self.inner.cancels.clone(),
+        }
     }
 
     /// Reloads from the manifest's file.
