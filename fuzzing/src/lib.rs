@@ -68,6 +68,23 @@ pub fn engine<B: Backend>() -> Engine<B> {
         .clone()
 }
 
+/// A value made once per process for backend `B` under `name` (a compiled
+/// module, a plugin runtime), so inputs do not pay for it.
+pub fn cached<B: Backend, V: Clone + Send + Sync + 'static>(
+    name: &'static str,
+    make: impl FnOnce() -> V,
+) -> V {
+    static VALUES: Mutex<Option<HashMap<(TypeId, &'static str), Box<dyn Any + Send + Sync>>>> =
+        Mutex::new(None);
+    let mut map = VALUES.lock().unwrap_or_else(|p| p.into_inner());
+    let map = map.get_or_insert_with(HashMap::new);
+    map.entry((TypeId::of::<B>(), name))
+        .or_insert_with(|| Box::new(make()))
+        .downcast_ref::<V>()
+        .expect("one type per name")
+        .clone()
+}
+
 /// The payload of the panics the targets make host functions throw on
 /// purpose.
 pub const HOST_PANIC: &str = "anywasm-fuzzing: a host function panics on purpose";

@@ -109,7 +109,18 @@ pub fn run(data: &[u8]) {
 }
 
 fn on<B: Backend>(wasm: &[u8], input: &[u8]) {
-    let runtime = PluginRuntime::<B>::new().expect("a plugin runtime");
+    // One runtime per backend for the process; its module cache is emptied
+    // after each input, so memory does not grow with the inputs.
+    let runtime = crate::cached::<B, PluginRuntime<B>>("plugin runtime", || {
+        PluginRuntime::<B>::new().expect("a plugin runtime")
+    });
+    struct Clear<'a, B: Backend>(&'a PluginRuntime<B>);
+    impl<B: Backend> Drop for Clear<'_, B> {
+        fn drop(&mut self) {
+            self.0.clear_cache();
+        }
+    }
+    let _clear = Clear(&runtime);
     let manifest = Manifest::from_bytes("fuzzed", wasm.to_vec())
         .format(Format::Raw)
         .fuel(crate::FUEL)

@@ -86,7 +86,9 @@ fn on<B: Backend>(data: &[u8]) {
         .stderr(Output::Capture(Captured::with_limit(64 << 10)))
         .max_open_files(16);
     let engine = engine::<B>();
-    let module = Module::new(&engine, probe::module(PAGES, false)).expect("the probe compiles");
+    let module = crate::cached::<B, Module<B>>("wasi probe", || {
+        Module::new(&engine, probe::module(PAGES, false)).expect("the probe compiles")
+    });
     let mut store = Store::new(&engine, config.build().expect("the sandbox opens"));
     let mut linker = Linker::<B, WasiCtx>::new();
     add_to_linker(&mut linker, |c| c).expect("WASI links");

@@ -57,7 +57,7 @@ pub use manifest::{
 };
 pub use plugin::{CancelHandle, Plugin, PluginStats};
 pub use reload::{ReloadEvent, ReloadWatcher};
-pub use runtime::{PluginRuntime, PluginRuntimeBuilder};
+pub use runtime::{DEFAULT_MODULE_CACHE_BYTES, PluginRuntime, PluginRuntimeBuilder};
 
 /// Re-exported so applications need only this crate.
 pub use anywasm;

@@ -15,10 +15,59 @@ use crate::plugin::Plugin;
 pub(crate) struct RuntimeInner<B: Backend> {
     pub(crate) engine: Engine<B>,
     pub(crate) linker: Linker<B, PluginState>,
-    modules: Mutex<HashMap<ContentHash, Module<B>>>,
+    modules: Mutex<ModuleCache<B>>,
     compiled: AtomicU64,
     cache_hits: AtomicU64,
 }
+
+/// Compiled modules by the hash of their bytes, least recently used first
+/// out when their bytes pass the cache's size.
+struct ModuleCache<B: Backend> {
+    entries: HashMap<ContentHash, (Module<B>, u64)>,
+    /// Sum of the cached modules' sizes (their wasm bytes).
+    bytes: u64,
+    max_bytes: u64,
+    tick: u64,
+}
+
+impl<B: Backend> ModuleCache<B> {
+    fn get(&mut self, hash: &ContentHash) -> Option<Module<B>> {
+        self.tick += 1;
+        let tick = self.tick;
+        self.entries.get_mut(hash).map(|(m, used)| {
+            *used = tick;
+            m.clone()
+        })
+    }
+
+    fn insert(&mut self, hash: ContentHash, module: Module<B>) {
+        let size = module.size() as u64;
+        if size > self.max_bytes {
+            return;
+        }
+        self.tick += 1;
+        if let Some((old, _)) = self.entries.insert(hash, (module, self.tick)) {
+            self.bytes -= old.size() as u64;
+        }
+        self.bytes += size;
+        while self.bytes > self.max_bytes {
+            let Some(oldest) = self
+                .entries
+                .iter()
+                .min_by_key(|(_, (_, used))| *used)
+                .map(|(h, _)| *h)
+            else {
+                break;
+            };
+            if let Some((m, _)) = self.entries.remove(&oldest) {
+                self.bytes -= m.size() as u64;
+            }
+        }
+    }
+}
+
+/// The default size of the module cache: 64 MiB of WebAssembly.
+pub const DEFAULT_MODULE_CACHE_BYTES: u64 = 64 << 20;
 
 impl<B: Backend> RuntimeInner<B> {
     /// Compiles `bytes` (binary or text), or returns the module already
@@ -38,7 +87,7 @@ impl<B: Backend> RuntimeInner<B> {
             .get(&hash)
         {
             self.cache_hits.fetch_add(1, Ordering::Relaxed);
-            return Ok(m.clone());
+            return Ok(m);
         }
         let module = Module::new(&self.engine, &bytes).map_err(|source| PluginError::Engine {
             plugin: plugin.to_string(),
@@ -88,6 +137,7 @@ impl<B: Backend> std::fmt::Debug for PluginRuntime<B> {
 pub struct PluginRuntimeBuilder<B: Backend> {
     host: HostFunctions,
     config: Config,
+    cache_bytes: u64,
     _backend: std::marker::PhantomData<B>,
 }
 
@@ -102,6 +152,15 @@ impl<B: Backend> PluginRuntimeBuilder<B> {
     /// the backend supports them, since per-call limits need them.
     pub fn config(mut self, config: Config) -> Self {
         self.config = config;
+        self
+    }
+
+    /// The most WebAssembly (in bytes of modules) the module cache keeps;
+    /// the least recently used modules go first ([`DEFAULT_MODULE_CACHE_BYTES`]
+    /// by default). Plugins keep their own modules alive however the cache
+    /// changes.
+    pub fn module_cache_bytes(mut self, bytes: u64) -> Self {
+        self.cache_bytes = bytes;
         self
     }
 
@@ -121,7 +180,12 @@ impl<B: Backend> PluginRuntimeBuilder<B> {
             inner: Arc::new(RuntimeInner {
                 engine,
                 linker,
-                modules: Mutex::default(),
+                modules: Mutex::new(ModuleCache {
+                    entries: HashMap::new(),
+                    bytes: 0,
+                    max_bytes: self.cache_bytes,
+                    tick: 0,
+                }),
                 compiled: AtomicU64::new(0),
                 cache_hits: AtomicU64::new(0),
             }),
@@ -135,6 +199,7 @@ impl<B: Backend> PluginRuntime<B> {
         PluginRuntimeBuilder {
             host: HostFunctions::default(),
             config: Config::new(),
+            cache_bytes: DEFAULT_MODULE_CACHE_BYTES,
             _backend: std::marker::PhantomData,
         }
     }
@@ -154,6 +219,19 @@ impl<B: Backend> PluginRuntime<B> {
     /// The engine plugins run on.
     pub fn engine(&self) -> &Engine<B> {
         &self.inner.engine
+    }
+
+    /// Empties the module cache (plugins keep the modules they run).
+    pub fn clear_cache(&self) {
+        let mut cache = self.inner.modules.lock().unwrap_or_else(|e| e.into_inner());
+        cache.entries.clear();
+        cache.bytes = 0;
+    }
+
+    /// `(modules in the cache, bytes of WebAssembly they hold)`.
+    pub fn cache_size(&self) -> (usize, u64) {
+        let cache = self.inner.modules.lock().unwrap_or_else(|e| e.into_inner());
+        (cache.entries.len(), cache.bytes)
     }
 
     /// `(modules compiled, loads served from the cache)`.
