@@ -54,7 +54,7 @@ impl LimitingTunables {
 fn check_initial(shared: &Option<Arc<StoreShared>>, ty: &MemoryType) -> Result<(), MemoryError> {
     if let Some(s) = shared {
         let bytes = ty.minimum.bytes().0 as u64;
-        if !s.memory_may_grow(bytes) {
+        if !s.memory_may_grow(0, bytes) {
             return Err(MemoryError::Generic(format!(
                 "memory of {} pages exceeds the store's limit",
                 ty.minimum.0
@@ -175,8 +175,9 @@ impl LinearMemory for LimitedMemory {
     }
 
     fn grow(&mut self, delta: Pages) -> Result<Pages, MemoryError> {
-        let desired = (self.inner.size().0 as u64 + delta.0 as u64) * 65536;
-        if !self.shared.memory_may_grow(desired) {
+        let current = self.inner.size().0 as u64 * 65536;
+        let desired = current + delta.0 as u64 * 65536;
+        if !self.shared.memory_may_grow(current, desired) {
             return Err(MemoryError::Generic(
                 "growing beyond the store's memory limit".into(),
             ));
@@ -185,7 +186,8 @@ impl LinearMemory for LimitedMemory {
     }
 
     fn grow_at_least(&mut self, min_size: u64) -> Result<(), MemoryError> {
-        if !self.shared.memory_may_grow(min_size) {
+        let current = self.inner.size().0 as u64 * 65536;
+        if !self.shared.memory_may_grow(current, min_size) {
             return Err(MemoryError::Generic(
                 "growing beyond the store's memory limit".into(),
             ));

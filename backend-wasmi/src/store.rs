@@ -38,11 +38,11 @@ struct Limiter {
 impl wasmi::ResourceLimiter for Limiter {
     fn memory_growing(
         &mut self,
-        _: usize,
+        current: usize,
         desired: usize,
         _: Option<usize>,
     ) -> Result<bool, wasmi_core::LimiterError> {
-        Ok(self.shared.memory_may_grow(desired as u64))
+        Ok(self.shared.memory_may_grow(current as u64, desired as u64))
     }
 
     fn table_growing(

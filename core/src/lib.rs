@@ -81,8 +81,8 @@ pub use memory::{LeBytes, Memory};
 pub use module::Module;
 pub use module_info::{ContentHash, CustomSection, ModuleInfo};
 pub use store::{
-    AsContext, AsContextMut, InterruptHandle, InterruptState, Store, StoreContext, StoreContextMut,
-    StoreId, StoreLimits, StoreShared, StoreStats,
+    AsContext, AsContextMut, InterruptHandle, InterruptState, MemoryBudget, Store, StoreContext,
+    StoreContextMut, StoreId, StoreLimits, StoreShared, StoreStats,
 };
 pub use table::Table;
 pub use types::{

@@ -149,7 +149,7 @@ impl<B: Backend> Memory<B> {
         }
         let _ = ctx.shared().take_limit_hit();
         let bytes = wanted.saturating_mul(1 << ty.page_size_log2);
-        if !ctx.shared().memory_may_grow(bytes) {
+        if !ctx.shared().memory_within_limit(bytes) {
             let what = ctx.shared().take_limit_hit().unwrap_or_default();
             return Err(Error::Limit(what));
         }

@@ -103,6 +103,9 @@ pub struct StoreShared {
     interruptible: bool,
     limit_hit: Mutex<Option<String>>,
     host_error: Mutex<Option<Error>>,
+    budget: std::sync::OnceLock<Arc<MemoryBudget>>,
+    /// What this store's memories took from the budget.
+    reserved: AtomicU64,
 }
 
 impl std::fmt::Debug for StoreShared {
@@ -134,6 +137,8 @@ impl StoreShared {
             interruptible: config.interruptible_enabled(),
             limit_hit: Mutex::new(None),
             host_error: Mutex::new(None),
+            budget: std::sync::OnceLock::new(),
+            reserved: AtomicU64::new(0),
         }
     }
 
@@ -200,9 +205,9 @@ impl StoreShared {
         }
     }
 
-    /// For backends' resource limiters: may a memory grow to `desired_bytes`?
-    /// Records the refusal so a failed instantiation can say why.
-    pub fn memory_may_grow(&self, desired_bytes: u64) -> bool {
+    /// Whether a memory of `desired_bytes` is within the per-memory limit
+    /// (recording the refusal if not). Reserves nothing.
+    pub(crate) fn memory_within_limit(&self, desired_bytes: u64) -> bool {
         match self.max_memory_pages() {
             None => true,
             Some(pages) => {
@@ -215,6 +220,34 @@ impl StoreShared {
                 }
                 ok
             }
+        }
+    }
+
+    /// For backends' resource limiters: may a memory of `current_bytes`
+    /// grow (or be created, from 0) to `desired_bytes`? Checks the
+    /// per-memory limit and takes the growth from the store's
+    /// [`MemoryBudget`], if it has one. Records a refusal so a failed
+    /// instantiation can say why.
+    pub fn memory_may_grow(&self, current_bytes: u64, desired_bytes: u64) -> bool {
+        if !self.memory_within_limit(desired_bytes) {
+            return false;
+        }
+        let Some(budget) = self.budget.get() else {
+            return true;
+        };
+        let delta = desired_bytes.saturating_sub(current_bytes);
+        if budget.try_reserve(delta) {
+            self.reserved.fetch_add(delta, Ordering::Relaxed);
+            true
+        } else {
+            self.note_limit_hit(format!(
+                "{} {} more bytes do not fit in the budget of {} bytes ({} in use)",
+                MemoryBudget::REFUSAL,
+                delta,
+                budget.limit(),
+                budget.used()
+            ));
+            false
         }
     }
 
@@ -322,6 +355,59 @@ impl StoreShared {
 impl Drop for StoreShared {
     fn drop(&mut self) {
         self.engine.retire_store(&self.stats());
+        if let Some(budget) = self.budget.get() {
+            budget.release(self.reserved.load(Ordering::Relaxed));
+        }
+    }
+}
+
+/// Linear memory that several stores share out, in bytes: each store given
+/// the budget ([`Store::set_memory_budget`]) takes what its memories grow by
+/// and gives it back when it is dropped. Growth past the budget fails the
+/// way any memory limit does (`memory.grow` returns -1 in wasm, the host
+/// gets [`Error::Limit`], an instantiation fails with it).
+#[derive(Debug)]
+pub struct MemoryBudget {
+    limit: u64,
+    used: AtomicU64,
+}
+
+impl MemoryBudget {
+    /// How a refusal's message (see [`Store::take_limit_refusal`]) starts.
+    pub const REFUSAL: &'static str = "memory budget:";
+
+    /// A budget of `bytes`.
+    pub fn new(bytes: u64) -> Arc<Self> {
+        Arc::new(Self {
+            limit: bytes,
+            used: AtomicU64::new(0),
+        })
+    }
+
+    /// The budget.
+    pub fn limit(&self) -> u64 {
+        self.limit
+    }
+
+    /// What the stores hold now.
+    pub fn used(&self) -> u64 {
+        self.used.load(Ordering::Acquire)
+    }
+
+    fn try_reserve(&self, bytes: u64) -> bool {
+        self.used
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
+                used.checked_add(bytes).filter(|n| *n <= self.limit)
+            })
+            .is_ok()
+    }
+
+    fn release(&self, bytes: u64) {
+        let _ = self
+            .used
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
+                Some(used.saturating_sub(bytes))
+            });
     }
 }
 
@@ -399,6 +485,16 @@ impl<B: Backend, T: Send + 'static> Store<B, T> {
         self.limits = limits;
         self.shared
             .set_limits(self.engine.config().get_max_memory_pages(), limits);
+    }
+
+    /// Makes this store's memories take their size from `budget`, shared
+    /// with other stores (see [`MemoryBudget`]). Only the first budget given
+    /// to a store counts; set it before creating memories.
+    pub fn set_memory_budget(&mut self, budget: Arc<MemoryBudget>) -> Result<()> {
+        self.shared
+            .budget
+            .set(budget)
+            .map_err(|_| Error::InvalidArgument("the store already has a memory budget".into()))
     }
 
     /// The limits set with [`Store::set_limits`].

@@ -586,3 +586,52 @@ where
         B::NAME
     );
 }
+
+/// A memory budget shared by stores: what one store's memories hold is not
+/// available to another until that store is dropped; growth in wasm past it
+/// returns -1, instantiation past it is `Error::Limit`.
+pub fn memory_budget_across_stores<B: Backend>() {
+    let engine = engine::<B>(&Config::new());
+    let wat = r#"(module (memory (export "memory") 2)
+        (func (export "grow") (param i32) (result i32) local.get 0 memory.grow))"#;
+    let module = module(&engine, wat);
+    let budget = anywasm_core::MemoryBudget::new(5 * 65536);
+    let store_with_budget = || {
+        let mut store = Store::new(&engine, ());
+        store.set_memory_budget(budget.clone()).unwrap();
+        store
+    };
+    let mut a = store_with_budget();
+    let ia = Linker::new().instantiate(&mut a, &module).unwrap();
+    let mut b = store_with_budget();
+    let ib = Linker::new().instantiate(&mut b, &module).unwrap();
+    assert_eq!(budget.used(), 4 * 65536, "{}", B::NAME);
+    // One page is left: A takes it, B finds none.
+    assert_eq!(
+        i32_of(call(&mut a, &ia, "grow", &[Val::I32(1)]).unwrap()),
+        2
+    );
+    assert_eq!(
+        i32_of(call(&mut b, &ib, "grow", &[Val::I32(1)]).unwrap()),
+        -1,
+        "{}",
+        B::NAME
+    );
+    let mut c = store_with_budget();
+    match Linker::new().instantiate(&mut c, &module) {
+        Err(Error::Limit(why)) => assert!(
+            why.starts_with(anywasm_core::MemoryBudget::REFUSAL),
+            "{why}"
+        ),
+        other => panic!("{}: expected a budget refusal, got {other:?}", B::NAME),
+    }
+    assert!(c.set_memory_budget(budget.clone()).is_err());
+    // A's memory goes back to the budget with A.
+    drop(a);
+    assert_eq!(budget.used(), 2 * 65536, "{}", B::NAME);
+    assert_eq!(
+        i32_of(call(&mut b, &ib, "grow", &[Val::I32(3)]).unwrap()),
+        2
+    );
+    assert_eq!(budget.used(), 5 * 65536);
+}
