@@ -138,6 +138,20 @@ pub enum PluginError {
         /// What was refused.
         detail: String,
     },
+    /// The runtime's memory budget, shared by all instances of all plugins
+    /// (see [`PluginRuntimeBuilder::memory_budget`](crate::PluginRuntimeBuilder::memory_budget)),
+    /// had no room for what the plugin's memory needed.
+    #[error(
+        "plugin `{plugin}` does not fit in the runtime's memory budget in `{function}`: {detail}"
+    )]
+    MemoryBudget {
+        /// Plugin id.
+        plugin: String,
+        /// Function (`<instantiate>` when a new instance did not fit).
+        function: String,
+        /// What was refused.
+        detail: String,
+    },
     /// The guest reported an error (through `anywasm.error`).
     #[error("plugin `{plugin}` failed in `{function}`: {message}")]
     Guest {

@@ -7,8 +7,8 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
 
 use anywasm::{
-    Backend, Error, Func, Instance, InterruptHandle, Memory, Module, Store, StoreLimits, TrapCode,
-    Val, ValType,
+    Backend, Error, Func, Instance, InterruptHandle, Memory, MemoryBudget, Module, Store,
+    StoreLimits, TrapCode, Val, ValType,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -477,11 +477,7 @@ impl<B: Backend> PluginInner<B> {
             },
             CallFailure::Engine(e) => {
                 if let Some(detail) = store.take_limit_refusal() {
-                    return PluginError::MemoryLimit {
-                        plugin,
-                        function,
-                        detail,
-                    };
+                    return memory_refusal(plugin, function, detail);
                 }
                 match e {
                     Error::Trap {
@@ -502,11 +498,7 @@ impl<B: Backend> PluginInner<B> {
                         function,
                         code,
                     },
-                    Error::Limit(detail) => PluginError::MemoryLimit {
-                        plugin,
-                        function,
-                        detail,
-                    },
+                    Error::Limit(detail) => memory_refusal(plugin, function, detail),
                     Error::Host(h) if h.is::<AbiFault>() => PluginError::AbiViolation {
                         plugin,
                         function,
@@ -564,6 +556,11 @@ impl<B: Backend> PluginInner<B> {
         limits.max_memory_pages = self.manifest.limits.max_memory_pages;
         limits.max_table_elements = self.manifest.limits.max_table_elements;
         store.set_limits(limits);
+        if let Some(budget) = &self.runtime.budget {
+            store
+                .set_memory_budget(budget.clone())
+                .map_err(|e| engine_err(id, e))?;
+        }
         self.arm(&mut store).map_err(|e| engine_err(id, e))?;
         let instance = match self
             .runtime
@@ -1080,5 +1077,22 @@ impl<B: Backend> Plugin<B> {
     /// The manifest the plugin was loaded with.
     pub fn manifest(&self) -> &Manifest {
         &self.inner.manifest
+    }
+}
+
+/// A refused memory growth: the runtime's budget or the plugin's own limit.
+fn memory_refusal(plugin: String, function: String, detail: String) -> PluginError {
+    if detail.contains(MemoryBudget::REFUSAL) {
+        PluginError::MemoryBudget {
+            plugin,
+            function,
+            detail,
+        }
+    } else {
+        PluginError::MemoryLimit {
+            plugin,
+            function,
+            detail,
+        }
     }
 }

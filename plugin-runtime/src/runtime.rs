@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use anywasm::{Backend, Config, ContentHash, Engine, Linker, Module};
+use anywasm::{Backend, Config, ContentHash, Engine, Linker, MemoryBudget, Module};
 
 use crate::error::{PluginError, Result};
 use crate::host::{HostFunctions, PluginState, define_all};
@@ -18,6 +18,8 @@ pub(crate) struct RuntimeInner<B: Backend> {
     modules: Mutex<ModuleCache<B>>,
     compiled: AtomicU64,
     cache_hits: AtomicU64,
+    /// Shared by the stores of every instance of every plugin.
+    pub(crate) budget: Option<Arc<MemoryBudget>>,
 }
 
 /// Compiled modules by the hash of their bytes, least recently used first
@@ -138,6 +140,7 @@ pub struct PluginRuntimeBuilder<B: Backend> {
     host: HostFunctions,
     config: Config,
     cache_bytes: u64,
+    memory_budget: Option<u64>,
     _backend: std::marker::PhantomData<B>,
 }
 
@@ -161,6 +164,19 @@ impl<B: Backend> PluginRuntimeBuilder<B> {
     /// changes.
     pub fn module_cache_bytes(mut self, bytes: u64) -> Self {
         self.cache_bytes = bytes;
+        self
+    }
+
+    /// The most linear memory, in bytes, that all instances of all plugins
+    /// of this runtime may hold together, old versions still draining after
+    /// a reload included (no budget by default; each instance still has its
+    /// manifest's `max_memory_pages`). A memory that would grow past it
+    /// fails like any memory limit: `memory.grow` answers -1 to the guest,
+    /// and an instance that cannot be created or a call that cannot get its
+    /// memory ends with [`PluginError::MemoryBudget`]. Memory returns to the
+    /// budget when an instance is dropped.
+    pub fn memory_budget(mut self, bytes: u64) -> Self {
+        self.memory_budget = Some(bytes);
         self
     }
 
@@ -188,6 +204,7 @@ impl<B: Backend> PluginRuntimeBuilder<B> {
                 }),
                 compiled: AtomicU64::new(0),
                 cache_hits: AtomicU64::new(0),
+                budget: self.memory_budget.map(MemoryBudget::new),
             }),
         })
     }
@@ -200,6 +217,7 @@ impl<B: Backend> PluginRuntime<B> {
             host: HostFunctions::default(),
             config: Config::new(),
             cache_bytes: DEFAULT_MODULE_CACHE_BYTES,
+            memory_budget: None,
             _backend: std::marker::PhantomData,
         }
     }
@@ -232,6 +250,12 @@ impl<B: Backend> PluginRuntime<B> {
     pub fn cache_size(&self) -> (usize, u64) {
         let cache = self.inner.modules.lock().unwrap_or_else(|e| e.into_inner());
         (cache.entries.len(), cache.bytes)
+    }
+
+    /// `(bytes in use, budget)` of the runtime's memory budget, if it has
+    /// one (see [`PluginRuntimeBuilder::memory_budget`]).
+    pub fn memory_budget(&self) -> Option<(u64, u64)> {
+        self.inner.budget.as_ref().map(|b| (b.used(), b.limit()))
     }
 
     /// `(modules compiled, loads served from the cache)`.

@@ -8,7 +8,9 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use anywasm::{Backend, ValType};
-use anywasm_plugin::{Format, Limits, Manifest, Number, Plugin, PluginError, PluginRuntime};
+use anywasm_plugin::{
+    Format, Limits, Manifest, Number, Plugin, PluginError, PluginRuntime, PluginRuntimeBuilder,
+};
 
 const SAFETY: &str = include_str!("fixtures/safety.wat");
 
@@ -21,44 +23,45 @@ struct Switches {
 }
 
 fn runtime<B: Backend>(switches: &Arc<Switches>) -> PluginRuntime<B> {
+    builder::<B>(switches).build().unwrap()
+}
+
+fn builder<B: Backend>(switches: &Arc<Switches>) -> PluginRuntimeBuilder<B> {
     let (s1, s2, s3) = (switches.clone(), switches.clone(), switches.clone());
-    PluginRuntime::<B>::builder()
-        .host(move |h| {
-            h.register_numeric("init_hook", &[], &[], move |_, _| {
-                if s1.panic_in_init.load(Ordering::SeqCst) {
-                    panic!("initialize hook panics");
-                }
-                Ok(vec![])
-            });
-            h.register_numeric("save_hook", &[], &[], move |_, _| {
-                if s2.panic_in_save.load(Ordering::SeqCst) {
-                    panic!("state save hook panics");
-                }
-                Ok(vec![])
-            });
-            h.register_numeric(
-                "fail_num",
-                &[ValType::I32],
-                &[ValType::I32],
-                |_, args| match args {
-                    [Number::I32(x)] if *x < 0 => Err(format!("negative: {x}")),
-                    [Number::I32(x)] => Ok(vec![Number::I32(*x)]),
-                    _ => Err("bad arguments".into()),
-                },
-            );
-            h.register_numeric("reenter", &[], &[ValType::I32], move |_, _| {
-                let refused = s3.plugin.get().is_some_and(|f| f());
-                Ok(vec![Number::I32(i32::from(refused))])
-            });
-            h.register_numeric("nap", &[ValType::I32], &[], |_, args| {
-                if let [Number::I32(ms)] = args {
-                    std::thread::sleep(Duration::from_millis(*ms as u64));
-                }
-                Ok(vec![])
-            });
-        })
-        .build()
-        .unwrap()
+    PluginRuntime::<B>::builder().host(move |h| {
+        h.register_numeric("init_hook", &[], &[], move |_, _| {
+            if s1.panic_in_init.load(Ordering::SeqCst) {
+                panic!("initialize hook panics");
+            }
+            Ok(vec![])
+        });
+        h.register_numeric("save_hook", &[], &[], move |_, _| {
+            if s2.panic_in_save.load(Ordering::SeqCst) {
+                panic!("state save hook panics");
+            }
+            Ok(vec![])
+        });
+        h.register_numeric(
+            "fail_num",
+            &[ValType::I32],
+            &[ValType::I32],
+            |_, args| match args {
+                [Number::I32(x)] if *x < 0 => Err(format!("negative: {x}")),
+                [Number::I32(x)] => Ok(vec![Number::I32(*x)]),
+                _ => Err("bad arguments".into()),
+            },
+        );
+        h.register_numeric("reenter", &[], &[ValType::I32], move |_, _| {
+            let refused = s3.plugin.get().is_some_and(|f| f());
+            Ok(vec![Number::I32(i32::from(refused))])
+        });
+        h.register_numeric("nap", &[ValType::I32], &[], |_, args| {
+            if let [Number::I32(ms)] = args {
+                std::thread::sleep(Duration::from_millis(*ms as u64));
+            }
+            Ok(vec![])
+        });
+    })
 }
 
 fn load<B: Backend>(
@@ -356,12 +359,89 @@ pub fn reload_drains_then_hands_over<B: Backend>() {
     );
 }
 
+/// The runtime's memory budget is shared by all instances of all plugins,
+/// old versions draining after a reload included; what does not fit is a
+/// typed error (or -1 from `memory.grow`), and dropped instances give their
+/// memory back.
+pub fn memory_budget_across_plugins<B: Backend>() {
+    const PAGE: u64 = 65536;
+    let switches = Arc::default();
+    let rt = builder::<B>(&switches)
+        .memory_budget(5 * PAGE)
+        .build()
+        .unwrap();
+    let wat = SAFETY;
+    let manifest = |id: &str| {
+        Manifest::from_bytes(id, wat::parse_str(wat).unwrap())
+            .format(Format::Raw)
+            .allow("host.*")
+            .max_instances(1)
+    };
+    let a = rt.load(manifest("a")).unwrap();
+    let b = rt.load(manifest("b")).unwrap();
+    assert_eq!(
+        rt.memory_budget(),
+        Some((4 * PAGE, 5 * PAGE)),
+        "{}",
+        B::NAME
+    );
+    // 4 + 2 pages do not fit in 5; 4 + 1 do.
+    assert_eq!(i32_out(a.call_raw("grow", &2i32.to_le_bytes())), -1);
+    assert_eq!(i32_out(a.call_raw("grow", &1i32.to_le_bytes())), 2);
+    // A third plugin's first instance does not fit.
+    match rt.load(manifest("c")) {
+        Err(PluginError::MemoryBudget {
+            plugin, function, ..
+        }) => {
+            assert_eq!(plugin, "c");
+            assert_eq!(function, "<instantiate>");
+        }
+        other => panic!("{}: {other:?}", B::NAME),
+    }
+    // Dropping b gives its 2 pages back.
+    drop(b);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while rt.memory_budget().unwrap().0 != 3 * PAGE && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(rt.memory_budget().unwrap().0, 3 * PAGE, "{}", B::NAME);
+    let c = rt.load(manifest("c")).unwrap();
+    assert_eq!(i32_out(c.call_raw("version", b"")), 1);
+    // A reload of a (3 pages) needs room for the new instance (2 pages)
+    // while the old one drains: 5 + 2 do not fit, the reload fails and a
+    // keeps working on the old code.
+    let v2 = wat::parse_str(wat.replace(
+        "(global $version i32 (i32.const 1))",
+        "(global $version i32 (i32.const 2))",
+    ))
+    .unwrap();
+    match a.reload(&v2) {
+        Err(PluginError::MemoryBudget { plugin, .. }) => assert_eq!(plugin, "a"),
+        other => panic!("{}: {other:?}", B::NAME),
+    }
+    assert_eq!(i32_out(a.call_raw("version", b"")), 1);
+    drop(c);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while rt.memory_budget().unwrap().0 != 3 * PAGE && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    a.reload(&v2).unwrap();
+    assert_eq!(i32_out(a.call_raw("version", b"")), 2);
+    // Once the old instance is gone, a holds 2 pages.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while rt.memory_budget().unwrap().0 != 2 * PAGE && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(rt.memory_budget().unwrap().0, 2 * PAGE, "{}", B::NAME);
+}
+
 macro_rules! safety_tests {
     ($name:ident, $b:ty) => {
         mod $name {
             safety_tests!(@cases $b; default_limits_stop_an_infinite_loop, cancel_ends_calls_in_flight,
                 panics_lose_no_instance, busy_pool_times_out, reentrant_calls_are_refused,
-                host_errors_are_typed, size_limits, key_value_store, reload_drains_then_hands_over);
+                host_errors_are_typed, size_limits, key_value_store, reload_drains_then_hands_over,
+                memory_budget_across_plugins);
         }
     };
     (@cases $b:ty; $($case:ident),*) => {
