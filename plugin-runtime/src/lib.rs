@@ -35,6 +35,9 @@
 //!   fresh instance.
 //! - **Sharing**: modules are compiled once per content hash; a [`Plugin`] is
 //!   `Send + Sync` and serves concurrent calls from a bounded pool.
+//! - **Backend by name**: [`AnyPluginRuntime`] and [`AnyPlugin`] take the
+//!   backend as a [`anywasm::BackendKind`] at run time (e.g. from
+//!   configuration), with no backend type at the call site.
 //! - **Hot reload**: [`Plugin::watch`] or [`Plugin::reload`], with an
 //!   optional state hand-over.
 //!
@@ -42,6 +45,7 @@
 //! `default-backend` (default), `wasmtime`, `wasmi`, `wasmer`: forwarded to `anywasm`.
 
 mod abi;
+mod any;
 mod error;
 mod host;
 mod manifest;
@@ -50,6 +54,7 @@ mod reload;
 mod runtime;
 
 pub use abi::{ABI_VERSION, METADATA_SECTION, Metadata};
+pub use any::{AnyPlugin, AnyPluginRuntime, AnyPluginRuntimeBuilder};
 pub use error::{PluginError, Result};
 pub use host::{HostContext, HostFunctions, Number};
 pub use manifest::{
@@ -78,5 +83,7 @@ mod tests {
     fn plugins_and_runtimes_are_send_and_sync() {
         assert_send_sync::<Plugin<anywasm::DefaultBackend>>();
         assert_send_sync::<PluginRuntime<anywasm::DefaultBackend>>();
+        assert_send_sync::<AnyPlugin>();
+        assert_send_sync::<AnyPluginRuntime>();
     }
 }

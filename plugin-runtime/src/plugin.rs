@@ -913,16 +913,8 @@ impl<B: Backend> Plugin<B> {
         function: &str,
         input: &In,
     ) -> Result<Out> {
-        let format = self.format();
-        let bytes = encode(format, input).map_err(|detail| PluginError::Encode {
-            plugin: self.id().to_string(),
-            detail,
-        })?;
-        let out = self.inner.call_bytes(function, &bytes)?;
-        decode(format, &out).map_err(|detail| PluginError::AbiViolation {
-            plugin: self.id().to_string(),
-            function: function.to_string(),
-            detail: format!("the output does not decode: {detail}"),
+        call_serde(self.id(), self.format(), function, input, |bytes| {
+            self.inner.call_bytes(function, bytes)
         })
     }
 
@@ -1078,6 +1070,26 @@ impl<B: Backend> Plugin<B> {
     pub fn manifest(&self) -> &Manifest {
         &self.inner.manifest
     }
+}
+
+/// A serde call: encodes `input` in `format`, calls, decodes the output.
+pub(crate) fn call_serde<In: Serialize, Out: DeserializeOwned>(
+    id: &str,
+    format: Format,
+    function: &str,
+    input: &In,
+    call: impl FnOnce(&[u8]) -> Result<Vec<u8>>,
+) -> Result<Out> {
+    let bytes = encode(format, input).map_err(|detail| PluginError::Encode {
+        plugin: id.to_string(),
+        detail,
+    })?;
+    let out = call(&bytes)?;
+    decode(format, &out).map_err(|detail| PluginError::AbiViolation {
+        plugin: id.to_string(),
+        function: function.to_string(),
+        detail: format!("the output does not decode: {detail}"),
+    })
 }
 
 /// A refused memory growth: the runtime's budget or the plugin's own limit.

@@ -135,53 +135,27 @@ impl<B: Backend> std::fmt::Debug for PluginRuntime<B> {
     }
 }
 
-/// Configures a [`PluginRuntime`].
-pub struct PluginRuntimeBuilder<B: Backend> {
-    host: HostFunctions,
-    config: Config,
-    cache_bytes: u64,
-    memory_budget: Option<u64>,
-    _backend: std::marker::PhantomData<B>,
+/// What a runtime is built from, whichever way its backend is chosen.
+pub(crate) struct Options {
+    pub(crate) host: HostFunctions,
+    pub(crate) config: Config,
+    pub(crate) cache_bytes: u64,
+    pub(crate) memory_budget: Option<u64>,
 }
 
-impl<B: Backend> PluginRuntimeBuilder<B> {
-    /// Registers host functions (see [`HostFunctions`]).
-    pub fn host(mut self, f: impl FnOnce(&mut HostFunctions)) -> Self {
-        f(&mut self.host);
-        self
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            host: HostFunctions::default(),
+            config: Config::new(),
+            cache_bytes: DEFAULT_MODULE_CACHE_BYTES,
+            memory_budget: None,
+        }
     }
+}
 
-    /// Replaces the engine configuration. Fuel and interruption stay on when
-    /// the backend supports them, since per-call limits need them.
-    pub fn config(mut self, config: Config) -> Self {
-        self.config = config;
-        self
-    }
-
-    /// The most WebAssembly (in bytes of modules) the module cache keeps;
-    /// the least recently used modules go first ([`DEFAULT_MODULE_CACHE_BYTES`]
-    /// by default). Plugins keep their own modules alive however the cache
-    /// changes.
-    pub fn module_cache_bytes(mut self, bytes: u64) -> Self {
-        self.cache_bytes = bytes;
-        self
-    }
-
-    /// The most linear memory, in bytes, that all instances of all plugins
-    /// of this runtime may hold together, old versions still draining after
-    /// a reload included (no budget by default; each instance still has its
-    /// manifest's `max_memory_pages`). A memory that would grow past it
-    /// fails like any memory limit: `memory.grow` answers -1 to the guest,
-    /// and an instance that cannot be created or a call that cannot get its
-    /// memory ends with [`PluginError::MemoryBudget`]. Memory returns to the
-    /// budget when an instance is dropped.
-    pub fn memory_budget(mut self, bytes: u64) -> Self {
-        self.memory_budget = Some(bytes);
-        self
-    }
-
-    /// Creates the runtime.
-    pub fn build(self) -> Result<PluginRuntime<B>> {
+impl Options {
+    pub(crate) fn build<B: Backend>(self) -> Result<PluginRuntime<B>> {
         let runtime_err = |source| PluginError::Engine {
             plugin: "<runtime>".into(),
             source,
@@ -210,14 +184,61 @@ impl<B: Backend> PluginRuntimeBuilder<B> {
     }
 }
 
+/// Configures a [`PluginRuntime`] (or, from
+/// [`AnyPluginRuntime::builder`](crate::AnyPluginRuntime::builder), a
+/// runtime whose backend is named at run time).
+pub struct PluginRuntimeBuilder<B: Backend> {
+    opts: Options,
+    _backend: std::marker::PhantomData<B>,
+}
+
+impl<B: Backend> PluginRuntimeBuilder<B> {
+    /// Registers host functions (see [`HostFunctions`]).
+    pub fn host(mut self, f: impl FnOnce(&mut HostFunctions)) -> Self {
+        f(&mut self.opts.host);
+        self
+    }
+
+    /// Replaces the engine configuration. Fuel and interruption stay on when
+    /// the backend supports them, since per-call limits need them.
+    pub fn config(mut self, config: Config) -> Self {
+        self.opts.config = config;
+        self
+    }
+
+    /// The most WebAssembly (in bytes of modules) the module cache keeps;
+    /// the least recently used modules go first ([`DEFAULT_MODULE_CACHE_BYTES`]
+    /// by default). Plugins keep their own modules alive however the cache
+    /// changes.
+    pub fn module_cache_bytes(mut self, bytes: u64) -> Self {
+        self.opts.cache_bytes = bytes;
+        self
+    }
+
+    /// The most linear memory, in bytes, that all instances of all plugins
+    /// of this runtime may hold together, old versions still draining after
+    /// a reload included (no budget by default; each instance still has its
+    /// manifest's `max_memory_pages`). A memory that would grow past it
+    /// fails like any memory limit: `memory.grow` answers -1 to the guest,
+    /// and an instance that cannot be created or a call that cannot get its
+    /// memory ends with [`PluginError::MemoryBudget`]. Memory returns to the
+    /// budget when an instance is dropped.
+    pub fn memory_budget(mut self, bytes: u64) -> Self {
+        self.opts.memory_budget = Some(bytes);
+        self
+    }
+
+    /// Creates the runtime.
+    pub fn build(self) -> Result<PluginRuntime<B>> {
+        self.opts.build()
+    }
+}
+
 impl<B: Backend> PluginRuntime<B> {
     /// A builder, to register host functions first.
     pub fn builder() -> PluginRuntimeBuilder<B> {
         PluginRuntimeBuilder {
-            host: HostFunctions::default(),
-            config: Config::new(),
-            cache_bytes: DEFAULT_MODULE_CACHE_BYTES,
-            memory_budget: None,
+            opts: Options::default(),
             _backend: std::marker::PhantomData,
         }
     }
