@@ -51,6 +51,14 @@ impl BackendEngine for Wasmi {
             .wasm_extended_const(f.extended_const)
             .wasm_wide_arithmetic(f.wide_arithmetic)
             .wasm_custom_page_sizes(f.custom_page_sizes);
+        if config.interruptible_enabled() {
+            // Interruptible stores run calls in fuel slices and resume them
+            // when a slice runs out. wasmi charges the translation of a
+            // lazily compiled function to the fuel at hand and, when that
+            // runs out, fails the call without a way to resume it; compiling
+            // every function up front keeps slices invisible.
+            c.compilation_mode(wasmi::CompilationMode::Eager);
+        }
         if let Some(bytes) = config.get_max_wasm_stack() {
             // wasmi keeps wasm values on its own stack of 8-byte cells, and
             // counts call frames separately; a frame costs at least a few cells.

@@ -65,7 +65,8 @@ macro_rules! conformance_tests {
             fuel_is_one_budget_across_instances, deadline_stops_a_loop_without_stores,
             waiting_host_function_ends_with_the_deadline,
             deadlines_do_not_interrupt_system_calls, caller_through_a_funcref,
-            an_interrupt_as_a_call_returns_stops_the_next, memory_budget_across_stores
+            an_interrupt_as_a_call_returns_stops_the_next, memory_budget_across_stores,
+            first_calls_under_a_deadline
         );
     };
     (@cases $b:ty; $($case:ident),* $(,)?) => {

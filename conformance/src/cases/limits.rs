@@ -635,3 +635,49 @@ pub fn memory_budget_across_stores<B: Backend>() {
     );
     assert_eq!(budget.used(), 5 * 65536);
 }
+
+/// Many big functions, each first called after some work, under a deadline
+/// (and with fuel): whatever engine mechanism implements the deadline (wasmi
+/// runs calls in fuel slices) must stay invisible, including when a function
+/// is compiled lazily at its first call. Found by the PDK tests: wasmi
+/// charged the lazy translation of a function (7 fuel per byte) to the
+/// current slice and failed the call with OutOfFuel when the slice ran
+/// short. With 100 functions of 2 KiB, some first calls land near the end of
+/// a slice.
+pub fn first_calls_under_a_deadline<B: Backend>() {
+    const FUNCS: i32 = 100;
+    let mut wat = String::from("(module\n");
+    for i in 0..FUNCS {
+        // Straight-line code (2 KiB of it), then a loop that spins a while.
+        let body = "(local.set 2 (i32.add (local.get 2) (i32.const 7)))".repeat(300);
+        wat.push_str(&format!(
+            "(func $f{i} (param i32) (result i32) (local i32 i32)
+               {body}
+               (loop $l (local.set 1 (i32.add (local.get 1) (i32.const 1)))
+                 (br_if $l (i32.lt_u (local.get 1) (local.get 0))))
+               (i32.add (local.get 1) (i32.sub (local.get 2) (i32.const 2100))))\n"
+        ));
+    }
+    wat.push_str("(func (export \"all\") (param i32) (result i32) (local i32)\n");
+    for i in 0..FUNCS {
+        wat.push_str(&format!(
+            "(local.set 1 (i32.add (local.get 1) (call $f{i} (local.get 0))))\n"
+        ));
+    }
+    wat.push_str("(local.get 1)))");
+    for fuel in [false, true] {
+        let mut config = Config::new();
+        config.interruptible(true).consume_fuel(fuel);
+        let engine = engine::<B>(&config);
+        let (mut store, inst) = instantiate(&engine, &wat, ());
+        if fuel {
+            store.set_fuel(u64::MAX).unwrap();
+        }
+        store.set_timeout(Duration::from_secs(600)).unwrap();
+        let r = call(&mut store, &inst, "all", &[Val::I32(1000)]);
+        match r {
+            Ok(v) => assert_eq!(i32_of(v), FUNCS * 1000, "{}", B::NAME),
+            Err(e) => panic!("{} (fuel {fuel}): {e}", B::NAME),
+        }
+    }
+}
