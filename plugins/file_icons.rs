@@ -1,11 +1,7 @@
 //! Example plugin in Rust: the same behaviour as `file_icons.c`.
 //!
 //! Built by `plugins/build.sh` with Debian's rustc (1.63) for
-//! wasm32-unknown-unknown; the PDK is included by path, no dependencies.
-
-#[path = "../pdk/rust/src/lib.rs"]
-#[allow(dead_code)]
-mod anywasm_pdk;
+//! wasm32-unknown-unknown, against the PDK compiled as a library.
 
 use anywasm_pdk::*;
 use std::cell::Cell;
@@ -42,7 +38,7 @@ pub extern "C" fn initialize(_ptr: i32, _len: i32) -> i64 {
 
 #[no_mangle]
 pub extern "C" fn handle_event(ptr: i32, len: i32) -> i64 {
-    let event = match Map::decode(format(), input(ptr, len)) {
+    let event = match input(ptr, len).and_then(|bytes| Map::decode(format(), &bytes)) {
         Ok(m) => m,
         Err(_) => return fail("handle_event expects {kind, path, size}"),
     };
@@ -66,7 +62,10 @@ pub extern "C" fn handle_event(ptr: i32, len: i32) -> i64 {
     let mut out = Map::new();
     out.insert("icon", Value::Str(icon));
     out.insert("priority", Value::U64(u64::from(priority)));
-    output(out.encode(format()))
+    match out.encode(format()) {
+        Ok(bytes) => output(bytes),
+        Err(e) => fail(&e.0),
+    }
 }
 
 #[no_mangle]
@@ -74,12 +73,19 @@ pub extern "C" fn stats(_ptr: i32, _len: i32) -> i64 {
     let mut out = Map::new();
     out.insert("calls", Value::U64(CALLS.with(|n| n.get())));
     out.insert("initialized", Value::U64(INITIALIZED.with(|n| n.get())));
-    output(out.encode(format()))
+    match out.encode(format()) {
+        Ok(bytes) => output(bytes),
+        Err(e) => fail(&e.0),
+    }
 }
 
 #[no_mangle]
 pub extern "C" fn echo_via_host(ptr: i32, len: i32) -> i64 {
-    match echo(input(ptr, len)) {
+    let bytes = match input(ptr, len) {
+        Ok(b) => b,
+        Err(e) => return fail(&e.0),
+    };
+    match echo(&bytes) {
         Ok(bytes) => output(bytes),
         Err(e) => fail(&e),
     }
