@@ -39,6 +39,10 @@
  * Build: clang-14 --target=wasm32-unknown-unknown -O2 -mbulk-memory -nostdlib \
  *          -Wl,--no-entry -Wl,--export-dynamic -o p.wasm p.c
  * (-mbulk-memory lets the compiler copy with memory.copy instead of a libc memcpy.)
+ * With libc over WASI (the manifest must grant WASI):
+ *        clang-14 --target=wasm32-wasi -O2 -mexec-model=reactor \
+ *          -Wl,--export-dynamic -o p.wasm p.c
+ * and the PDK's buffers come from malloc.
  */
 #ifndef ANYWASM_PDK_H
 #define ANYWASM_PDK_H
@@ -75,17 +79,40 @@ APDK_IMPORT("anywasm", "echo") long long anywasm_echo(const void *ptr, int len);
     APDK_EXPORT(#name) long long name(int ptr, int len)
 
 /* ---- memory -------------------------------------------------------------- */
-extern unsigned char __heap_base;
-static unsigned char *apdk_heap_top = 0;
-static apdk_u32 apdk_heap_end = 0;
-
 APDK_FN apdk_u32 apdk_strlen(const char *s) { apdk_u32 n = 0; while (s[n]) n++; return n; }
 APDK_FN int apdk_memeq(const char *a, const char *b, apdk_u32 n) {
     for (apdk_u32 i = 0; i < n; i++) if (a[i] != b[i]) return 0;
     return 1;
 }
 
-/* A bump allocator over the heap, reset before each call's input. */
+#ifdef __wasi__
+/* With wasi-libc (clang --target=wasm32-wasi -mexec-model=reactor), the
+ * heap belongs to malloc: each call's blocks are malloc'd, chained, and
+ * freed before the next call's input. */
+#include <stdlib.h>
+typedef struct apdk_block { struct apdk_block *next; unsigned long long align; } apdk_block;
+static apdk_block *apdk_blocks = 0;
+
+APDK_FN void *apdk_alloc(apdk_u32 n) {
+    if (n > 0xffffffffu - sizeof(apdk_block)) return 0;
+    apdk_block *b = (apdk_block *)malloc(sizeof(apdk_block) + n);
+    if (!b) return 0;
+    b->next = apdk_blocks;
+    apdk_blocks = b;
+    return b + 1;
+}
+
+APDK_EXPORT("anywasm_alloc") int anywasm_alloc(int len) {
+    while (apdk_blocks) { apdk_block *next = apdk_blocks->next; free(apdk_blocks); apdk_blocks = next; }
+    void *p = apdk_alloc((apdk_u32)len > 0 ? (apdk_u32)len : 1);
+    return (int)(apdk_u32)p;
+}
+#else
+/* Freestanding: a bump allocator over the heap, reset before each call's
+ * input. */
+extern unsigned char __heap_base;
+static unsigned char *apdk_heap_top = 0;
+
 APDK_FN void *apdk_alloc(apdk_u32 n) {
     if (!apdk_heap_top) apdk_heap_top = &__heap_base;
     apdk_u32 start = ((apdk_u32)apdk_heap_top + 7u) & ~7u;
@@ -97,7 +124,6 @@ APDK_FN void *apdk_alloc(apdk_u32 n) {
         if (__builtin_wasm_memory_grow(0, pages) == (apdk_u32)-1) return 0;
     }
     apdk_heap_top = (unsigned char *)end;
-    if (end > apdk_heap_end) apdk_heap_end = end;
     return (void *)start;
 }
 
@@ -108,6 +134,7 @@ APDK_EXPORT("anywasm_alloc") int anywasm_alloc(int len) {
     void *p = apdk_alloc((apdk_u32)len > 0 ? (apdk_u32)len : 1);
     return (int)(apdk_u32)p;
 }
+#endif
 
 static int apdk_format = 1; /* 1 MessagePack, 2 JSON, 0 raw */
 APDK_EXPORT("anywasm_set_format") void anywasm_set_format(int format) { apdk_format = format; }

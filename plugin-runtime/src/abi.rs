@@ -17,6 +17,9 @@ pub const SET_FORMAT: &str = "anywasm_set_format";
 pub const INITIALIZE: &str = "initialize";
 /// Called when an instance is retired.
 pub const SHUTDOWN: &str = "shutdown";
+/// A reactor's set-up export (wasi-libc, C++ constructors), run once per
+/// instance before anything else.
+pub const REACTOR_INITIALIZE: &str = "_initialize";
 /// State hand-over on reload: save.
 pub const STATE_SAVE: &str = "anywasm_state_save";
 /// State hand-over on reload: load.

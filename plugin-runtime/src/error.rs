@@ -152,6 +152,17 @@ pub enum PluginError {
         /// What was refused.
         detail: String,
     },
+    /// The plugin ended its own instance through WASI `proc_exit` (libc's
+    /// `exit`). The instance is replaced, as after a trap.
+    #[error("plugin `{plugin}` exited with status {code} in `{function}`")]
+    Exit {
+        /// Plugin id.
+        plugin: String,
+        /// Function.
+        function: String,
+        /// The exit status.
+        code: i32,
+    },
     /// The guest reported an error (through `anywasm.error`).
     #[error("plugin `{plugin}` failed in `{function}`: {message}")]
     Guest {

@@ -202,6 +202,8 @@ pub struct PluginState {
     pub(crate) guest_error: Option<String>,
     pub(crate) kv: Arc<Mutex<KvStore>>,
     pub(crate) limits: Limits,
+    /// The instance's WASI state (empty unless the manifest grants WASI).
+    pub(crate) wasi: anywasm_wasi::WasiCtx,
 }
 
 impl PluginState {
@@ -210,6 +212,7 @@ impl PluginState {
         format: Format,
         kv: Arc<Mutex<KvStore>>,
         limits: Limits,
+        wasi: anywasm_wasi::WasiCtx,
     ) -> Self {
         Self {
             ctx,
@@ -218,6 +221,7 @@ impl PluginState {
             guest_error: None,
             kv,
             limits,
+            wasi,
         }
     }
 }
@@ -347,6 +351,8 @@ pub(crate) fn define_all<B: Backend>(
 ) -> anywasm::Result<()> {
     use ValType::{I32, I64};
     let t = |p: &[ValType], r: &[ValType]| FuncType::new(p.iter().copied(), r.iter().copied());
+    // Only plugins whose manifest grants WASI may import it.
+    anywasm_wasi::add_to_linker(linker, |s: &mut PluginState| &mut s.wasi)?;
 
     linker.func_new("anywasm", "error", t(&[I32, I32], &[]), |mut c, p, _| {
         let msg = read_message(&mut c, &p[0], &p[1])?;

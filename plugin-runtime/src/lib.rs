@@ -38,6 +38,9 @@
 //! - **Backend by name**: [`AnyPluginRuntime`] and [`AnyPlugin`] take the
 //!   backend as a [`anywasm::BackendKind`] at run time (e.g. from
 //!   configuration), with no backend type at the call site.
+//! - **WASI**, granted per manifest ([`WasiGrant`]; off by default):
+//!   preopened directories read-only or read-write, environment, arguments,
+//!   standard output and error into the runtime's log.
 //! - **Hot reload**: [`Plugin::watch`] or [`Plugin::reload`], with an
 //!   optional state hand-over.
 //!
@@ -52,6 +55,7 @@ mod manifest;
 mod plugin;
 mod reload;
 mod runtime;
+mod wasi;
 
 pub use abi::{ABI_VERSION, METADATA_SECTION, Metadata};
 pub use any::{AnyPlugin, AnyPluginRuntime, AnyPluginRuntimeBuilder};
@@ -63,6 +67,7 @@ pub use manifest::{
 pub use plugin::{CancelHandle, Plugin, PluginStats};
 pub use reload::{ReloadEvent, ReloadWatcher};
 pub use runtime::{DEFAULT_MODULE_CACHE_BYTES, PluginRuntime, PluginRuntimeBuilder};
+pub use wasi::{GrantedDir, STDERR_LOG_LEVEL, STDOUT_LOG_LEVEL, WasiGrant};
 
 /// Re-exported so applications need only this crate.
 pub use anywasm;

@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::error::{PluginError, Result};
+use crate::wasi::WasiGrant;
 
 /// How inputs and outputs are serialised for a plugin.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Deserialize)]
@@ -176,6 +177,7 @@ pub struct Manifest {
     pub(crate) config: BTreeMap<String, String>,
     pub(crate) allowed: Vec<String>,
     pub(crate) max_instances: usize,
+    pub(crate) wasi: Option<WasiGrant>,
 }
 
 #[derive(Deserialize)]
@@ -192,6 +194,7 @@ struct ManifestFile {
     #[serde(default)]
     allow: Vec<String>,
     max_instances: Option<usize>,
+    wasi: Option<WasiGrant>,
 }
 
 impl Manifest {
@@ -206,6 +209,7 @@ impl Manifest {
             max_instances: std::thread::available_parallelism()
                 .map_or(2, |n| n.get())
                 .max(2),
+            wasi: None,
         }
     }
 
@@ -222,8 +226,8 @@ impl Manifest {
     /// Reads a JSON manifest:
     /// `{"id": "...", "wasm": "path", "format": "msgpack", "limits": {"fuel": 1000000,
     /// "deadline": 50, "max_memory_pages": 64}, "config": {...}, "allow": [...],
-    /// "max_instances": 4}` (deadline in milliseconds; a relative `wasm` path is
-    /// relative to the manifest).
+    /// "max_instances": 4, "wasi": {...}}` (deadline in milliseconds; a relative
+    /// `wasm` path is relative to the manifest; `wasi` as in [`WasiGrant`]).
     pub fn from_json_file(path: impl Into<PathBuf>) -> Result<Self> {
         let path = path.into();
         let text = std::fs::read_to_string(&path).map_err(|source| PluginError::Io {
@@ -244,6 +248,8 @@ impl Manifest {
         m.limits = f.limits;
         m.config = f.config;
         m.allowed = f.allow;
+        let dir = path.parent().unwrap_or(std::path::Path::new("."));
+        m.wasi = f.wasi.map(|w| w.relative_to(dir));
         if let Some(n) = f.max_instances {
             m = m.max_instances(n);
         }
@@ -317,6 +323,18 @@ impl Manifest {
         self
     }
 
+    /// Grants WASI (`wasi_snapshot_preview1`) as `grant` says; without it a
+    /// plugin that imports WASI does not load.
+    pub fn wasi(mut self, grant: WasiGrant) -> Self {
+        self.wasi = Some(grant);
+        self
+    }
+
+    /// The WASI grant, if any.
+    pub fn get_wasi(&self) -> Option<&WasiGrant> {
+        self.wasi.as_ref()
+    }
+
     /// How many instances may serve calls at the same time (at least 1).
     pub fn max_instances(mut self, n: usize) -> Self {
         self.max_instances = n.max(1);
@@ -330,6 +348,9 @@ impl Manifest {
 
     /// Whether the manifest grants `module`.`name`.
     pub fn grants(&self, module: &str, name: &str) -> bool {
+        if module == crate::wasi::WASI_MODULE {
+            return self.wasi.is_some();
+        }
         self.allowed
             .iter()
             .any(|a| a == &format!("{module}.{name}") || a.strip_suffix(".*") == Some(module))

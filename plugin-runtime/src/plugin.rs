@@ -480,6 +480,11 @@ impl<B: Backend> PluginInner<B> {
                     return memory_refusal(plugin, function, detail);
                 }
                 match e {
+                    Error::Exit(code) => PluginError::Exit {
+                        plugin,
+                        function,
+                        code,
+                    },
                     Error::Trap {
                         code: TrapCode::OutOfFuel,
                         ..
@@ -543,6 +548,10 @@ impl<B: Backend> PluginInner<B> {
 
     fn new_slot(&self, generation: &Generation<B>) -> Result<Slot<B>> {
         let id = self.id();
+        let wasi = match &self.manifest.wasi {
+            Some(grant) => grant.build(id, self.runtime.log.as_ref(), &self.manifest.limits)?,
+            None => anywasm_wasi::WasiCtx::empty(),
+        };
         let mut store = Store::new(
             &self.runtime.engine,
             PluginState::new(
@@ -550,6 +559,7 @@ impl<B: Backend> PluginInner<B> {
                 generation.format,
                 self.kv.clone(),
                 self.manifest.limits,
+                wasi,
             ),
         );
         let mut limits = StoreLimits::new();
@@ -600,6 +610,21 @@ impl<B: Backend> PluginInner<B> {
             funcs: HashMap::new(),
             interrupt,
         };
+        // A reactor (C with wasi-libc, C++) sets itself up in `_initialize`
+        // before any other export may run.
+        if let Ok(f) = slot
+            .instance
+            .get_func(&mut slot.store, abi::REACTOR_INITIALIZE)
+        {
+            if let Err(e) = f.invoke(&mut slot.store, &[]) {
+                return Err(self.name_failure(
+                    CallFailure::Engine(e),
+                    abi::REACTOR_INITIALIZE,
+                    &mut slot.store,
+                ));
+            }
+            self.arm(&mut slot.store).map_err(|e| engine_err(id, e))?;
+        }
         if let Ok(f) = slot.instance.get_func(&mut slot.store, abi::SET_FORMAT) {
             let r = f.invoke(&mut slot.store, &[Val::I32(generation.format.abi_code())]);
             if let Err(e) = r {

@@ -20,6 +20,8 @@ pub(crate) struct RuntimeInner<B: Backend> {
     cache_hits: AtomicU64,
     /// Shared by the stores of every instance of every plugin.
     pub(crate) budget: Option<Arc<MemoryBudget>>,
+    /// Receives log lines (and WASI standard output and error).
+    pub(crate) log: Option<crate::host::LogFn>,
 }
 
 /// Compiled modules by the hash of their bytes, least recently used first
@@ -179,6 +181,7 @@ impl Options {
                 compiled: AtomicU64::new(0),
                 cache_hits: AtomicU64::new(0),
                 budget: self.memory_budget.map(MemoryBudget::new),
+                log: self.host.log.clone(),
             }),
         })
     }

@@ -38,6 +38,82 @@ pub enum Output {
     Capture(Captured),
     /// The host process's own stream.
     Inherit,
+    /// Line by line to a function of the host ([`Lines`]), e.g. its log.
+    Lines(Lines),
+}
+
+/// Standard output or error delivered line by line: each complete line
+/// (without its newline, decoded lossily as UTF-8) goes to a function of the
+/// host. A line longer than the maximum is delivered in pieces of that
+/// size, so the host never holds more than one maximum-length line per
+/// stream; text left without a newline is delivered when the program's
+/// [`WasiCtx`] is dropped.
+#[derive(Clone)]
+pub struct Lines {
+    inner: Arc<LinesInner>,
+}
+
+struct LinesInner {
+    deliver: Box<dyn Fn(&str) + Send + Sync>,
+    pending: Mutex<Vec<u8>>,
+    max_line: usize,
+}
+
+impl std::fmt::Debug for Lines {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lines")
+            .field("max_line", &self.inner.max_line)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Lines {
+    /// Lines of at most `max_line` bytes (at least 1) to `deliver`.
+    pub fn new(max_line: usize, deliver: impl Fn(&str) + Send + Sync + 'static) -> Self {
+        Self {
+            inner: Arc::new(LinesInner {
+                deliver: Box::new(deliver),
+                pending: Mutex::new(Vec::new()),
+                max_line: max_line.max(1),
+            }),
+        }
+    }
+
+    fn write(&self, mut bytes: &[u8]) -> usize {
+        let n = bytes.len();
+        let inner = &*self.inner;
+        let mut pending = inner.pending.lock().unwrap_or_else(|p| p.into_inner());
+        while !bytes.is_empty() {
+            let room = inner.max_line - pending.len();
+            let take = bytes.len().min(room);
+            match bytes[..take].iter().position(|b| *b == b'\n') {
+                Some(i) => {
+                    pending.extend_from_slice(&bytes[..i]);
+                    (inner.deliver)(&String::from_utf8_lossy(&pending));
+                    pending.clear();
+                    bytes = &bytes[i + 1..];
+                }
+                None => {
+                    pending.extend_from_slice(&bytes[..take]);
+                    bytes = &bytes[take..];
+                    if pending.len() == inner.max_line {
+                        (inner.deliver)(&String::from_utf8_lossy(&pending));
+                        pending.clear();
+                    }
+                }
+            }
+        }
+        n
+    }
+}
+
+impl Drop for LinesInner {
+    fn drop(&mut self) {
+        let pending = self.pending.get_mut().unwrap_or_else(|p| p.into_inner());
+        if !pending.is_empty() {
+            (self.deliver)(&String::from_utf8_lossy(pending));
+        }
+    }
 }
 
 /// Bytes a program wrote to a captured stream.
@@ -248,18 +324,7 @@ impl WasiConfig {
 
     /// Opens the preopened directories and makes the program's state.
     pub fn build(self) -> Result<WasiCtx, anywasm_core::Error> {
-        let stdio = |kind, base| {
-            Some(Entry {
-                fd: kind,
-                base,
-                inheriting: 0,
-            })
-        };
-        let mut fds = vec![
-            stdio(Fd::Stdin, rights::STDIN),
-            stdio(Fd::Stdout, rights::STDOUT),
-            stdio(Fd::Stderr, rights::STDOUT),
-        ];
+        let mut fds = stdio();
         for p in &self.preopens {
             let dir = Dir::open_ambient_dir(&p.host, ambient_authority()).map_err(|source| {
                 anywasm_core::Error::Io {
@@ -278,7 +343,11 @@ impl WasiConfig {
                 inheriting,
             }));
         }
-        Ok(WasiCtx {
+        Ok(self.into_ctx(fds))
+    }
+
+    fn into_ctx(self, fds: Vec<Option<Entry>>) -> WasiCtx {
+        WasiCtx {
             args: self.args,
             env: self.env,
             stdin: self.stdin,
@@ -289,8 +358,24 @@ impl WasiConfig {
             max_open_files: self.max_open_files,
             start: Instant::now(),
             memory: None,
-        })
+        }
     }
+}
+
+/// The three standard streams' descriptors.
+fn stdio() -> Vec<Option<Entry>> {
+    let entry = |kind, base| {
+        Some(Entry {
+            fd: kind,
+            base,
+            inheriting: 0,
+        })
+    };
+    vec![
+        entry(Fd::Stdin, rights::STDIN),
+        entry(Fd::Stdout, rights::STDOUT),
+        entry(Fd::Stderr, rights::STDOUT),
+    ]
 }
 
 /// An open directory.
@@ -349,6 +434,13 @@ impl std::fmt::Debug for WasiCtx {
 }
 
 impl WasiCtx {
+    /// A program state with nothing: no arguments, environment or
+    /// directories, empty input, output discarded (what
+    /// `WasiConfig::new().build()` gives, without a `Result`).
+    pub fn empty() -> Self {
+        WasiConfig::new().into_ctx(stdio())
+    }
+
     /// The memory WASI reads and writes for a program that imports its
     /// memory instead of exporting it as `memory` (a position-independent
     /// main program of the dynamic linker, for example). A program that
@@ -394,6 +486,7 @@ impl WasiCtx {
         match if err { &self.stderr } else { &self.stdout } {
             Output::Discard => Ok(bytes.len()),
             Output::Capture(c) => c.write(bytes),
+            Output::Lines(l) => Ok(l.write(bytes)),
             Output::Inherit if err => std::io::stderr().write_all(bytes).map(|_| bytes.len()),
             Output::Inherit => {
                 let mut out = std::io::stdout();
@@ -402,5 +495,24 @@ impl WasiCtx {
                 Ok(bytes.len())
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_split_at_newlines_and_at_the_maximum() {
+        let got = Arc::new(Mutex::new(Vec::<String>::new()));
+        let sink = {
+            let got = got.clone();
+            Lines::new(4, move |l| got.lock().unwrap().push(l.to_string()))
+        };
+        assert_eq!(sink.write(b"ab\ncdefgh"), 9);
+        assert_eq!(sink.write(b"i\n\nxy"), 5);
+        assert_eq!(*got.lock().unwrap(), ["ab", "cdef", "ghi", ""]);
+        drop(sink);
+        assert_eq!(got.lock().unwrap().last().unwrap(), "xy");
     }
 }
