@@ -1,0 +1,31 @@
+//! Every input a fuzz target crashed on, run again through that target
+//! (each on all three backends). The inputs are in `tests/regressions/`,
+//! named `<target>-<hash>.bin`; RELIABILITY.md says what each one found.
+//!
+//! `compile-de800ad4.bin` (the WASI fixture `hello.wasm`) overflowed the
+//! native stack in wasmi only in the fuzz build, whose coverage
+//! instrumentation keeps LLVM from turning wasmi's dispatch tail calls into
+//! jumps; the same happened to any application's debug build, since
+//! anywasm had not enabled wasmi's `auto-dispatch`. Here it runs in the test
+//! profile; `.ci/run` checks the debug-build case with wasmi at opt-level 0,
+//! and the fuzz crate enables `wasmi-portable-dispatch`.
+
+fn run_all(target: &str, run: fn(&[u8])) {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/regressions");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if name.starts_with(&format!("{target}-")) {
+            eprintln!("{name}");
+            run(&std::fs::read(&path).unwrap());
+            n += 1;
+        }
+    }
+    eprintln!("{target}: {n} inputs");
+}
+
+#[test]
+fn compile() {
+    run_all("compile", anywasm_fuzzing::compile::run);
+}
