@@ -27,6 +27,9 @@ impl BackendEngine for Wasmi {
         c.memory_slice = true;
         c.extern_ref = true;
         c.exact_caller = true;
+        // wasmi keeps compiled functions in the engine's code map until the
+        // engine is dropped.
+        c.code_freed_with_module = false;
         // Everything the layer represents; wasmi implements no threads,
         // exceptions, typed references or GC.
         c.features = Features::representable();

@@ -32,6 +32,8 @@ impl BackendEngine for Wasmtime {
         c.memory_slice = true;
         c.extern_ref = true;
         c.exact_caller = true;
+        // A module's code is reference-counted and unmapped with it.
+        c.code_freed_with_module = true;
         // wasmtime implements more (threads, exceptions, GC), which the layer
         // cannot represent yet; see `Features::representable`.
         c.features = Features::representable();

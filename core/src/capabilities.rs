@@ -35,6 +35,12 @@ pub struct Capabilities {
     /// for the instance that imported the host function. Both answer for the
     /// calling instance when a host function is called as its own import.
     pub exact_caller: bool,
+    /// Dropping a module, with the instances and stores made from it, frees
+    /// its compiled code. Without it (wasmi, wasmer) compiled code stays
+    /// until its engine is dropped: a long-running process that keeps
+    /// compiling new modules should compile them on engines it can drop
+    /// (the plugin runtime gives each new module its own engine there).
+    pub code_freed_with_module: bool,
     /// The WebAssembly proposals the backend can enable.
     pub features: Features,
 }
@@ -55,6 +61,7 @@ impl Capabilities {
             memory_slice: false,
             extern_ref: false,
             exact_caller: false,
+            code_freed_with_module: false,
             features: Features::wasm1(),
         }
     }

@@ -211,6 +211,12 @@ impl AnyPluginRuntimeBuilder {
         self
     }
 
+    /// The most modules the module cache keeps.
+    pub fn module_cache_entries(mut self, entries: usize) -> Self {
+        self.opts.cache_entries = entries;
+        self
+    }
+
     /// The memory budget of all instances of all plugins, in bytes.
     pub fn memory_budget(mut self, bytes: u64) -> Self {
         self.opts.memory_budget = Some(bytes);

@@ -66,7 +66,9 @@ pub use manifest::{
 };
 pub use plugin::{CancelHandle, Plugin, PluginStats};
 pub use reload::{ReloadEvent, ReloadWatcher};
-pub use runtime::{DEFAULT_MODULE_CACHE_BYTES, PluginRuntime, PluginRuntimeBuilder};
+pub use runtime::{
+    DEFAULT_MODULE_CACHE_BYTES, DEFAULT_MODULE_CACHE_ENTRIES, PluginRuntime, PluginRuntimeBuilder,
+};
 pub use wasi::{GrantedDir, STDERR_LOG_LEVEL, STDOUT_LOG_LEVEL, WasiGrant};
 
 /// Re-exported so applications need only this crate.

@@ -553,7 +553,7 @@ impl<B: Backend> PluginInner<B> {
             None => anywasm_wasi::WasiCtx::empty(),
         };
         let mut store = Store::new(
-            &self.runtime.engine,
+            generation.module.engine(),
             PluginState::new(
                 self.ctx.clone(),
                 generation.format,

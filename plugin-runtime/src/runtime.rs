@@ -14,6 +14,8 @@ use crate::plugin::Plugin;
 
 pub(crate) struct RuntimeInner<B: Backend> {
     pub(crate) engine: Engine<B>,
+    /// The engine configuration, for engines of their own (see `compile`).
+    config: Config,
     pub(crate) linker: Linker<B, PluginState>,
     modules: Mutex<ModuleCache<B>>,
     compiled: AtomicU64,
@@ -25,12 +27,15 @@ pub(crate) struct RuntimeInner<B: Backend> {
 }
 
 /// Compiled modules by the hash of their bytes, least recently used first
-/// out when their bytes pass the cache's size.
+/// out when their bytes pass the cache's size or their number its count
+/// (compiled code takes several times the wasm's size, and small modules
+/// take at least a few pages each, so bytes alone do not bound memory).
 struct ModuleCache<B: Backend> {
     entries: HashMap<ContentHash, (Module<B>, u64)>,
     /// Sum of the cached modules' sizes (their wasm bytes).
     bytes: u64,
     max_bytes: u64,
+    max_entries: usize,
     tick: u64,
 }
 
@@ -46,7 +51,7 @@ impl<B: Backend> ModuleCache<B> {
 
     fn insert(&mut self, hash: ContentHash, module: Module<B>) {
         let size = module.size() as u64;
-        if size > self.max_bytes {
+        if size > self.max_bytes || self.max_entries == 0 {
             return;
         }
         self.tick += 1;
@@ -54,7 +59,7 @@ impl<B: Backend> ModuleCache<B> {
             self.bytes -= old.size() as u64;
         }
         self.bytes += size;
-        while self.bytes > self.max_bytes {
+        while self.bytes > self.max_bytes || self.entries.len() > self.max_entries {
             let Some(oldest) = self
                 .entries
                 .iter()
@@ -72,6 +77,8 @@ impl<B: Backend> ModuleCache<B> {
 
 /// The default size of the module cache: 64 MiB of WebAssembly.
 pub const DEFAULT_MODULE_CACHE_BYTES: u64 = 64 << 20;
+/// The default number of modules the cache keeps.
+pub const DEFAULT_MODULE_CACHE_ENTRIES: usize = 64;
 
 impl<B: Backend> RuntimeInner<B> {
     /// Compiles `bytes` (binary or text), or returns the module already
@@ -93,10 +100,20 @@ impl<B: Backend> RuntimeInner<B> {
             self.cache_hits.fetch_add(1, Ordering::Relaxed);
             return Ok(m);
         }
-        let module = Module::new(&self.engine, &bytes).map_err(|source| PluginError::Engine {
+        let engine_err = |source| PluginError::Engine {
             plugin: plugin.to_string(),
             source,
-        })?;
+        };
+        // Where dropping a module does not free its code (wasmi, wasmer),
+        // each new module gets an engine of its own, dropped with the last
+        // module, instance and store of it: code replaced by a reload is
+        // freed once its calls finish and the cache lets it go.
+        let module = if B::capabilities().code_freed_with_module {
+            Module::new(&self.engine, &bytes)
+        } else {
+            Engine::<B>::new(&self.config).and_then(|engine| Module::new(&engine, &bytes))
+        }
+        .map_err(engine_err)?;
         self.compiled.fetch_add(1, Ordering::Relaxed);
         self.modules
             .lock()
@@ -142,6 +159,7 @@ pub(crate) struct Options {
     pub(crate) host: HostFunctions,
     pub(crate) config: Config,
     pub(crate) cache_bytes: u64,
+    pub(crate) cache_entries: usize,
     pub(crate) memory_budget: Option<u64>,
 }
 
@@ -151,6 +169,7 @@ impl Default for Options {
             host: HostFunctions::default(),
             config: Config::new(),
             cache_bytes: DEFAULT_MODULE_CACHE_BYTES,
+            cache_entries: DEFAULT_MODULE_CACHE_ENTRIES,
             memory_budget: None,
         }
     }
@@ -171,11 +190,13 @@ impl Options {
         Ok(PluginRuntime {
             inner: Arc::new(RuntimeInner {
                 engine,
+                config,
                 linker,
                 modules: Mutex::new(ModuleCache {
                     entries: HashMap::new(),
                     bytes: 0,
                     max_bytes: self.cache_bytes,
+                    max_entries: self.cache_entries,
                     tick: 0,
                 }),
                 compiled: AtomicU64::new(0),
@@ -215,6 +236,13 @@ impl<B: Backend> PluginRuntimeBuilder<B> {
     /// changes.
     pub fn module_cache_bytes(mut self, bytes: u64) -> Self {
         self.opts.cache_bytes = bytes;
+        self
+    }
+
+    /// The most modules the cache keeps ([`DEFAULT_MODULE_CACHE_ENTRIES`]
+    /// by default); 0 turns the cache off.
+    pub fn module_cache_entries(mut self, entries: usize) -> Self {
+        self.opts.cache_entries = entries;
         self
     }
 
@@ -258,7 +286,10 @@ impl<B: Backend> PluginRuntime<B> {
         Plugin::load(self.inner.clone(), manifest)
     }
 
-    /// The engine plugins run on.
+    /// The runtime's engine. On backends whose modules free their code when
+    /// dropped (wasmtime) every plugin runs on it; on the others (wasmi,
+    /// wasmer) each compiled plugin module has an engine of its own, with
+    /// the same configuration, so that replaced code can be freed.
     pub fn engine(&self) -> &Engine<B> {
         &self.inner.engine
     }
