@@ -65,6 +65,9 @@ fn replaced_code_is_freed_on_every_backend() {
     ];
     eprintln!("{results:?}");
     for (name, mib) in results {
-        assert!(mib < 9.0, "{name}: 300 reloads grew the process by {mib:.1} MiB");
+        assert!(
+            mib < 9.0,
+            "{name}: 300 reloads grew the process by {mib:.1} MiB"
+        );
     }
 }
