@@ -69,6 +69,18 @@ fn hostile<B: Backend>(
     p.store.set_timeout(Duration::from_secs(1)).unwrap();
     let (r, growth, took) = measured(|| p.call(name, args));
     let guest = u64::from(p.pages) << 16;
+    // What RELIABILITY.md reports (`-- --nocapture` shows it).
+    let outcome = match &r {
+        Ok(v) => format!("errno {}", v[0].as_i32().unwrap_or(-1)),
+        Err(e) => e.to_string(),
+    };
+    println!(
+        "observed | {} | {what} | {outcome} | {:.1} ms | {:.1} MiB resident for a {} KiB guest",
+        B::NAME,
+        took.as_secs_f64() * 1000.0,
+        growth as f64 / (1 << 20) as f64,
+        guest >> 10
+    );
     assert!(
         took < Duration::from_millis(1500),
         "{}: {what}: took {took:?}",
@@ -157,6 +169,12 @@ fn hostile_cases<B: Backend>() {
     let started = Instant::now();
     let r = p.call("poll_oneoff", &[i(0), i(64), i(1), i(128)]);
     let took = started.elapsed();
+    println!(
+        "observed | {} | poll_oneoff on a one-hour clock, 200 ms deadline | {} | {:.1} ms",
+        B::NAME,
+        r.as_ref().map_or_else(|e| e.to_string(), |v| format!("{v:?}")),
+        took.as_secs_f64() * 1000.0
+    );
     match r {
         Err(Error::Trap {
             code: TrapCode::Deadline,
