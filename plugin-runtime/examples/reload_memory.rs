@@ -1,7 +1,7 @@
 //! Resident memory of a process that hot-reloads one plugin many times, on
 //! every backend: the numbers of BENCHMARKS.md's "Hot reload" table.
 //!
-//!     cargo run --release -p anywasm-plugin --example reload_memory -- [reloads]
+//!     cargo run --release -p anywasm-plugin --example reload_memory -- [reloads [table.md]]
 //!
 //! Each reload brings new code (a different version number), so nothing
 //! comes from the module cache; a call after each reload checks the new
@@ -71,20 +71,26 @@ fn main() {
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(1000);
-    println!(
-        "| engine | resident after 100 reloads | after {} more | after {} more | growth per 1 000 reloads |",
+    let mut table = format!(
+        "| engine | resident after 100 reloads | after {} more | after {} more | growth per 1 000 reloads |\n|---|---|---|---|---|\n",
         reloads / 2,
         reloads
     );
-    println!("|---|---|---|---|---|");
     for (name, (before, half, after)) in [
         ("wasmtime", measure::<anywasm::Wasmtime>(reloads)),
         ("wasmi", measure::<anywasm::Wasmi>(reloads)),
         ("wasmer", measure::<anywasm::Wasmer>(reloads)),
     ] {
-        println!(
-            "| {name} | {before:.1} MiB | {half:.1} MiB | {after:.1} MiB | {:.1} MiB |",
+        table.push_str(&format!(
+            "| {name} | {before:.1} MiB | {half:.1} MiB | {after:.1} MiB | {:.1} MiB |\n",
             (after - before) * 1000.0 / f64::from(reloads.max(1))
-        );
+        ));
+    }
+    print!("{table}");
+    if let Some(path) = std::env::args().nth(2)
+        && let Err(e) = std::fs::write(&path, &table)
+    {
+        eprintln!("error: cannot write {path}: {e}");
+        std::process::exit(1);
     }
 }

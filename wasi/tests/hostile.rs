@@ -172,7 +172,8 @@ fn hostile_cases<B: Backend>() {
     println!(
         "observed | {} | poll_oneoff on a one-hour clock, 200 ms deadline | {} | {:.1} ms",
         B::NAME,
-        r.as_ref().map_or_else(|e| e.to_string(), |v| format!("{v:?}")),
+        r.as_ref()
+            .map_or_else(|e| e.to_string(), |v| format!("{v:?}")),
         took.as_secs_f64() * 1000.0
     );
     match r {

@@ -118,13 +118,15 @@ const TYPED_CALL_COST: [(&str, &str); 3] = [
     ),
     (
         "wasmer",
-        "wasmer gives a host function neither the calling instance nor per-store fuel, \
-         so each call through the layer maintains them itself: a depth counter (fuel is \
-         reconciled across instances only on the outermost call), the store's interrupt \
-         watch (per-store deadlines), a stack of running instances (so `Caller::get_export` \
-         finds the caller), and a panic guard that undoes that bookkeeping. What would \
-         close it: wasmer exposing the calling instance to host functions and a per-store \
-         fuel counter; then the typed path would be the engine's call plus the counter. \
+        "wasmer gives a host function neither the calling instance nor a per-store stop \
+         signal, so each call through the layer maintains them itself: on the outermost \
+         call it resets the store's stop word (which the compiled code reads at loop heads \
+         and calls, for per-store deadlines and interrupts) and looks at the interrupt \
+         state, and on every call it keeps a depth counter, a stack of running instances \
+         (so `Caller::get_export` finds the caller) and a panic guard that undoes that \
+         bookkeeping. What would close it: wasmer exposing the calling instance to host \
+         functions and a per-store interrupt; then the typed path would be the engine's \
+         call plus the counter. \
          The `add` row has come out 10-20 ns above the empty-function row in every \
          run so far, although the layer does the same bookkeeping for both and the raw \
          rows are equal; the cause is not found yet (code layout of the inlined call \
@@ -302,6 +304,28 @@ fn main() {
             "\nThe Extism reference row is measured with `cargo bench -p anywasm-benches --features extism` \
              (opt-in: it builds a second wasmtime); it was not part of this run."
         );
+    }
+    // Resident memory under hot reloads: not a criterion measurement, so it
+    // comes from the example's own table when it was run.
+    let _ = writeln!(md, "\n## Hot reload: resident memory\n");
+    let reload = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/reload-memory.md");
+    match std::fs::read_to_string(reload) {
+        Ok(table) => {
+            let _ = writeln!(
+                md,
+                "One plugin reloaded with new code again and again (default limits and module \
+                 cache), each reload followed by a call; measured by \
+                 `cargo run --release -p anywasm-plugin --example reload_memory -- 1000 target/reload-memory.md`.\n"
+            );
+            let _ = write!(md, "{table}");
+        }
+        Err(_) => {
+            let _ = writeln!(
+                md,
+                "Measured by `cargo run --release -p anywasm-plugin --example reload_memory -- 1000 \
+                 target/reload-memory.md`, which was not part of this run."
+            );
+        }
     }
     if let Err(e) = std::fs::write(&output, md) {
         eprintln!("error: cannot write {output}: {e}");
