@@ -7,17 +7,16 @@
 
 use std::sync::Arc;
 
-use anywasm::{Backend, BackendKind, Config, with_backend};
+use anywasm::{Backend, BackendKind, with_backend};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::abi::Metadata;
 use crate::error::{PluginError, Result};
-use crate::host::HostFunctions;
 use crate::manifest::{Format, Manifest};
 use crate::plugin::{CancelHandle, Plugin, PluginStats, call_serde};
 use crate::reload::{ReloadEvent, ReloadWatcher};
-use crate::runtime::{Options, PluginRuntime};
+use crate::runtime::{PluginRuntime, RuntimeBuilder};
 
 /// What [`AnyPluginRuntime`] needs of a [`PluginRuntime<B>`].
 trait ErasedRuntime: Send + Sync {
@@ -133,10 +132,7 @@ impl AnyPluginRuntime {
     /// A builder for a runtime on backend `kind`. The options are those of
     /// [`PluginRuntimeBuilder`](crate::PluginRuntimeBuilder).
     pub fn builder(kind: BackendKind) -> AnyPluginRuntimeBuilder {
-        AnyPluginRuntimeBuilder {
-            kind,
-            opts: Options::default(),
-        }
+        RuntimeBuilder::for_target(kind)
     }
 
     /// A runtime on backend `kind` without application host functions.
@@ -185,50 +181,16 @@ impl AnyPluginRuntime {
     }
 }
 
-/// Configures an [`AnyPluginRuntime`]; each option is the one of
-/// [`PluginRuntimeBuilder`](crate::PluginRuntimeBuilder) of the same name.
-pub struct AnyPluginRuntimeBuilder {
-    kind: BackendKind,
-    opts: Options,
-}
+/// Configures an [`AnyPluginRuntime`]: the options of
+/// [`RuntimeBuilder`], on the backend named at run time.
+pub type AnyPluginRuntimeBuilder = RuntimeBuilder<BackendKind>;
 
 impl AnyPluginRuntimeBuilder {
-    /// Registers host functions (see [`HostFunctions`]).
-    pub fn host(mut self, f: impl FnOnce(&mut HostFunctions)) -> Self {
-        f(&mut self.opts.host);
-        self
-    }
-
-    /// Replaces the engine configuration.
-    pub fn config(mut self, config: Config) -> Self {
-        self.opts.config = config;
-        self
-    }
-
-    /// The size of the module cache, in bytes of WebAssembly.
-    pub fn module_cache_bytes(mut self, bytes: u64) -> Self {
-        self.opts.cache_bytes = bytes;
-        self
-    }
-
-    /// The most modules the module cache keeps.
-    pub fn module_cache_entries(mut self, entries: usize) -> Self {
-        self.opts.cache_entries = entries;
-        self
-    }
-
-    /// The memory budget of all instances of all plugins, in bytes.
-    pub fn memory_budget(mut self, bytes: u64) -> Self {
-        self.opts.memory_budget = Some(bytes);
-        self
-    }
-
     /// Creates the runtime; [`PluginError::Engine`] with
     /// [`anywasm::Error::Unsupported`] if this build does not contain the
     /// backend.
     pub fn build(self) -> Result<AnyPluginRuntime> {
-        let kind = self.kind;
-        let opts = self.opts;
+        let (kind, opts) = self.into_parts();
         let built =
             with_backend!(kind, B => opts.build::<B>().map(|r| AnyPluginRuntime::wrap(kind, r)));
         built.unwrap_or_else(|source| {

@@ -68,6 +68,7 @@ pub use plugin::{CancelHandle, Plugin, PluginStats};
 pub use reload::{ReloadEvent, ReloadWatcher};
 pub use runtime::{
     DEFAULT_MODULE_CACHE_BYTES, DEFAULT_MODULE_CACHE_ENTRIES, PluginRuntime, PluginRuntimeBuilder,
+    RuntimeBuilder,
 };
 pub use wasi::{GrantedDir, STDERR_LOG_LEVEL, STDOUT_LOG_LEVEL, WasiGrant};
 

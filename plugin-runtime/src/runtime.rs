@@ -208,15 +208,32 @@ impl Options {
     }
 }
 
-/// Configures a [`PluginRuntime`] (or, from
-/// [`AnyPluginRuntime::builder`](crate::AnyPluginRuntime::builder), a
-/// runtime whose backend is named at run time).
-pub struct PluginRuntimeBuilder<B: Backend> {
+/// Configures a plugin runtime: a [`PluginRuntimeBuilder`] (from
+/// [`PluginRuntime::builder`]) makes a runtime of a backend chosen at
+/// compile time, an [`AnyPluginRuntimeBuilder`](crate::AnyPluginRuntimeBuilder)
+/// (from [`AnyPluginRuntime::builder`](crate::AnyPluginRuntime::builder)) one
+/// of a backend named at run time. The options are the same.
+pub struct RuntimeBuilder<T> {
     opts: Options,
-    _backend: std::marker::PhantomData<B>,
+    target: T,
 }
 
-impl<B: Backend> PluginRuntimeBuilder<B> {
+/// Configures a [`PluginRuntime`] of backend `B`.
+pub type PluginRuntimeBuilder<B> = RuntimeBuilder<std::marker::PhantomData<B>>;
+
+impl<T> RuntimeBuilder<T> {
+    pub(crate) fn for_target(target: T) -> Self {
+        Self {
+            opts: Options::default(),
+            target,
+        }
+    }
+
+    /// The backend choice and the options, for `build`.
+    pub(crate) fn into_parts(self) -> (T, Options) {
+        (self.target, self.opts)
+    }
+
     /// Registers host functions (see [`HostFunctions`]).
     pub fn host(mut self, f: impl FnOnce(&mut HostFunctions)) -> Self {
         f(&mut self.opts.host);
@@ -258,7 +275,9 @@ impl<B: Backend> PluginRuntimeBuilder<B> {
         self.opts.memory_budget = Some(bytes);
         self
     }
+}
 
+impl<B: Backend> PluginRuntimeBuilder<B> {
     /// Creates the runtime.
     pub fn build(self) -> Result<PluginRuntime<B>> {
         self.opts.build()
@@ -268,10 +287,7 @@ impl<B: Backend> PluginRuntimeBuilder<B> {
 impl<B: Backend> PluginRuntime<B> {
     /// A builder, to register host functions first.
     pub fn builder() -> PluginRuntimeBuilder<B> {
-        PluginRuntimeBuilder {
-            opts: Options::default(),
-            _backend: std::marker::PhantomData,
-        }
+        RuntimeBuilder::for_target(std::marker::PhantomData)
     }
 
     /// A runtime without application host functions.
