@@ -68,14 +68,16 @@ pub fn engine<B: Backend>() -> Engine<B> {
         .clone()
 }
 
+/// Values of [`cached`] by backend and name.
+type Cache = HashMap<(TypeId, &'static str), Box<dyn Any + Send + Sync>>;
+
 /// A value made once per process for backend `B` under `name` (a compiled
 /// module, a plugin runtime), so inputs do not pay for it.
 pub fn cached<B: Backend, V: Clone + Send + Sync + 'static>(
     name: &'static str,
     make: impl FnOnce() -> V,
 ) -> V {
-    static VALUES: Mutex<Option<HashMap<(TypeId, &'static str), Box<dyn Any + Send + Sync>>>> =
-        Mutex::new(None);
+    static VALUES: Mutex<Option<Cache>> = Mutex::new(None);
     let mut map = VALUES.lock().unwrap_or_else(|p| p.into_inner());
     let map = map.get_or_insert_with(HashMap::new);
     map.entry((TypeId::of::<B>(), name))
@@ -262,5 +264,38 @@ pub fn call_exports<B: Backend, T: Send + 'static>(
         {
             std::panic::resume_unwind(payload);
         }
+    }
+}
+
+/// Reads a fuzz input front to back; zero when it runs out.
+pub struct Reader<'a> {
+    data: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    /// A reader of `data`.
+    pub fn new(data: &'a [u8]) -> Self {
+        Self { data }
+    }
+
+    /// The next byte, or 0.
+    pub fn u8(&mut self) -> u8 {
+        match self.data.split_first() {
+            Some((b, rest)) => {
+                self.data = rest;
+                *b
+            }
+            None => 0,
+        }
+    }
+
+    /// The next four bytes, little-endian.
+    pub fn u32(&mut self) -> u32 {
+        u32::from_le_bytes([self.u8(), self.u8(), self.u8(), self.u8()])
+    }
+
+    /// Whether the input is used up.
+    pub fn is_empty(&self) -> bool {
+        self.data.is_empty()
     }
 }

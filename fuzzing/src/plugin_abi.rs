@@ -11,27 +11,14 @@ use std::fmt::Write;
 use anywasm::Backend;
 use anywasm_plugin::{Format, Manifest, PluginRuntime};
 
-/// Reads the input front to back; zero when it runs out.
-struct Reader<'a> {
-    data: &'a [u8],
+use crate::Reader;
+
+/// A guest pointer or length: inside the memory, at its edges, or wild.
+trait Addr {
+    fn addr(&mut self, size: u32) -> u32;
 }
 
-impl Reader<'_> {
-    fn u8(&mut self) -> u8 {
-        match self.data.split_first() {
-            Some((b, rest)) => {
-                self.data = rest;
-                *b
-            }
-            None => 0,
-        }
-    }
-
-    fn u32(&mut self) -> u32 {
-        u32::from_le_bytes([self.u8(), self.u8(), self.u8(), self.u8()])
-    }
-
-    /// A guest pointer or length: inside the memory, at its edges, or wild.
+impl Addr for Reader<'_> {
     fn addr(&mut self, size: u32) -> u32 {
         match self.u8() % 6 {
             0 => u32::from(self.u8()),
@@ -96,7 +83,7 @@ fn plugin_wat(r: &mut Reader<'_>) -> String {
 
 /// Runs the input on every backend.
 pub fn run(data: &[u8]) {
-    let mut r = Reader { data };
+    let mut r = Reader::new(data);
     let wat = plugin_wat(&mut r);
     let Ok(wasm) = wat::parse_str(&wat) else {
         // The text is generated to parse; a failure is a bug of this target.

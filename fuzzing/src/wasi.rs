@@ -14,32 +14,15 @@ const PAGES: u32 = 2;
 /// The most calls one input makes.
 const MAX_CALLS: usize = 32;
 
-/// Reads the input front to back; zero when it runs out.
-struct Reader<'a> {
-    data: &'a [u8],
+use crate::Reader;
+
+/// An argument value, biased to what matters to WASI: small numbers,
+/// descriptors, addresses near the ends of memory, extremes.
+trait Value {
+    fn value(&mut self) -> u64;
 }
 
-impl Reader<'_> {
-    fn u8(&mut self) -> u8 {
-        match self.data.split_first() {
-            Some((b, rest)) => {
-                self.data = rest;
-                *b
-            }
-            None => 0,
-        }
-    }
-
-    fn u32(&mut self) -> u32 {
-        u32::from_le_bytes([self.u8(), self.u8(), self.u8(), self.u8()])
-    }
-
-    fn is_empty(&self) -> bool {
-        self.data.is_empty()
-    }
-
-    /// An argument value, biased to what matters to WASI: small numbers,
-    /// descriptors, addresses near the ends of memory, extremes.
+impl Value for Reader<'_> {
     fn value(&mut self) -> u64 {
         let end = u64::from(PAGES) << 16;
         match self.u8() % 10 {
@@ -74,7 +57,7 @@ fn on<B: Backend>(data: &[u8]) {
     std::fs::create_dir(&ro).expect("the read-only directory");
     std::fs::write(ro.join("file"), b"read only").expect("a read-only file");
 
-    let mut r = Reader { data };
+    let mut r = Reader::new(data);
     let stdin: Vec<u8> = (0..r.u8() % 32).map(|_| r.u8()).collect();
     let config = WasiConfig::new()
         .preopen_dir(&sandbox, "/sandbox")
