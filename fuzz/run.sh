@@ -28,6 +28,10 @@ cargo +nightly fuzz run "$target" -s none -- \
     -max_total_time="$seconds" -timeout=20 -rss_limit_mb=6144 -max_len="$max_len" \
     -len_control=0 \
     -print_final_stats=1 "$corpus" 2>&1 | tee "$log" | grep -E "^#[0-9]+ +(pulse|DONE)|ERROR|panicked" || true
-runs=$(grep -E "^stat::number_of_executed_units" "$log" | awk '{print $2}')
+runs=$(grep -E "^stat::number_of_executed_units" "$log" | awk '{print $2}' || true)
+# libFuzzer prints no final stats when it stops on a crash, a timeout or
+# out-of-memory; then the last pulse line tells how far it got.
+[ -n "$runs" ] || runs=$(grep -oE "^#[0-9]+" "$log" | tail -1 | tr -d '#' || true)
+grep -E "^==[0-9]+== ERROR|^SUMMARY|deadly signal|out-of-memory|timeout" "$log" | head -5 || true
 crashes=$(ls "artifacts/$target" 2>/dev/null | grep -c . || true)
 echo "result: target=$target seconds=$seconds executions=${runs:-?} crash_files=$crashes"
