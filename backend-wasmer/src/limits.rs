@@ -64,6 +64,19 @@ fn check_initial(shared: &Option<Arc<StoreShared>>, ty: &MemoryType) -> Result<(
     Ok(())
 }
 
+/// A memory wasmer failed to create gives back what `check_initial` took.
+fn creation_failed<M>(
+    created: Result<M, MemoryError>,
+    shared: &Option<Arc<StoreShared>>,
+) -> Result<M, MemoryError> {
+    if created.is_err()
+        && let Some(s) = shared
+    {
+        s.memory_grow_failed();
+    }
+    created
+}
+
 /// wasmer's tables are concrete types the tunables cannot wrap, so the
 /// store's element limit becomes the table's maximum when it is created
 /// (later changes of the limit do not reach existing tables).
@@ -115,7 +128,8 @@ impl Tunables for LimitingTunables {
     ) -> Result<VMMemory, MemoryError> {
         let shared = current();
         check_initial(&shared, ty)?;
-        Ok(wrap(self.base.create_host_memory(ty, style)?, shared))
+        let created = self.base.create_host_memory(ty, style);
+        Ok(wrap(creation_failed(created, &shared)?, shared))
     }
 
     unsafe fn create_vm_memory(
@@ -127,11 +141,11 @@ impl Tunables for LimitingTunables {
         let shared = current();
         check_initial(&shared, ty)?;
         // SAFETY: forwarded from the caller's contract.
-        let inner = unsafe {
+        let created = unsafe {
             self.base
-                .create_vm_memory(ty, style, vm_definition_location)?
+                .create_vm_memory(ty, style, vm_definition_location)
         };
-        Ok(wrap(inner, shared))
+        Ok(wrap(creation_failed(created, &shared)?, shared))
     }
 
     fn create_host_table(&self, ty: &TableType, style: &TableStyle) -> Result<VMTable, String> {
@@ -182,7 +196,13 @@ impl LinearMemory for LimitedMemory {
                 "growing beyond the store's memory limit".into(),
             ));
         }
-        self.inner.grow(delta)
+        // wasmer checks the memory's maximum after this: a failed growth
+        // gives its budget back.
+        let grown = self.inner.grow(delta);
+        if grown.is_err() {
+            self.shared.memory_grow_failed();
+        }
+        grown
     }
 
     fn grow_at_least(&mut self, min_size: u64) -> Result<(), MemoryError> {
@@ -192,7 +212,11 @@ impl LinearMemory for LimitedMemory {
                 "growing beyond the store's memory limit".into(),
             ));
         }
-        self.inner.grow_at_least(min_size)
+        let grown = self.inner.grow_at_least(min_size);
+        if grown.is_err() {
+            self.shared.memory_grow_failed();
+        }
+        grown
     }
 
     fn reset(&mut self) -> Result<(), MemoryError> {

@@ -45,6 +45,15 @@ impl wasmi::ResourceLimiter for Limiter {
         Ok(self.shared.memory_may_grow(current as u64, desired as u64))
     }
 
+    fn memory_grow_failed(
+        &mut self,
+        _: &wasmi_core::MemoryError,
+    ) -> Result<(), wasmi_core::LimiterError> {
+        // Out of fuel or host memory after the limiter said yes.
+        self.shared.memory_grow_failed();
+        Ok(())
+    }
+
     fn table_growing(
         &mut self,
         _: usize,

@@ -33,6 +33,13 @@ impl wasmtime::ResourceLimiter for Limiter {
         Ok(self.shared.memory_may_grow(current as u64, desired as u64))
     }
 
+    fn memory_grow_failed(&mut self, _: wasmtime::Error) -> wasmtime::Result<()> {
+        // wasmtime asks before it checks the memory's maximum: a guest
+        // growing past it must not keep budget.
+        self.shared.memory_grow_failed();
+        Ok(())
+    }
+
     fn table_growing(
         &mut self,
         _: usize,

@@ -106,6 +106,9 @@ pub struct StoreShared {
     budget: std::sync::OnceLock<Arc<MemoryBudget>>,
     /// What this store's memories took from the budget.
     reserved: AtomicU64,
+    /// What the growth in progress took from the budget: given back if the
+    /// engine then fails it (see [`StoreShared::memory_grow_failed`]).
+    pending_growth: AtomicU64,
 }
 
 impl std::fmt::Debug for StoreShared {
@@ -139,6 +142,7 @@ impl StoreShared {
             host_error: Mutex::new(None),
             budget: std::sync::OnceLock::new(),
             reserved: AtomicU64::new(0),
+            pending_growth: AtomicU64::new(0),
         }
     }
 
@@ -228,7 +232,13 @@ impl StoreShared {
     /// per-memory limit and takes the growth from the store's
     /// [`MemoryBudget`], if it has one. Records a refusal so a failed
     /// instantiation can say why.
+    ///
+    /// An engine that fails the growth after this said yes (past the
+    /// memory's declared maximum, out of fuel, out of host memory) must call
+    /// [`StoreShared::memory_grow_failed`], or the budget keeps what the
+    /// failed growth took until the store is dropped.
     pub fn memory_may_grow(&self, current_bytes: u64, desired_bytes: u64) -> bool {
+        self.pending_growth.store(0, Ordering::Relaxed);
         if !self.memory_within_limit(desired_bytes) {
             return false;
         }
@@ -238,6 +248,7 @@ impl StoreShared {
         let delta = desired_bytes.saturating_sub(current_bytes);
         if budget.try_reserve(delta) {
             self.reserved.fetch_add(delta, Ordering::Relaxed);
+            self.pending_growth.store(delta, Ordering::Relaxed);
             true
         } else {
             self.note_limit_hit(format!(
@@ -248,6 +259,21 @@ impl StoreShared {
                 budget.used()
             ));
             false
+        }
+    }
+
+    /// For backends' resource limiters: the engine failed the growth that
+    /// [`StoreShared::memory_may_grow`] last allowed; what it took from the
+    /// budget goes back. (Growth in a store is never concurrent: the engine
+    /// asks, then grows or fails, under the store's exclusive borrow.)
+    pub fn memory_grow_failed(&self) {
+        let delta = self.pending_growth.swap(0, Ordering::Relaxed);
+        if delta == 0 {
+            return;
+        }
+        if let Some(budget) = self.budget.get() {
+            budget.release(delta);
+            self.reserved.fetch_sub(delta, Ordering::Relaxed);
         }
     }
 

@@ -636,6 +636,48 @@ pub fn memory_budget_across_stores<B: Backend>() {
     assert_eq!(budget.used(), 5 * 65536);
 }
 
+/// A growth that the limits allow and the engine then fails (past the
+/// memory's declared maximum) takes nothing from the budget, from wasm or
+/// from the host: a guest retrying it cannot drain a budget that other
+/// stores share. (Found in review: wasmtime and wasmer ask the limiter
+/// before they check the maximum.)
+pub fn failed_growth_gives_back_its_budget<B: Backend>() {
+    let engine = engine::<B>(&Config::new());
+    let wat = r#"(module (memory (export "memory") 1 2)
+        (func (export "grow") (param i32) (result i32) local.get 0 memory.grow))"#;
+    let module = module(&engine, wat);
+    let budget = anywasm_core::MemoryBudget::new(100 * 65536);
+    let mut store = Store::new(&engine, ());
+    store.set_memory_budget(budget.clone()).unwrap();
+    let inst = Linker::new().instantiate(&mut store, &module).unwrap();
+    assert_eq!(budget.used(), 65536, "{}", B::NAME);
+    for _ in 0..10 {
+        assert_eq!(
+            i32_of(call(&mut store, &inst, "grow", &[Val::I32(50)]).unwrap()),
+            -1,
+            "{}",
+            B::NAME
+        );
+    }
+    let memory = inst.get_memory(&mut store, "memory").unwrap();
+    assert!(memory.grow(&mut store, 50).is_err(), "{}", B::NAME);
+    assert_eq!(
+        budget.used(),
+        65536,
+        "{}: failed growth kept budget",
+        B::NAME
+    );
+    assert_eq!(
+        i32_of(call(&mut store, &inst, "grow", &[Val::I32(1)]).unwrap()),
+        1,
+        "{}",
+        B::NAME
+    );
+    assert_eq!(budget.used(), 2 * 65536, "{}", B::NAME);
+    drop(store);
+    assert_eq!(budget.used(), 0, "{}", B::NAME);
+}
+
 /// Many big functions, each first called after some work, under a deadline
 /// (and with fuel): whatever engine mechanism implements the deadline (wasmi
 /// runs calls in fuel slices) must stay invisible, including when a function
