@@ -48,15 +48,42 @@ pub(crate) fn compile(
 ) -> Result<wasmer::Module> {
     let _turn = compiler.lock.lock().unwrap_or_else(|p| p.into_inner());
     compiler.control.set_plan(plan);
-    let module = wasmer::Module::new(engine, bytes).map_err(compile_err);
+    let module = publishing(|| wasmer::Module::new(engine, bytes).map_err(compile_err));
     compiler.control.set_plan(None);
     module
+}
+
+/// Runs a wasmer compile or deserialize, turning its panic into an error.
+///
+/// wasmer panics when the system refuses to map compiled code executable
+/// ("unable to make memory readonly and executable", `mprotect` failing
+/// with `ENOMEM`). Since wasmer keeps the code of every module an engine has
+/// made until the engine is dropped, and Linux allows a process 65 530
+/// mappings, one engine stops compiling after some 30 000 modules (found by
+/// the `hostile_imports` fuzz target, which shares engines across inputs).
+/// The panic leaves wasmer's engine lock poisoned, so every later compile
+/// on that engine fails the same way: the message says to use a new
+/// engine, as `Capabilities::code_freed_with_module` (false on wasmer)
+/// warns. Nothing of the failed module is left in a store.
+fn publishing<R>(f: impl FnOnce() -> Result<R>) -> Result<R> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|p| {
+        let msg = anywasm_core::panic_message(&*p).unwrap_or("a panic");
+        Err(Error::Backend {
+            backend: NAME,
+            message: format!(
+                "could not compile or load the module ({msg}); this engine can take no \
+                 more code (wasmer keeps every module's code until the engine is dropped): \
+                 use a new Engine"
+            ),
+        })
+    })
 }
 
 impl BackendModule for Wasmer {
     fn module_new(engine: &WrEngine, bytes: &[u8]) -> Result<WrModule> {
         if !engine.controlled() {
-            let module = wasmer::Module::new(&engine.engine, bytes).map_err(compile_err)?;
+            let module =
+                publishing(|| wasmer::Module::new(&engine.engine, bytes).map_err(compile_err))?;
             return Ok(WrModule { module });
         }
         // The rewrite would hide a module the engine refuses as given.
@@ -93,9 +120,11 @@ impl BackendModule for Wasmer {
     }
 
     unsafe fn module_deserialize(engine: &WrEngine, bytes: &[u8]) -> Result<WrModule> {
-        // SAFETY: forwarded from the caller's contract.
-        let module = unsafe { wasmer::Module::deserialize(&engine.engine, bytes) }
-            .map_err(|e| Error::Precompiled(e.to_string()))?;
+        let module = publishing(|| {
+            // SAFETY: forwarded from the caller's contract.
+            unsafe { wasmer::Module::deserialize(&engine.engine, bytes) }
+                .map_err(|e| Error::Precompiled(e.to_string()))
+        })?;
         Ok(WrModule { module })
     }
 }

@@ -48,21 +48,34 @@ pub const TIMEOUT: Duration = Duration::from_millis(100);
 /// Memory limit of fuzzed stores, in pages (16 MiB).
 pub const MAX_PAGES: u64 = 256;
 
+/// Inputs an engine serves on a backend that keeps compiled code until its
+/// engine is dropped (`Capabilities::code_freed_with_module` false): one
+/// wasmer engine can hold the code of about 32 000 modules on Linux.
+const ENGINE_USES: u32 = 1000;
+
 /// An engine of backend `B` with fuel, deadlines and a memory limit, made
-/// once per process (compiling with it is what the targets measure).
+/// once per process (compiling with it is what the targets measure), or
+/// every [`ENGINE_USES`] calls where the engine keeps all code it compiles.
 pub fn engine<B: Backend>() -> Engine<B> {
-    static ENGINES: Mutex<Option<HashMap<TypeId, Box<dyn Any + Send + Sync>>>> = Mutex::new(None);
+    type Engines = HashMap<TypeId, (Box<dyn Any + Send + Sync>, u32)>;
+    static ENGINES: Mutex<Option<Engines>> = Mutex::new(None);
     let mut map = ENGINES.lock().unwrap_or_else(|p| p.into_inner());
     let map = map.get_or_insert_with(HashMap::new);
-    let entry = map.entry(TypeId::of::<B>()).or_insert_with(|| {
+    let make = || -> Box<dyn Any + Send + Sync> {
         let mut config = Config::new();
         config
             .consume_fuel(true)
             .interruptible(true)
             .max_memory_pages(Some(MAX_PAGES));
         Box::new(Engine::<B>::new(&config).expect("the fuzzing configuration is supported"))
-    });
+    };
+    let entry = map.entry(TypeId::of::<B>()).or_insert_with(|| (make(), 0));
+    entry.1 += 1;
+    if entry.1 > ENGINE_USES && !B::capabilities().code_freed_with_module {
+        *entry = (make(), 1);
+    }
     entry
+        .0
         .downcast_ref::<Engine<B>>()
         .expect("one engine type per backend")
         .clone()
