@@ -51,7 +51,7 @@ pub const MAX_PAGES: u64 = 256;
 /// Inputs an engine serves on a backend that keeps compiled code until its
 /// engine is dropped (`Capabilities::code_freed_with_module` false): one
 /// wasmer engine can hold the code of about 32 000 modules on Linux.
-const ENGINE_USES: u32 = 1000;
+const ENGINE_USES: u32 = 500;
 
 /// An engine of backend `B` with fuel, deadlines and a memory limit, made
 /// once per process (compiling with it is what the targets measure), or

@@ -4,7 +4,7 @@
 //! for waits, or the program's exit), and nothing may appear outside the
 //! preopen.
 
-use anywasm::{Backend, Error, Linker, Module, Store, TrapCode, Val, ValType};
+use anywasm::{Backend, Engine, Error, Linker, Module, Store, TrapCode, Val, ValType};
 use anywasm_wasi::{Captured, FUNCTIONS, Output, WasiConfig, WasiCtx, add_to_linker, probe};
 
 use crate::{TIMEOUT, engine};
@@ -68,9 +68,12 @@ fn on<B: Backend>(data: &[u8]) {
         .stdout(Output::Capture(Captured::with_limit(64 << 10)))
         .stderr(Output::Capture(Captured::with_limit(64 << 10)))
         .max_open_files(16);
-    let engine = engine::<B>();
-    let module = crate::cached::<B, Module<B>>("wasi probe", || {
-        Module::new(&engine, probe::module(PAGES, false)).expect("the probe compiles")
+    // The probe is compiled once, with the engine it was compiled on (the
+    // engine of `engine()` is renewed now and then on some backends).
+    let (engine, module) = crate::cached::<B, (Engine<B>, Module<B>)>("wasi probe", || {
+        let engine = engine::<B>();
+        let module = Module::new(&engine, probe::module(PAGES, false)).expect("the probe compiles");
+        (engine, module)
     });
     let mut store = Store::new(&engine, config.build().expect("the sandbox opens"));
     let mut linker = Linker::<B, WasiCtx>::new();

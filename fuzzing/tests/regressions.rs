@@ -15,7 +15,7 @@
 //! code (wasmer keeps every module's code until its engine is dropped, and
 //! panics when the system refuses more mappings). Alone it passes; the
 //! regression test of the cause is `backend-wasmer/tests/code_memory.rs`,
-//! and the targets now give wasmi and wasmer a new engine every 1 000
+//! and the targets now give wasmi and wasmer a new engine every 500
 //! inputs.
 
 fn run_all(target: &str, run: fn(&[u8])) {
