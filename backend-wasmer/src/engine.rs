@@ -1,8 +1,9 @@
 //! Engines: capabilities, configuration, and the one compiler per engine.
 
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 
-use anywasm_core::{BackendEngine, Capabilities, Config, Features, OptLevel, Result};
+use anywasm_core::{BackendEngine, Capabilities, Config, Error, Features, OptLevel, Result};
 use wasmer::sys::NativeEngineExt;
 
 use crate::control::Control;
@@ -36,6 +37,65 @@ impl WrEngine {
 pub(crate) struct Compiler {
     pub(crate) lock: Mutex<()>,
     pub(crate) control: Arc<Control>,
+    /// Modules (thunks included) whose code this engine holds: wasmer
+    /// frees code only when the engine goes, with this.
+    compiled: AtomicU64,
+}
+
+/// Modules whose code the wasmer engines of this process hold.
+static CODE_HELD: AtomicU64 = AtomicU64::new(0);
+
+/// How many modules' code the wasmer engines of the process may hold.
+///
+/// wasmer keeps each module's code mapped until its engine is dropped (two
+/// mappings a module), and panics when the system refuses another mapping,
+/// leaving the engine's lock poisoned for good (every later compile, host
+/// function or funcref read on it panics). On Linux a process may have
+/// `vm.max_map_count` mappings (65 530 by default); the backend lets wasmer
+/// take at most half of them, so it refuses the module with an error first.
+/// Elsewhere there is no such count.
+fn code_limit() -> u64 {
+    static LIMIT: OnceLock<u64> = OnceLock::new();
+    *LIMIT.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/vm/max_map_count")
+            .ok()
+            .and_then(|s| s.trim().parse::<u64>().ok())
+            .map_or(u64::MAX, |maps| maps / 4)
+    })
+}
+
+impl Compiler {
+    /// Takes a place for one more module's code, or refuses with
+    /// `Error::Limit` when the process's wasmer engines hold all they may.
+    pub(crate) fn take_code_place(&self) -> Result<()> {
+        let limit = code_limit();
+        CODE_HELD
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < limit).then_some(n + 1)
+            })
+            .map_err(|n| {
+                Error::Limit(format!(
+                    "wasmer: the wasmer engines of this process hold the code of {n} modules, the \
+                     most the system's memory mappings allow; wasmer frees a module's code only \
+                     when its engine is dropped: drop engines no longer used, or compile on a \
+                     new engine after dropping an old one"
+                ))
+            })?;
+        self.compiled.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Gives back the place of a module that did not compile.
+    pub(crate) fn give_back_code_place(&self) {
+        self.compiled.fetch_sub(1, Ordering::Relaxed);
+        CODE_HELD.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl Drop for Compiler {
+    fn drop(&mut self) {
+        CODE_HELD.fetch_sub(*self.compiled.get_mut(), Ordering::AcqRel);
+    }
 }
 
 /// The proposals the layer supports on wasmer. wasmer also implements

@@ -1,6 +1,8 @@
 //! Modules: compiling (with the control globals, see `control`) and
 //! precompiled code.
 
+use std::sync::Arc;
+
 use anywasm_core::rewrite::{GlobalImport, append_global_imports};
 use anywasm_core::{BackendModule, Error, Result, ValType};
 
@@ -13,9 +15,20 @@ use crate::{NAME, Wasmer, WrEngine};
 #[derive(Clone)]
 pub struct WrModule {
     pub(crate) module: wasmer::Module,
+    /// The engine's compiler, which gives the module's code place back
+    /// when the engine and its modules are gone (wasmer frees the code
+    /// then).
+    _code: Arc<Compiler>,
 }
 
 impl WrModule {
+    fn new(module: wasmer::Module, engine: &WrEngine) -> Self {
+        Self {
+            module,
+            _code: engine.compiler.clone(),
+        }
+    }
+
     /// wasmer's module.
     pub fn inner(&self) -> &wasmer::Module {
         &self.module
@@ -48,25 +61,30 @@ pub(crate) fn compile(
 ) -> Result<wasmer::Module> {
     let _turn = compiler.lock.lock().unwrap_or_else(|p| p.into_inner());
     compiler.control.set_plan(plan);
-    let module = publishing(|| wasmer::Module::new(engine, bytes).map_err(compile_err));
+    let module = publishing(compiler, || {
+        wasmer::Module::new(engine, bytes).map_err(compile_err)
+    });
     compiler.control.set_plan(None);
     module
 }
 
-/// Runs a wasmer compile or deserialize, turning its panic into an error.
+/// Runs a wasmer compile or deserialize in a place for its code (see
+/// `Compiler::take_code_place`: the module is refused with `Error::Limit`
+/// before wasmer would run out of memory mappings), turning a panic into an
+/// error.
 ///
 /// wasmer panics when the system refuses to map compiled code executable
 /// ("unable to make memory readonly and executable", `mprotect` failing
-/// with `ENOMEM`). Since wasmer keeps the code of every module an engine has
-/// made until the engine is dropped, and Linux allows a process 65 530
-/// mappings, one engine stops compiling after some 30 000 modules (found by
-/// the `hostile_imports` fuzz target, which shares engines across inputs).
-/// The panic leaves wasmer's engine lock poisoned, so every later compile
-/// on that engine fails the same way: the message says to use a new
-/// engine, as `Capabilities::code_freed_with_module` (false on wasmer)
-/// warns. Nothing of the failed module is left in a store.
-fn publishing<R>(f: impl FnOnce() -> Result<R>) -> Result<R> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|p| {
+/// with `ENOMEM`): it keeps the code of every module an engine has made
+/// until the engine is dropped, and Linux allows a process 65 530 mappings,
+/// so one engine failed after about 32 700 modules (found by the
+/// `hostile_imports` fuzz target, which shared engines across inputs). The
+/// places stop that; the guard remains for mappings the rest of the process
+/// takes. After such a panic wasmer's engine lock is poisoned: the message
+/// says to use a new engine.
+fn publishing<R>(compiler: &Compiler, f: impl FnOnce() -> Result<R>) -> Result<R> {
+    compiler.take_code_place()?;
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|p| {
         let msg = anywasm_core::panic_message(&*p).unwrap_or("a panic");
         Err(Error::Backend {
             backend: NAME,
@@ -76,15 +94,20 @@ fn publishing<R>(f: impl FnOnce() -> Result<R>) -> Result<R> {
                  use a new Engine"
             ),
         })
-    })
+    });
+    if r.is_err() {
+        compiler.give_back_code_place();
+    }
+    r
 }
 
 impl BackendModule for Wasmer {
     fn module_new(engine: &WrEngine, bytes: &[u8]) -> Result<WrModule> {
         if !engine.controlled() {
-            let module =
-                publishing(|| wasmer::Module::new(&engine.engine, bytes).map_err(compile_err))?;
-            return Ok(WrModule { module });
+            let module = publishing(&engine.compiler, || {
+                wasmer::Module::new(&engine.engine, bytes).map_err(compile_err)
+            })?;
+            return Ok(WrModule::new(module, engine));
         }
         // The rewrite would hide a module the engine refuses as given.
         wasmer::Module::validate(&engine.engine, bytes).map_err(compile_err)?;
@@ -101,7 +124,7 @@ impl BackendModule for Wasmer {
             &rewritten.bytes,
             Some(plan),
         )?;
-        Ok(WrModule { module })
+        Ok(WrModule::new(module, engine))
     }
 
     fn module_validate(engine: &WrEngine, bytes: &[u8]) -> Result<()> {
@@ -120,11 +143,11 @@ impl BackendModule for Wasmer {
     }
 
     unsafe fn module_deserialize(engine: &WrEngine, bytes: &[u8]) -> Result<WrModule> {
-        let module = publishing(|| {
+        let module = publishing(&engine.compiler, || {
             // SAFETY: forwarded from the caller's contract.
             unsafe { wasmer::Module::deserialize(&engine.engine, bytes) }
                 .map_err(|e| Error::Precompiled(e.to_string()))
         })?;
-        Ok(WrModule { module })
+        Ok(WrModule::new(module, engine))
     }
 }
