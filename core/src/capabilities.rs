@@ -39,7 +39,10 @@ pub struct Capabilities {
     /// its compiled code. Without it (wasmi, wasmer) compiled code stays
     /// until its engine is dropped: a long-running process that keeps
     /// compiling new modules should compile them on engines it can drop
-    /// (the plugin runtime gives each new module its own engine there).
+    /// (the plugin runtime gives each new module its own engine there). On
+    /// Linux, wasmer's held code also counts against the process's memory
+    /// mappings: past `vm.max_map_count / 4` modules held by its engines, a
+    /// compile fails with [`Error::Limit`](crate::Error::Limit).
     pub code_freed_with_module: bool,
     /// The WebAssembly proposals the backend can enable.
     pub features: Features,
