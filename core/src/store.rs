@@ -87,7 +87,7 @@ pub(crate) fn check_store(
 
 /// Per-store state the layer keeps next to the engine's store: limits, the
 /// deadline and interrupt flag, and counters. Backends receive it in
-/// [`Backend::store_new`] and consult it while code runs.
+/// [`BackendStore::store_new`](crate::backend::BackendStore::store_new) and consult it while code runs.
 pub struct StoreShared {
     id: StoreId,
     engine: Arc<EngineShared>,
@@ -547,7 +547,7 @@ impl<B: Backend, T: Send + 'static> Store<B, T> {
     }
 
     /// Sets (or clears) the instant after which running code in this store
-    /// traps with [`TrapCode::Deadline`]. Other stores are not affected.
+    /// traps with [`TrapCode::Deadline`](crate::TrapCode::Deadline). Other stores are not affected.
     ///
     /// Fails with [`Error::NotEnabled`] unless the engine was configured with
     /// [`Config::interruptible`](crate::Config::interruptible).

@@ -55,7 +55,7 @@ const ENGINE_USES: u32 = 500;
 
 /// An engine of backend `B` with fuel, deadlines and a memory limit, made
 /// once per process (compiling with it is what the targets measure), or
-/// every [`ENGINE_USES`] calls where the engine keeps all code it compiles.
+/// every 500 calls where the engine keeps all code it compiles.
 pub fn engine<B: Backend>() -> Engine<B> {
     type Engines = HashMap<TypeId, (Box<dyn Any + Send + Sync>, u32)>;
     static ENGINES: Mutex<Option<Engines>> = Mutex::new(None);

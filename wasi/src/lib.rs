@@ -50,7 +50,7 @@
 //! Sockets, links, symbolic links, changing file times and preallocating
 //! answer `ENOTSUP`, as do the process and thread CPU-time clocks;
 //! `proc_raise` answers `ENOSYS`. `proc_exit` ends the program with
-//! [`Error::Exit`](anywasm_core::Error::Exit), a result rather than a trap.
+//! [`Error::Exit`], a result rather than a trap.
 //!
 //! A program that imports its memory (a position-independent main program
 //! of the dynamic linker) is served through the memory given with
