@@ -629,22 +629,33 @@ plugin_tests!(wasmtime, anywasm::Wasmtime);
 plugin_tests!(wasmi, anywasm::Wasmi);
 plugin_tests!(wasmer, anywasm::Wasmer);
 
-/// The README's plugin host is `examples/readme_plugin_host.rs`, which CI
-/// runs: the two must not drift apart.
+/// The README's `no_run` blocks are examples that CI runs
+/// (`examples/readme_plugin_host.rs`, `examples/readme_wasi.rs`): the two
+/// must not drift apart.
 #[test]
-fn readme_plugin_host_is_the_example() {
+fn readme_blocks_are_the_examples() {
     let readme = include_str!("../../README.md");
-    let example = include_str!("../examples/readme_plugin_host.rs");
-    let start = readme
-        .find("### A plugin host")
-        .expect("the README's section");
-    let block = &readme[start..];
-    let block = &block[block.find("```rust,no_run\n").expect("its code block") + 15..];
-    let block = &block[..block.find("```").expect("the block's end")];
-    // Compared without white space: rustfmt lays the example out its way.
-    let squeeze = |s: &str| s.split_whitespace().collect::<String>();
-    assert!(
-        squeeze(example).ends_with(&squeeze(block)),
-        "README.md and examples/readme_plugin_host.rs differ"
-    );
+    for (section, example, name) in [
+        (
+            "### A plugin host",
+            include_str!("../examples/readme_plugin_host.rs"),
+            "readme_plugin_host",
+        ),
+        (
+            "### WASI programs",
+            include_str!("../examples/readme_wasi.rs"),
+            "readme_wasi",
+        ),
+    ] {
+        let start = readme.find(section).expect("the README's section");
+        let block = &readme[start..];
+        let block = &block[block.find("```rust,no_run\n").expect("its code block") + 15..];
+        let block = &block[..block.find("```").expect("the block's end")];
+        // Compared without white space: rustfmt lays the example out its way.
+        let squeeze = |s: &str| s.split_whitespace().collect::<String>();
+        assert!(
+            squeeze(example).ends_with(&squeeze(block)),
+            "README.md ({section}) and examples/{name}.rs differ"
+        );
+    }
 }
