@@ -80,12 +80,9 @@ const HOSTILE: &str = r#"(module
             (i64.extend_i32_u (local.get 1))))
   (@custom "anywasm.plugin" "{\"abi\":1,\"formats\":[\"raw\"]}"))"#;
 
-fn rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/statm")
-        .ok()
-        .and_then(|s| s.split_whitespace().nth(1)?.parse::<f64>().ok())
-        .map_or(0.0, |pages| pages * 4096.0 / (1024.0 * 1024.0))
-}
+#[path = "support/reloads.rs"]
+mod reloads;
+use reloads::rss_mib;
 
 /// Splits `version:payload`.
 fn split(out: &[u8]) -> (u32, &[u8]) {
