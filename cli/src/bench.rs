@@ -3,16 +3,21 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use anywasm::{Backend, BackendKind, Engine, Instance, Linker, Module, Store};
+use anywasm::{
+    Backend, BackendKind, CodeCache, CodeCacheOutcome, Engine, Instance, Linker, Module, Store,
+};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::call::parse_arg;
-use crate::{Failure, read_module};
+use crate::{CacheArgs, Failure, read_module};
 
 /// Timings of one engine (medians).
 struct Timing {
     backend: &'static str,
     compile: Duration,
+    /// Loading the compiled code from the code cache, where the engine
+    /// keeps compiled code and the cache is on.
+    cached_load: Option<Duration>,
     instantiate: Duration,
     call: Option<Duration>,
 }
@@ -28,6 +33,7 @@ fn measure<B: Backend>(
     args: &[String],
     iterations: u32,
     bar: &ProgressBar,
+    cache: Option<&CodeCache>,
 ) -> Result<Timing, Failure> {
     let engine = Engine::<B>::default_config()?;
     bar.set_message(format!("{}: compiling", B::NAME));
@@ -40,6 +46,22 @@ fn measure<B: Backend>(
         compiles.push(t.elapsed());
     }
     let module = module.ok_or_else(|| Failure::Error("no module".into()))?;
+    let mut cached_load = None;
+    if let Some(cache) = cache.filter(|_| B::capabilities().precompiled_modules) {
+        bar.set_message(format!("{}: loading from the code cache", B::NAME));
+        cache.module(&engine, bytes)?;
+        let mut loads = Vec::new();
+        for _ in 0..compile_runs {
+            let t = Instant::now();
+            let (_, outcome) = cache.module(&engine, bytes)?;
+            loads.push(t.elapsed());
+            if outcome != CodeCacheOutcome::Loaded {
+                loads.clear();
+                break;
+            }
+        }
+        cached_load = (!loads.is_empty()).then(|| median(loads));
+    }
     bar.inc(1);
     bar.set_message(format!("{}: instantiating", B::NAME));
     let mut insts = Vec::new();
@@ -87,6 +109,7 @@ fn measure<B: Backend>(
     Ok(Timing {
         backend: B::NAME,
         compile: median(compiles),
+        cached_load,
         instantiate: median(insts),
         call,
     })
@@ -106,8 +129,10 @@ pub fn run(
     list: &str,
     iterations: u32,
     json: bool,
+    cache: &CacheArgs,
 ) -> Result<(), Failure> {
     let bytes = read_module(file)?;
+    let cache = cache.open();
     let kinds = backends(list)?;
     let bar = ProgressBar::new(kinds.len() as u64 * 3);
     bar.set_style(
@@ -119,8 +144,7 @@ pub fn run(
     }
     let mut timings = Vec::new();
     for kind in kinds {
-        let t =
-            anywasm::with_backend!(kind, B => measure::<B>(&bytes, func, args, iterations, &bar))??;
+        let t = anywasm::with_backend!(kind, B => measure::<B>(&bytes, func, args, iterations, &bar, cache.as_ref()))??;
         timings.push(t);
     }
     bar.finish_and_clear();
@@ -131,6 +155,7 @@ pub fn run(
                 serde_json::json!({
                     "backend": t.backend,
                     "compile_ns": t.compile.as_nanos() as u64,
+                    "cached_load_ns": t.cached_load.map(|c| c.as_nanos() as u64),
                     "instantiate_ns": t.instantiate.as_nanos() as u64,
                     "call_ns": t.call.map(|c| c.as_nanos() as u64),
                 })
@@ -139,14 +164,18 @@ pub fn run(
         println!("{}", serde_json::Value::Array(rows));
     } else {
         println!(
-            "{:<10} {:>12} {:>12} {:>12}",
-            "engine", "compile", "instantiate", "call"
+            "{:<10} {:>12} {:>12} {:>12} {:>12}",
+            "engine", "compile", "cached load", "instantiate", "call"
         );
+        let or_dash = |d: Option<Duration>| d.map_or("-".to_string(), |d| format!("{d:.2?}"));
         for t in timings {
-            let call = t.call.map_or("-".to_string(), |c| format!("{c:.2?}"));
             println!(
-                "{:<10} {:>12.2?} {:>12.2?} {:>12}",
-                t.backend, t.compile, t.instantiate, call
+                "{:<10} {:>12.2?} {:>12} {:>12.2?} {:>12}",
+                t.backend,
+                t.compile,
+                or_dash(t.cached_load),
+                t.instantiate,
+                or_dash(t.call)
             );
         }
     }

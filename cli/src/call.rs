@@ -1,12 +1,12 @@
 //! `anywasm call` and `anywasm run`.
 
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use anywasm::{Backend, Config, Engine, Linker, Module, Store, Val, ValType};
+use anywasm::{Backend, CodeCache, Config, Engine, Linker, Store, Val, ValType};
 use anywasm_wasi::{WasiConfig, WasiCtx};
 
-use crate::{Failure, LimitArgs, backend, read_module};
+use crate::{CacheArgs, Failure, LimitArgs, backend, load_module, read_module};
 
 /// An engine and a store with `limits` applied.
 fn limited<B: Backend, T: Send + 'static>(
@@ -87,9 +87,10 @@ fn call_on<B: Backend>(
     func: &str,
     args: &[String],
     limits: LimitArgs,
+    cache: Option<&CodeCache>,
 ) -> Result<Vec<String>, Failure> {
     let (engine, mut store) = limited::<B, ()>(limits, || Ok(()))?;
-    let module = Module::new(&engine, bytes)?;
+    let (module, _) = load_module(&engine, bytes, cache)?;
     if let Some(i) = module.imports().first() {
         return Err(Failure::Error(format!(
             "the module imports `{}`.`{}` ({}); `call` runs modules without imports (use `run` for WASI programs)",
@@ -122,10 +123,12 @@ pub fn run(
     args: &[String],
     backend_name: &str,
     limits: LimitArgs,
+    cache: &CacheArgs,
 ) -> Result<(), Failure> {
     let kind = backend(backend_name)?;
     let bytes = read_module(file)?;
-    let results = anywasm::with_backend!(kind, B => call_on::<B>(&bytes, func, args, limits))??;
+    let cache = cache.open();
+    let results = anywasm::with_backend!(kind, B => call_on::<B>(&bytes, func, args, limits, cache.as_ref()))??;
     for r in results {
         println!("{r}");
     }
@@ -176,19 +179,34 @@ fn run_wasi_on<B: Backend>(
     bytes: &[u8],
     config: WasiConfig,
     limits: LimitArgs,
+    cache: Option<&CodeCache>,
+    timings: bool,
 ) -> Result<i32, Failure> {
     let (engine, mut store) = limited::<B, WasiCtx>(limits, || Ok(config.build()?))?;
-    let module = Module::new(&engine, bytes)?;
+    let start = Instant::now();
+    let (module, how) = load_module(&engine, bytes, cache)?;
+    let loaded = start.elapsed();
     if module.exports().iter().all(|e| e.name != "_start") {
         return Err(Failure::Error(
             "the module has no `_start` export; `run` takes WASI command modules (use `call` for others)".into(),
         ));
     }
-    Ok(anywasm_wasi::run_command_in(&mut store, &module)?)
+    let start = Instant::now();
+    let result = anywasm_wasi::run_command_in(&mut store, &module);
+    if timings {
+        eprintln!(
+            "timings ({}): load {:.2?} ({how}), instantiate and run {:.2?}",
+            B::NAME,
+            loaded,
+            start.elapsed()
+        );
+    }
+    Ok(result?)
 }
 
 /// `anywasm run`: stdio inherited, only the given directories and
 /// variables visible; the program's exit status becomes ours.
+#[allow(clippy::too_many_arguments)] // one per command-line option
 pub fn run_wasi(
     file: &PathBuf,
     args: &[String],
@@ -196,9 +214,12 @@ pub fn run_wasi(
     envs: &[String],
     backend_name: &str,
     limits: LimitArgs,
+    cache: &CacheArgs,
+    timings: bool,
 ) -> Result<(), Failure> {
     let kind = backend(backend_name)?;
     let bytes = read_module(file)?;
+    let cache = cache.open();
     let program = file.file_name().map_or_else(
         || file.display().to_string(),
         |n| n.to_string_lossy().into_owned(),
@@ -219,7 +240,7 @@ pub fn run_wasi(
         let (k, v) = parse_env(e)?;
         config = config.env(k, v);
     }
-    let status = anywasm::with_backend!(kind, B => run_wasi_on::<B>(&bytes, config, limits))??;
+    let status = anywasm::with_backend!(kind, B => run_wasi_on::<B>(&bytes, config, limits, cache.as_ref(), timings))??;
     match status {
         0 => Ok(()),
         code => Err(Failure::Exit(code)),

@@ -5,6 +5,7 @@
 //! anywasm inspect module.wasm                    # imports, exports, sections, features
 //! anywasm call module.wasm add 1 2 --backend wasmi
 //! anywasm run program.wasm -- arg1 arg2          # a WASI command
+//! anywasm run program.wasm --timings             # load / instantiate / run times
 //! anywasm run untrusted.wasm --fuel 1000000000 --timeout-ms 2000 --max-memory-mb 64
 //! anywasm bench module.wasm fib 25 --backends all --json
 //! anywasm conformance                            # the spec-suite matrix
@@ -13,6 +14,10 @@
 //! Bad input (a missing file, bytes that are not wasm, an unknown export,
 //! wrong arguments) gives a one-line `error:` message and exit status 1; a
 //! trap gives exit status 3; a WASI program's own exit status is passed through.
+//!
+//! `run`, `call` and `bench` keep compiled code in a cache on disk (see
+//! `anywasm::CodeCache`): `anywasm` in the user's cache directory, or
+//! `--cache-dir DIR` / `ANYWASM_CACHE_DIR`; `--no-cache` compiles every time.
 
 mod bench;
 mod call;
@@ -38,6 +43,70 @@ pub struct LimitArgs {
     /// Limit of each linear memory, in MiB.
     #[arg(long)]
     pub max_memory_mb: Option<u64>,
+}
+
+/// Where compiled code is kept between runs (wasmtime and wasmer; wasmi
+/// compiles lazily and has nothing to keep).
+#[derive(Args, Debug, Clone, Default)]
+pub struct CacheArgs {
+    /// Compiles every time, without reading or writing the code cache.
+    #[arg(long)]
+    pub no_cache: bool,
+    /// The code cache's directory (default: `anywasm` in the user's cache
+    /// directory, e.g. ~/.cache/anywasm). It must be private to the user.
+    #[arg(long, env = "ANYWASM_CACHE_DIR", value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+}
+
+impl CacheArgs {
+    /// The cache to use, if any. A cache that cannot be opened is reported
+    /// on stderr and the run goes on without it.
+    pub fn open(&self) -> Option<anywasm::CodeCache> {
+        if self.no_cache {
+            return None;
+        }
+        let dir = self
+            .cache_dir
+            .clone()
+            .or_else(|| dirs::cache_dir().map(|d| d.join("anywasm")))?;
+        match anywasm::CodeCache::open(&dir) {
+            Ok(cache) => Some(cache),
+            Err(e) => {
+                eprintln!("warning: compiling without the code cache: {e}");
+                None
+            }
+        }
+    }
+}
+
+/// Compiles `bytes`, or loads the code from `cache`; says which it did.
+pub fn load_module<B: anywasm::Backend>(
+    engine: &anywasm::Engine<B>,
+    bytes: &[u8],
+    cache: Option<&anywasm::CodeCache>,
+) -> Result<(anywasm::Module<B>, &'static str), Failure> {
+    use anywasm::CodeCacheOutcome as O;
+    let Some(cache) = cache else {
+        return Ok((anywasm::Module::new(engine, bytes)?, "compiled, cache off"));
+    };
+    let (module, outcome) = cache.module(engine, bytes)?;
+    Ok((
+        module,
+        match outcome {
+            O::Loaded => "loaded from the code cache",
+            O::Stored => "compiled, stored in the code cache",
+            O::Replaced(why) => {
+                eprintln!("warning: a code cache entry was unusable and was replaced: {why}");
+                "compiled, stored in the code cache"
+            }
+            O::NotStored(why) => {
+                eprintln!("warning: {why}");
+                "compiled, not stored"
+            }
+            O::Unsupported => "compiled (this engine keeps no compiled code)",
+            _ => "compiled",
+        },
+    ))
 }
 
 /// Run, inspect and compare WebAssembly modules on wasmtime, wasmi and wasmer.
@@ -72,6 +141,8 @@ enum Command {
         backend: String,
         #[command(flatten)]
         limits: LimitArgs,
+        #[command(flatten)]
+        cache: CacheArgs,
     },
     /// Runs a WASI command module (`_start`); its exit status is passed through.
     Run {
@@ -92,6 +163,12 @@ enum Command {
         backend: String,
         #[command(flatten)]
         limits: LimitArgs,
+        #[command(flatten)]
+        cache: CacheArgs,
+        /// Prints on stderr how long loading (compiling or reading the code
+        /// cache), instantiating and running took.
+        #[arg(long)]
+        timings: bool,
     },
     /// Times compiling, instantiating and calling on each engine.
     Bench {
@@ -111,6 +188,8 @@ enum Command {
         /// Prints JSON instead of a table.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        cache: CacheArgs,
     },
     /// Runs the WebAssembly spec testsuite on every engine and prints the matrix.
     Conformance,
@@ -188,7 +267,8 @@ fn run(cli: Cli) -> Result<(), Failure> {
             args,
             backend,
             limits,
-        } => call::run(&file, &func, &args, &backend, limits),
+            cache,
+        } => call::run(&file, &func, &args, &backend, limits, &cache),
         Command::Run {
             file,
             args,
@@ -196,7 +276,11 @@ fn run(cli: Cli) -> Result<(), Failure> {
             envs,
             backend,
             limits,
-        } => call::run_wasi(&file, &args, &dirs, &envs, &backend, limits),
+            cache,
+            timings,
+        } => call::run_wasi(
+            &file, &args, &dirs, &envs, &backend, limits, &cache, timings,
+        ),
         Command::Bench {
             file,
             func,
@@ -204,7 +288,16 @@ fn run(cli: Cli) -> Result<(), Failure> {
             backends,
             iterations,
             json,
-        } => bench::run(&file, func.as_deref(), &args, &backends, iterations, json),
+            cache,
+        } => bench::run(
+            &file,
+            func.as_deref(),
+            &args,
+            &backends,
+            iterations,
+            json,
+            &cache,
+        ),
         Command::Conformance => {
             print!(
                 "{}",

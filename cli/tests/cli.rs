@@ -4,9 +4,13 @@ use std::process::{Command, Output};
 
 const MATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/math.wat");
 
+/// The code cache the tests share (never the user's own).
+const CACHE: &str = concat!(env!("CARGO_TARGET_TMPDIR"), "/anywasm-cli-cache");
+
 fn anywasm(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_anywasm"))
         .args(args)
+        .env("ANYWASM_CACHE_DIR", CACHE)
         .output()
         .expect("the binary runs")
 }
@@ -220,6 +224,19 @@ fn bench_prints_a_table_or_json() {
     assert_eq!(rows.len(), 2);
     assert_eq!(rows[0]["backend"], "wasmi");
     assert!(rows[1]["compile_ns"].as_u64().unwrap() > 0);
+    // wasmi keeps no compiled code; wasmer loads it from the cache.
+    assert!(rows[0]["cached_load_ns"].is_null(), "{rows:?}");
+    assert!(rows[1]["cached_load_ns"].as_u64().unwrap() > 0, "{rows:?}");
+    let o = anywasm(&[
+        "bench",
+        MATH,
+        "--json",
+        "--backends",
+        "wasmer",
+        "--no-cache",
+    ]);
+    let rows: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(rows[0]["cached_load_ns"].is_null(), "{rows:?}");
     fails_with(
         &anywasm(&["bench", MATH, "add", "1"]),
         1,
@@ -374,4 +391,80 @@ fn run_enforces_limits_on_each_engine() {
         1,
         "at least 1",
     );
+}
+
+const ZSTD: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/zstd/zstd.wasm");
+
+/// A real program (the zstd library, 850 KB of wasm): the second run loads
+/// its code from the cache and prints the same as the first, which is what
+/// the program built natively prints; `--no-cache` and a cache directory
+/// others may write to compile instead.
+#[test]
+fn run_loads_compiled_code_from_the_cache() {
+    let expected = include_str!("fixtures/zstd/expected-64.txt");
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let cache = cache.to_str().unwrap();
+    for (engine, first, second) in [
+        (
+            "wasmtime",
+            "compiled, stored in the code cache",
+            "loaded from the code cache",
+        ),
+        (
+            "wasmer",
+            "compiled, stored in the code cache",
+            "loaded from the code cache",
+        ),
+        ("wasmi", "keeps no compiled code", "keeps no compiled code"),
+    ] {
+        for how in [first, second] {
+            let o = anywasm(&[
+                "run",
+                "-b",
+                engine,
+                "--timings",
+                "--cache-dir",
+                cache,
+                ZSTD,
+                "--",
+                "64",
+            ]);
+            assert!(o.status.success(), "{engine}: {}", stderr(&o));
+            assert_eq!(stdout(&o), expected, "{engine}");
+            assert!(
+                stderr(&o).contains(how),
+                "{engine}: `{how}` not in {}",
+                stderr(&o)
+            );
+        }
+        let o = anywasm(&[
+            "run",
+            "-b",
+            engine,
+            "--timings",
+            "--no-cache",
+            ZSTD,
+            "--",
+            "64",
+        ]);
+        assert_eq!(stdout(&o), expected, "{engine}");
+        assert!(stderr(&o).contains("cache off"), "{}", stderr(&o));
+    }
+    let entries = std::fs::read_dir(cache).unwrap().count();
+    assert_eq!(entries, 2, "one entry per engine that keeps code");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(cache, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let o = anywasm(&["run", "--timings", "--cache-dir", cache, ZSTD, "--", "1"]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let err = stderr(&o);
+        assert!(
+            err.contains("warning: compiling without the code cache")
+                && err.contains("others may write"),
+            "{err}"
+        );
+        assert!(err.contains("cache off"), "{err}");
+    }
 }

@@ -66,7 +66,8 @@ macro_rules! conformance_tests {
             waiting_host_function_ends_with_the_deadline,
             deadlines_do_not_interrupt_system_calls, caller_through_a_funcref,
             an_interrupt_as_a_call_returns_stops_the_next, memory_budget_across_stores,
-            first_calls_under_a_deadline, failed_growth_gives_back_its_budget
+            first_calls_under_a_deadline, failed_growth_gives_back_its_budget,
+            code_cache_on_disk
         );
     };
     (@cases $b:ty; $($case:ident),* $(,)?) => {

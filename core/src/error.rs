@@ -193,6 +193,15 @@ pub enum Error {
     #[error("limit reached: {0}")]
     Limit(String),
 
+    /// The on-disk code cache could not be used (see [`CodeCache`](crate::CodeCache)).
+    #[error("code cache {path}: {message}")]
+    CodeCache {
+        /// The cache directory or entry.
+        path: String,
+        /// What was wrong.
+        message: String,
+    },
+
     /// A precompiled module blob was rejected.
     #[error("incompatible precompiled module: {0}")]
     Precompiled(String),

@@ -42,6 +42,7 @@
 
 mod backend;
 mod capabilities;
+mod code_cache;
 mod config;
 mod engine;
 mod error;
@@ -66,6 +67,7 @@ pub use backend::{
     HostSig, TypedSig,
 };
 pub use capabilities::Capabilities;
+pub use code_cache::{CodeCache, CodeCacheOutcome, DEFAULT_CODE_CACHE_BYTES};
 pub use config::{Config, Features, OptLevel};
 pub use engine::{Engine, EngineShared, EngineStats};
 pub use error::{

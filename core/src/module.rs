@@ -46,11 +46,14 @@ impl<B: Backend> std::fmt::Debug for Module<B> {
 
 const BLOB_MAGIC: &[u8; 8] = b"ANYWASM\x01";
 
-/// Everything about an engine configuration that changes generated code.
-fn config_fingerprint<B: Backend>(engine: &Engine<B>) -> String {
+/// Everything about an engine configuration that changes generated code
+/// (and the layer's version, since the layer rewrites modules before
+/// compiling them).
+pub(crate) fn config_fingerprint<B: Backend>(engine: &Engine<B>) -> String {
     let c = engine.config();
     format!(
-        "{}/{}/fuel={}/interruptible={}/stack={:?}/opt={:?}/features={:?}",
+        "anywasm-{}/{}/{}/fuel={}/interruptible={}/stack={:?}/opt={:?}/features={:?}",
+        env!("CARGO_PKG_VERSION"),
         B::NAME,
         B::ENGINE_VERSION,
         c.fuel_enabled(),

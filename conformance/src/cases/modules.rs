@@ -96,6 +96,118 @@ pub fn precompiled_blob_checks<B: Backend>() {
     }
 }
 
+/// The on-disk code cache: a second load comes from the cache and runs; an
+/// altered, foreign or misplaced entry is deleted and the module compiled
+/// again, never loaded; the size cap evicts the least recently used entry;
+/// a directory others may write to is refused. Backends without precompiled
+/// code compile every time and say so.
+pub fn code_cache_on_disk<B: Backend>() {
+    use anywasm_core::{CodeCache, CodeCacheOutcome as O};
+    let dir = tempfile::tempdir().unwrap();
+    let cache = CodeCache::open(dir.path().join("code")).unwrap();
+    let engine = engine::<B>(&Config::new());
+    let wasm = wat::parse_str(ARITH).unwrap();
+    let add = |m: &Module<B>| {
+        let mut store = Store::new(&engine, ());
+        let inst = Instance::new(&mut store, m, &[]).unwrap();
+        i32_of(call(&mut store, &inst, "i32_add", &[Val::I32(40), Val::I32(2)]).unwrap())
+    };
+    let (m, first) = cache.module(&engine, &wasm).unwrap();
+    assert_eq!(add(&m), 42);
+    let (m, second) = cache.module(&engine, &wasm).unwrap();
+    assert_eq!(add(&m), 42);
+    if !B::capabilities().precompiled_modules {
+        assert_eq!(
+            (first, second),
+            (O::Unsupported, O::Unsupported),
+            "{}",
+            B::NAME
+        );
+        assert_eq!(cache.usage().0, 0);
+        return;
+    }
+    assert_eq!((first, second), (O::Stored, O::Loaded), "{}", B::NAME);
+    let entry = || {
+        let mut entries: Vec<_> = std::fs::read_dir(cache.dir())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        assert_eq!(entries.len(), 1, "{entries:?}");
+        entries.pop().unwrap()
+    };
+    // An altered entry (a flipped byte in the code) is caught by its checksum.
+    let path = entry();
+    let mut blob = std::fs::read(&path).unwrap();
+    let last = blob.len() - 1;
+    blob[last] ^= 1;
+    std::fs::write(&path, &blob).unwrap();
+    match cache.module(&engine, &wasm).unwrap() {
+        (m, O::Replaced(why)) => {
+            assert!(why.contains("checksum"), "{why}");
+            assert_eq!(add(&m), 42);
+        }
+        (_, other) => panic!("{}: altered entry: {other:?}", B::NAME),
+    }
+    assert_eq!(cache.module(&engine, &wasm).unwrap().1, O::Loaded);
+    // An entry for other WebAssembly under this module's name is not used.
+    let other_wasm = wat::parse_str(LOOPS).unwrap();
+    let other_blob = module(&engine, LOOPS).serialize().unwrap();
+    let other_len = other_blob.len() as u64;
+    std::fs::write(entry(), other_blob).unwrap();
+    match cache.module(&engine, &wasm).unwrap() {
+        (m, O::Replaced(why)) => {
+            assert!(why.contains("other WebAssembly"), "{why}");
+            assert_eq!(add(&m), 42);
+        }
+        (_, other) => panic!("{}: misplaced entry: {other:?}", B::NAME),
+    }
+    // An engine configured otherwise has entries of its own.
+    let mut config = Config::new();
+    config.consume_fuel(true);
+    let fueled = super::engine::<B>(&config);
+    assert_eq!(cache.module(&fueled, &wasm).unwrap().1, O::Stored);
+    assert_eq!(cache.usage().0, 2);
+    // A cap that holds either entry but not both: storing one evicts the other.
+    cache.clear().unwrap();
+    let (_, one) = cache.module(&engine, &wasm).unwrap();
+    let size = cache.usage().1;
+    let small = CodeCache::open(cache.dir())
+        .unwrap()
+        .max_bytes(size + other_len - 1);
+    assert_eq!(
+        (one, small.module(&engine, &other_wasm).unwrap().1),
+        (O::Stored, O::Stored)
+    );
+    assert_eq!(small.usage().0, 1);
+    assert_eq!(small.module(&engine, &other_wasm).unwrap().1, O::Loaded);
+    assert_eq!(small.module(&engine, &wasm).unwrap().1, O::Stored);
+    // Too small for any entry: nothing stored, the module still loads.
+    let tiny = CodeCache::open(cache.dir()).unwrap().max_bytes(16);
+    match tiny.module(&engine, &wasm).unwrap() {
+        (m, O::Loaded) => assert_eq!(add(&m), 42),
+        (_, other) => panic!("{}: {other:?}", B::NAME),
+    }
+    tiny.clear().unwrap();
+    assert!(matches!(
+        tiny.module(&engine, &wasm).unwrap().1,
+        O::NotStored(_)
+    ));
+    assert_eq!(tiny.usage(), (0, 0));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let shared = dir.path().join("shared");
+        std::fs::create_dir(&shared).unwrap();
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o777)).unwrap();
+        match CodeCache::open(&shared) {
+            Err(Error::CodeCache { message, .. }) => {
+                assert!(message.contains("others may write"), "{message}")
+            }
+            other => panic!("{}: a world-writable cache was opened: {other:?}", B::NAME),
+        }
+    }
+}
+
 fn with_feature(name: &str) -> Features {
     let mut f = Features::wasm2();
     match name {
