@@ -24,6 +24,7 @@ trait ErasedRuntime: Send + Sync {
     fn clear_cache(&self);
     fn cache_size(&self) -> (usize, u64);
     fn cache_stats(&self) -> (u64, u64);
+    fn code_cache_loads(&self) -> u64;
     fn memory_budget(&self) -> Option<(u64, u64)>;
 }
 
@@ -39,6 +40,9 @@ impl<B: Backend> ErasedRuntime for PluginRuntime<B> {
     }
     fn cache_stats(&self) -> (u64, u64) {
         PluginRuntime::cache_stats(self)
+    }
+    fn code_cache_loads(&self) -> u64 {
+        PluginRuntime::code_cache_loads(self)
     }
     fn memory_budget(&self) -> Option<(u64, u64)> {
         PluginRuntime::memory_budget(self)
@@ -173,6 +177,11 @@ impl AnyPluginRuntime {
     /// See [`PluginRuntime::cache_stats`].
     pub fn cache_stats(&self) -> (u64, u64) {
         self.inner.cache_stats()
+    }
+
+    /// See [`PluginRuntime::code_cache_loads`].
+    pub fn code_cache_loads(&self) -> u64 {
+        self.inner.code_cache_loads()
     }
 
     /// See [`PluginRuntime::memory_budget`].

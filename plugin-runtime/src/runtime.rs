@@ -5,7 +5,9 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use anywasm::{Backend, Config, ContentHash, Engine, Linker, MemoryBudget, Module};
+use anywasm::{
+    Backend, CodeCache, CodeCacheOutcome, Config, ContentHash, Engine, Linker, MemoryBudget, Module,
+};
 
 use crate::error::{PluginError, Result};
 use crate::host::{HostFunctions, PluginState, define_all};
@@ -20,6 +22,9 @@ pub(crate) struct RuntimeInner<B: Backend> {
     modules: Mutex<ModuleCache<B>>,
     compiled: AtomicU64,
     cache_hits: AtomicU64,
+    /// Compiled code on disk, if the runtime has a `cache_dir`.
+    code_cache: Option<CodeCache>,
+    code_cache_loads: AtomicU64,
     /// Shared by the stores of every instance of every plugin.
     pub(crate) budget: Option<Arc<MemoryBudget>>,
     /// Receives log lines (and WASI standard output and error).
@@ -108,13 +113,29 @@ impl<B: Backend> RuntimeInner<B> {
         // each new module gets an engine of its own, dropped with the last
         // module, instance and store of it: code replaced by a reload is
         // freed once its calls finish and the cache lets it go.
-        let module = if B::capabilities().code_freed_with_module {
-            Module::new(&self.engine, &bytes)
+        let own_engine;
+        let engine = if B::capabilities().code_freed_with_module {
+            &self.engine
         } else {
-            Engine::<B>::new(&self.config).and_then(|engine| Module::new(&engine, &bytes))
-        }
-        .map_err(engine_err)?;
-        self.compiled.fetch_add(1, Ordering::Relaxed);
+            own_engine = Engine::<B>::new(&self.config).map_err(engine_err)?;
+            &own_engine
+        };
+        let module = match &self.code_cache {
+            Some(cache) => {
+                let (module, outcome) = cache.module(engine, &bytes).map_err(engine_err)?;
+                if outcome == CodeCacheOutcome::Loaded {
+                    self.code_cache_loads.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    self.compiled.fetch_add(1, Ordering::Relaxed);
+                }
+                module
+            }
+            None => {
+                let module = Module::new(engine, &bytes).map_err(engine_err)?;
+                self.compiled.fetch_add(1, Ordering::Relaxed);
+                module
+            }
+        };
         self.modules
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -161,6 +182,7 @@ pub(crate) struct Options {
     pub(crate) cache_bytes: u64,
     pub(crate) cache_entries: usize,
     pub(crate) memory_budget: Option<u64>,
+    pub(crate) cache_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for Options {
@@ -171,6 +193,7 @@ impl Default for Options {
             cache_bytes: DEFAULT_MODULE_CACHE_BYTES,
             cache_entries: DEFAULT_MODULE_CACHE_ENTRIES,
             memory_budget: None,
+            cache_dir: None,
         }
     }
 }
@@ -187,6 +210,11 @@ impl Options {
         let engine = Engine::<B>::new(&config).map_err(runtime_err)?;
         let mut linker = Linker::new();
         define_all(&mut linker, &self.host).map_err(runtime_err)?;
+        let code_cache = self
+            .cache_dir
+            .map(CodeCache::open)
+            .transpose()
+            .map_err(runtime_err)?;
         Ok(PluginRuntime {
             inner: Arc::new(RuntimeInner {
                 engine,
@@ -201,6 +229,8 @@ impl Options {
                 }),
                 compiled: AtomicU64::new(0),
                 cache_hits: AtomicU64::new(0),
+                code_cache,
+                code_cache_loads: AtomicU64::new(0),
                 budget: self.memory_budget.map(MemoryBudget::new),
                 log: self.host.log.clone(),
             }),
@@ -275,6 +305,18 @@ impl<T> RuntimeBuilder<T> {
         self.opts.memory_budget = Some(bytes);
         self
     }
+
+    /// Keeps compiled plugin code on disk in `dir`, so that a plugin is
+    /// compiled once rather than in every process (see
+    /// [`anywasm::CodeCache`], whose size cap and checks apply). The
+    /// directory must be private to the user: `build` fails with
+    /// [`PluginError::Engine`] if others may write to it. On wasmi, which
+    /// compiles lazily and keeps no compiled code, plugins compile as
+    /// before. Off by default.
+    pub fn cache_dir(mut self, dir: impl Into<std::path::PathBuf>) -> Self {
+        self.opts.cache_dir = Some(dir.into());
+        self
+    }
 }
 
 impl<B: Backend> PluginRuntimeBuilder<B> {
@@ -327,6 +369,13 @@ impl<B: Backend> PluginRuntime<B> {
     /// one (see [`PluginRuntimeBuilder::memory_budget`]).
     pub fn memory_budget(&self) -> Option<(u64, u64)> {
         self.inner.budget.as_ref().map(|b| (b.used(), b.limit()))
+    }
+
+    /// Modules whose compiled code came from the code cache on disk (see
+    /// [`PluginRuntimeBuilder::cache_dir`]); they are not counted as
+    /// compiled in [`cache_stats`](Self::cache_stats).
+    pub fn code_cache_loads(&self) -> u64 {
+        self.inner.code_cache_loads.load(Ordering::Relaxed)
     }
 
     /// `(modules compiled, loads served from the cache)`.

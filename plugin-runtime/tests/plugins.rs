@@ -451,6 +451,47 @@ pub fn modules_are_cached_by_content<B: Backend>() {
     echo_works(&b);
 }
 
+/// With a `cache_dir`, a second runtime (as in a second process) loads the
+/// plugin's compiled code from disk where the engine keeps compiled code,
+/// and the plugin works the same; a directory others may write to is refused.
+pub fn compiled_code_is_kept_on_disk<B: Backend>() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("code");
+    let load = || {
+        let rt = PluginRuntime::<B>::builder()
+            .cache_dir(&cache)
+            .build()
+            .unwrap();
+        let p = rt
+            .load(
+                Manifest::from_bytes("a", HOSTILE)
+                    .allow("anywasm.echo")
+                    .format(Format::Raw),
+            )
+            .unwrap();
+        echo_works(&p);
+        (rt.cache_stats().0, rt.code_cache_loads())
+    };
+    let keeps = B::capabilities().precompiled_modules;
+    assert_eq!(load(), (1, 0), "{}", B::NAME);
+    let second = if keeps { (0, 1) } else { (1, 0) };
+    assert_eq!(load(), second, "{}", B::NAME);
+    assert_eq!(
+        std::fs::read_dir(&cache).unwrap().count(),
+        usize::from(keeps)
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&cache, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let err = PluginRuntime::<B>::builder()
+            .cache_dir(&cache)
+            .build()
+            .unwrap_err();
+        assert!(err.to_string().contains("others may write"), "{err}");
+    }
+}
+
 fn versioned(version: &str, state_export: &str) -> String {
     format!(
         r#"(module
@@ -611,7 +652,7 @@ macro_rules! plugin_tests {
                 example_plugins_in_both_formats, guest_errors_are_values, host_functions,
                 every_limit_is_a_typed_error_and_the_next_call_works, abi_violations_are_typed_errors,
                 bad_plugins_do_not_load, concurrent_calls_from_eight_threads,
-                modules_are_cached_by_content, hot_reload_swaps_and_keeps_serving, manifest_from_json,
+                modules_are_cached_by_content, compiled_code_is_kept_on_disk, hot_reload_swaps_and_keeps_serving, manifest_from_json,
                 host_function_panics_reach_the_caller_and_the_plugin_survives);
         }
     };
