@@ -7,7 +7,7 @@ use std::sync::{Arc, OnceLock};
 
 use anywasm_core::{
     BackendFunc, Caller, DynHostFn, Error, FuncType, HostErrorMarker, HostSig, Result, StoreId,
-    TrapCode, TypedSig, Val, WasmTy, WasmTyList,
+    TrapCode, TypedSig, Val, WasmTy, WasmTyList, with_scratch,
 };
 use wasmer::{AsStoreMut, FunctionEnv, FunctionEnvMut, StoreMut};
 
@@ -303,21 +303,27 @@ impl BackendFunc for Wasmer {
         results: &mut [Val<Self>],
     ) -> Result<()> {
         let id = ctx.data().shared.id();
-        let params: Vec<wasmer::Value> = {
-            let mut env = ctx.env_mut();
-            let (data, mut store) = env.data_and_store_mut();
-            params
-                .iter()
-                .map(|v| val_to_wr_in(data, &mut store, v))
-                .collect::<Result<_>>()?
-        };
-        let out = host_call(ctx, func.owner.as_ref(), |store| {
-            func.func.call(store, &params)
-        })?;
-        for (slot, v) in results.iter_mut().zip(out.iter()) {
-            *slot = val_from_wr(v, id);
-        }
-        Ok(())
+        with_scratch(
+            params.len(),
+            || wasmer::Value::I32(0),
+            |wr_params| {
+                {
+                    let mut env = ctx.env_mut();
+                    let (data, mut store) = env.data_and_store_mut();
+                    for (slot, v) in wr_params.iter_mut().zip(params) {
+                        *slot = val_to_wr_in(data, &mut store, v)?;
+                    }
+                }
+                // wasmer returns the results in a new boxed slice.
+                let out = host_call(ctx, func.owner.as_ref(), |store| {
+                    func.func.call(store, wr_params)
+                })?;
+                for (slot, v) in results.iter_mut().zip(out.iter()) {
+                    *slot = val_from_wr(v, id);
+                }
+                Ok(())
+            },
+        )
     }
 
     fn func_new<T: Send + 'static>(

@@ -3,6 +3,7 @@
 
 use anywasm_core::{
     BackendFunc, Caller, DynHostFn, FuncType, HostSig, Result, TypedSig, Val, WasmTy, WasmTyList,
+    with_scratch,
 };
 
 use crate::Ctx;
@@ -12,6 +13,40 @@ use crate::convert::{
 };
 use crate::store::{refuel, sliced_entry};
 use crate::{StoreData, View, ViewMut, Wasmi};
+
+/// One dynamic call on wasmi's values, sliced when the store is
+/// interruptible (see the crate documentation).
+fn call_wi<T: Send + 'static>(
+    ctx: &mut dyn ViewMut<T>,
+    func: &wasmi::Func,
+    params: &[wasmi::Val],
+    out: &mut [wasmi::Val],
+) -> Result<()> {
+    if ctx.data().slicing {
+        sliced_entry(&mut *ctx)?;
+        let mut call = func
+            .call_resumable(ctx.ctx_mut(), params, out)
+            .map_err(|e| call_err(&*ctx, &e))?;
+        loop {
+            match call {
+                wasmi::ResumableCall::Finished => break,
+                wasmi::ResumableCall::HostTrap(t) => {
+                    return Err(call_err(&*ctx, &t.into_host_error()));
+                }
+                wasmi::ResumableCall::OutOfFuel(o) => {
+                    refuel(&mut *ctx, o.required_fuel())?;
+                    call = o
+                        .resume(ctx.ctx_mut(), out)
+                        .map_err(|e| call_err(&*ctx, &e))?;
+                }
+            }
+        }
+    } else {
+        func.call(ctx.ctx_mut(), params, out)
+            .map_err(|e| call_err(&*ctx, &e))?;
+    }
+    Ok(())
+}
 
 impl BackendFunc for Wasmi {
     fn func_ty<T: Send + 'static>(ctx: Ctx<'_, T>, func: &wasmi::Func) -> FuncType {
@@ -25,35 +60,22 @@ impl BackendFunc for Wasmi {
         results: &mut [Val<Self>],
     ) -> Result<()> {
         let store = ctx.data().shared.id();
-        let params: Vec<wasmi::Val> = params.iter().map(val_to_wi).collect();
-        let mut out: Vec<wasmi::Val> = results.iter().map(val_to_wi).collect();
-        if ctx.data().slicing {
-            sliced_entry(&mut *ctx)?;
-            let mut call = func
-                .call_resumable(ctx.ctx_mut(), &params, &mut out)
-                .map_err(|e| call_err(&*ctx, &e))?;
-            loop {
-                match call {
-                    wasmi::ResumableCall::Finished => break,
-                    wasmi::ResumableCall::HostTrap(t) => {
-                        return Err(call_err(&*ctx, &t.into_host_error()));
-                    }
-                    wasmi::ResumableCall::OutOfFuel(o) => {
-                        refuel(&mut *ctx, o.required_fuel())?;
-                        call = o
-                            .resume(ctx.ctx_mut(), &mut out)
-                            .map_err(|e| call_err(&*ctx, &e))?;
-                    }
+        let zero = || wasmi::Val::I32(0);
+        with_scratch(params.len(), zero, |wi_params| {
+            with_scratch(results.len(), zero, |out| {
+                for (slot, v) in wi_params.iter_mut().zip(params) {
+                    *slot = val_to_wi(v);
                 }
-            }
-        } else {
-            func.call(ctx.ctx_mut(), &params, &mut out)
-                .map_err(|e| call_err(&*ctx, &e))?;
-        }
-        for (slot, v) in results.iter_mut().zip(&out) {
-            *slot = val_from_wi(v, store);
-        }
-        Ok(())
+                for (slot, v) in out.iter_mut().zip(results.iter()) {
+                    *slot = val_to_wi(v);
+                }
+                call_wi(&mut *ctx, func, wi_params, out)?;
+                for (slot, v) in results.iter_mut().zip(out.iter()) {
+                    *slot = val_from_wi(v, store);
+                }
+                Ok(())
+            })
+        })
     }
 
     fn func_new<T: Send + 'static>(

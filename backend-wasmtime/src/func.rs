@@ -2,6 +2,7 @@
 
 use anywasm_core::{
     BackendFunc, Caller, DynHostFn, FuncType, HostSig, Result, TypedSig, Val, WasmTy, WasmTyList,
+    with_scratch,
 };
 use wasmtime::{AsContext, AsContextMut};
 
@@ -53,13 +54,19 @@ impl BackendFunc for Wasmtime {
         results: &mut [Val<Self>],
     ) -> Result<()> {
         let store = ctx.data().shared.id();
-        let params: Vec<wasmtime::Val> = params.iter().map(|v| val_to_wt(&mut ctx, v)).collect();
-        let mut out = vec![wasmtime::Val::I32(0); results.len()];
-        func.call(&mut ctx, &params, &mut out).map_err(map_err)?;
-        for (slot, v) in results.iter_mut().zip(out) {
-            *slot = val_from_wt(&mut ctx, v, store);
-        }
-        Ok(())
+        let zero = || wasmtime::Val::I32(0);
+        with_scratch(params.len(), zero, |wt_params| {
+            with_scratch(results.len(), zero, |out| {
+                for (slot, v) in wt_params.iter_mut().zip(params) {
+                    *slot = val_to_wt(&mut ctx, v);
+                }
+                func.call(&mut ctx, wt_params, out).map_err(map_err)?;
+                for (slot, v) in results.iter_mut().zip(out.iter()) {
+                    *slot = val_from_wt(&mut ctx, *v, store);
+                }
+                Ok(())
+            })
+        })
     }
 
     fn func_new<T: Send + 'static>(

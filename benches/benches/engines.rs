@@ -553,6 +553,53 @@ fn chunked<B: Backend>(
     total
 }
 
+/// A real program (the zstd library as a WASI command, 850 KB): loading it
+/// cold (compiling) and warm (from the code cache on disk), and creating an
+/// instance with WASI from the loaded module.
+fn real_program<B: Backend>(c: &mut Criterion, wasm: &[u8], cache: &anywasm::CodeCache) {
+    let engine = Engine::<B>::new(&Config::new()).unwrap();
+    let mut g = c.benchmark_group("real_program");
+    g.sample_size(10);
+    g.warm_up_time(Duration::from_millis(100));
+    g.measurement_time(Duration::from_secs(5));
+    g.bench_function(format!("cold/{}", B::NAME), |b| {
+        b.iter(|| Module::new(&engine, wasm).unwrap())
+    });
+    let (module, _) = cache.module(&engine, wasm).unwrap();
+    if B::capabilities().precompiled_modules {
+        g.bench_function(format!("warm/{}", B::NAME), |b| {
+            b.iter(|| {
+                let (m, how) = cache.module(&engine, wasm).unwrap();
+                assert_eq!(how, anywasm::CodeCacheOutcome::Loaded);
+                m
+            })
+        });
+    }
+    let mut linker = Linker::<B, anywasm_wasi::WasiCtx>::new();
+    anywasm_wasi::add_to_linker(&mut linker, |c| c).unwrap();
+    g.bench_function(format!("instantiate/{}", B::NAME), |b| {
+        b.iter(|| {
+            let mut store = Store::new(&engine, anywasm_wasi::WasiConfig::new().build().unwrap());
+            black_box(linker.instantiate(&mut store, &module).unwrap());
+        })
+    });
+    g.finish();
+}
+
+fn real_programs(c: &mut Criterion) {
+    let wasm = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../cli/tests/fixtures/zstd/zstd.wasm"
+    ))
+    .unwrap();
+    let dir = std::env::temp_dir().join(format!("anywasm-bench-cache-{}", std::process::id()));
+    let cache = anywasm::CodeCache::open(&dir).unwrap();
+    real_program::<anywasm::Wasmtime>(c, &wasm, &cache);
+    real_program::<anywasm::Wasmi>(c, &wasm, &cache);
+    real_program::<anywasm::Wasmer>(c, &wasm, &cache);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 fn compiling(c: &mut Criterion) {
     let big = big_module(1 << 20);
     compile_and_instantiate::<anywasm::Wasmtime>(c, &big);
@@ -587,41 +634,29 @@ struct Small {
     tags: Vec<String>,
 }
 
+/// Bytes as the plugin runtime documents them: MessagePack bin.
 #[derive(Serialize, Deserialize, Clone)]
 struct Payload {
-    #[serde(with = "serde_bytes_as_vec")]
+    #[serde(with = "anywasm_plugin::serde_bytes")]
     bytes: Vec<u8>,
 }
 
-/// Bytes as a MessagePack binary / JSON array, without another dependency.
-mod serde_bytes_as_vec {
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_bytes(v)
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
-        Vec::<u8>::deserialize(d)
-    }
-}
-
-/// The plugin rows' inputs: a small struct and a 64 KiB payload.
-fn plugin_inputs() -> (Small, Payload) {
+/// The plugin rows' inputs: a small struct, a 64 KiB and a 1 MiB payload.
+fn plugin_inputs() -> (Small, Payload, Payload) {
     let small = Small {
         id: 42,
         name: "file_icons".into(),
         tags: vec!["a".into(), "b".into()],
     };
-    let payload = Payload {
-        bytes: vec![0xab; 64 << 10],
+    let payload = |n| Payload {
+        bytes: (0..n).map(|i| (i * 31) as u8).collect(),
     };
-    (small, payload)
+    (small, payload(64 << 10), payload(1 << 20))
 }
 
 fn plugin<B: Backend>(c: &mut Criterion) {
     let runtime = PluginRuntime::<B>::new().unwrap();
-    let (small, payload) = plugin_inputs();
+    let (small, payload, big) = plugin_inputs();
     let mut g = c.benchmark_group("plugin");
     short(&mut g);
     for format in [Format::MsgPack, Format::Json] {
@@ -634,6 +669,11 @@ fn plugin<B: Backend>(c: &mut Criterion) {
         g.bench_function(format!("64k_{}/{}", format.name(), B::NAME), |b| {
             b.iter(|| p.call::<Payload, Payload>("echo", &payload).unwrap())
         });
+        if format == Format::MsgPack {
+            g.bench_function(format!("1m_{}/{}", format.name(), B::NAME), |b| {
+                b.iter(|| p.call::<Payload, Payload>("echo", &big).unwrap())
+            });
+        }
     }
     let raw = runtime
         .load(Manifest::from_bytes("echo-raw", ECHO_PLUGIN_WAT).format(Format::Raw))
@@ -643,6 +683,9 @@ fn plugin<B: Backend>(c: &mut Criterion) {
     });
     g.bench_function(format!("64k_raw/{}", B::NAME), |b| {
         b.iter(|| raw.call_raw("echo", &payload.bytes).unwrap())
+    });
+    g.bench_function(format!("1m_raw/{}", B::NAME), |b| {
+        b.iter(|| raw.call_raw("echo", &big.bytes).unwrap())
     });
     g.finish();
 }
@@ -692,7 +735,7 @@ fn dynamic_linking(c: &mut Criterion) {
 fn extism_reference(c: &mut Criterion) {
     let wasm = wat::parse_str(include_str!("../fixtures/extism_echo.wat")).unwrap();
     let mut plugin = extism::Plugin::new(&wasm, [], false).unwrap();
-    let (small, payload) = plugin_inputs();
+    let (small, payload, _) = plugin_inputs();
     let mut g = c.benchmark_group("plugin");
     short(&mut g);
     g.bench_function("empty_raw/extism", |b| {
@@ -745,6 +788,7 @@ criterion_group!(
     calls_and_compute,
     fuel_metering,
     compiling,
+    real_programs,
     plugins,
     extism_reference,
     dynamic_linking

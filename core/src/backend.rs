@@ -42,6 +42,24 @@ use crate::values::{Val, WasmTyList};
 /// A host value stored behind an `externref`.
 pub type ExternData = Box<dyn std::any::Any + Send + Sync>;
 
+/// How many values [`with_scratch`] keeps on the stack.
+const SCRATCH_INLINE: usize = 8;
+
+/// Runs `f` on a scratch slice of `len` values made by `init`: on the stack
+/// for up to eight values, on the heap beyond. Backends convert a dynamic
+/// call's values into the engine's own type in such slices, so that calls of
+/// ordinary signatures allocate nothing.
+#[inline]
+pub fn with_scratch<V, R>(len: usize, init: impl Fn() -> V, f: impl FnOnce(&mut [V]) -> R) -> R {
+    if len <= SCRATCH_INLINE {
+        let mut inline: [V; SCRATCH_INLINE] = std::array::from_fn(|_| init());
+        f(&mut inline[..len])
+    } else {
+        let mut heap: Vec<V> = (0..len).map(|_| init()).collect();
+        f(&mut heap)
+    }
+}
+
 /// A dynamically typed host function as the layer hands it to a backend.
 pub type DynHostFn<B, T> =
     Arc<dyn Fn(Caller<'_, B, T>, &[Val<B>], &mut [Val<B>]) -> Result<()> + Send + Sync + 'static>;

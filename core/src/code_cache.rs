@@ -1,22 +1,5 @@
 //! A cache of compiled code on disk, so a module is compiled once per
 //! engine configuration rather than once per process.
-//!
-//! # Trust model
-//! Loading compiled code means running machine code read from a file: the
-//! engines' deserialisation is `unsafe` for that reason. The cache trusts a
-//! file only as far as it trusts the directory, so the directory must be
-//! private to the user running the program. [`CodeCache::open`] creates it
-//! with mode `0700` and refuses one that is owned by another user or that
-//! others may write to (on Unix; elsewhere the directory's access control is
-//! the user's to set). Against accidents (a truncated write, a disk error,
-//! an entry left by another engine version or configuration, two processes
-//! writing at once) every entry is checked before the engine sees it: the
-//! blob names the backend, engine version and configuration it was made for,
-//! carries a SHA-256 of its code and the WebAssembly it was compiled from,
-//! which must be the bytes asked for. An entry that fails a check is deleted
-//! and the module compiled again; it is never loaded. A forged entry written
-//! by someone who can write the directory is outside what checks can catch,
-//! which is why the directory's permissions are checked instead.
 
 use std::fs;
 use std::io::Write;
@@ -39,6 +22,9 @@ pub const DEFAULT_CODE_CACHE_BYTES: u64 = 1 << 30;
 /// Compiled modules on disk, keyed by the module's bytes and everything about
 /// the engine that changes its code (backend, engine version, configuration).
 ///
+/// Generic code that loads through the cache on any backend (the
+/// conformance case `code_cache_on_disk` runs the same on all three):
+///
 /// ```
 /// use anywasm_core::{Backend, CodeCache, CodeCacheOutcome, Engine, Result};
 ///
@@ -59,8 +45,24 @@ pub const DEFAULT_CODE_CACHE_BYTES: u64 = 1 << 30;
 ///
 /// Backends without precompiled code (see
 /// [`Capabilities::precompiled_modules`](crate::Capabilities)) compile every
-/// time and report [`CodeCacheOutcome::Unsupported`]. See the
-/// [module documentation](self) for the trust model.
+/// time and report [`CodeCacheOutcome::Unsupported`].
+///
+/// # Trust model
+/// Loading compiled code means running machine code read from a file: the
+/// engines' deserialisation is `unsafe` for that reason. The cache trusts a
+/// file only as far as it trusts the directory, so the directory must be
+/// private to the user running the program. [`CodeCache::open`] creates it
+/// with mode `0700` and refuses one that is owned by another user or that
+/// others may write to (on Unix; elsewhere the directory's access control is
+/// the user's to set). Against accidents (a truncated write, a disk error,
+/// an entry left by another engine version or configuration, two processes
+/// writing at once) every entry is checked before the engine sees it: the
+/// blob names the backend, engine version and configuration it was made for,
+/// carries a SHA-256 of its code and the WebAssembly it was compiled from,
+/// which must be the bytes asked for. An entry that fails a check is deleted
+/// and the module compiled again; it is never loaded. A forged entry written
+/// by someone who can write the directory is outside what checks can catch,
+/// which is why the directory's permissions are checked instead.
 #[derive(Debug, Clone)]
 pub struct CodeCache {
     dir: PathBuf,
@@ -93,7 +95,7 @@ impl CodeCache {
     /// with a size cap of [`DEFAULT_CODE_CACHE_BYTES`].
     ///
     /// Fails with [`Error::CodeCache`] if the directory cannot be created or
-    /// is not private to the user (see the [module documentation](self)).
+    /// is not private to the user (see the trust model in [`CodeCache`]).
     pub fn open(dir: impl AsRef<Path>) -> Result<Self> {
         let dir = dir.as_ref().to_path_buf();
         let err = |message: String| Error::CodeCache {

@@ -1,7 +1,7 @@
 //! Functions: dynamic and typed calls, host functions and their callers.
 
 use std::marker::PhantomData;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 /// How long [`Caller::sleep`] sleeps between looks at the deadline and
@@ -27,6 +27,10 @@ pub const RESERVED_EXPORT_PREFIX: &str = "__anywasm_";
 pub struct Func<B: BackendTypes> {
     raw: B::Func,
     store: StoreId,
+    /// The function's type, asked of the engine once per handle (a function's
+    /// type never changes): dynamic calls check their values against it
+    /// without asking the engine, which allocates, on every call.
+    ty: OnceLock<Arc<FuncType>>,
 }
 
 impl<B: Backend> Clone for Func<B> {
@@ -34,6 +38,7 @@ impl<B: Backend> Clone for Func<B> {
         Self {
             raw: self.raw.clone(),
             store: self.store,
+            ty: self.ty.clone(),
         }
     }
 }
@@ -79,7 +84,11 @@ pub(crate) fn list(types: &[ValType]) -> String {
 impl<B: Backend> Func<B> {
     /// Wraps an engine function owned by the store `store` (for backends).
     pub fn from_raw(raw: B::Func, store: StoreId) -> Self {
-        Self { raw, store }
+        Self {
+            raw,
+            store,
+            ty: OnceLock::new(),
+        }
     }
 
     /// The engine's function.
@@ -145,7 +154,15 @@ impl<B: Backend> Func<B> {
     /// The function's type.
     pub fn ty(&self, ctx: impl AsContext<Backend = B>) -> Result<FuncType> {
         self.check(&ctx)?;
-        Ok(B::func_ty(ctx.as_context().raw, &self.raw))
+        let ctx = ctx.as_context();
+        Ok(self.cached_ty(|| B::func_ty(ctx.raw, &self.raw)).clone())
+    }
+
+    /// The function's type from the handle's cache, asking `engine` the
+    /// first time.
+    #[inline]
+    fn cached_ty(&self, engine: impl FnOnce() -> FuncType) -> &FuncType {
+        self.ty.get_or_init(|| Arc::new(engine()))
     }
 
     /// Calls the function with dynamically typed arguments, writing results
@@ -158,7 +175,7 @@ impl<B: Backend> Func<B> {
     ) -> Result<()> {
         let mut ctx = ctx.as_context_mut();
         self.check(&ctx)?;
-        let ty = B::func_ty(B::ctx_mut_shared(&ctx.raw), &self.raw);
+        let ty = self.cached_ty(|| B::func_ty(B::ctx_mut_shared(&ctx.raw), &self.raw));
         check_vals("arguments", ty.params(), params, self.store)?;
         if results.len() != ty.results().len() {
             return Err(Error::TypeMismatch {
@@ -203,7 +220,7 @@ impl<B: Backend> Func<B> {
     {
         let ctx = ctx.as_context();
         self.check(&ctx)?;
-        let ty = B::func_ty(B::ctx_reborrow(&ctx.raw), &self.raw);
+        let ty = self.cached_ty(|| B::func_ty(B::ctx_reborrow(&ctx.raw), &self.raw));
         let (want_p, want_r) = (P::types(), R::types());
         if ty.params() != want_p || ty.results() != want_r {
             return Err(Error::TypeMismatch {

@@ -64,7 +64,7 @@ mod values;
 pub use backend::{
     Backend, BackendEngine, BackendExternRef, BackendFunc, BackendGlobal, BackendInstance,
     BackendMemory, BackendModule, BackendStore, BackendTable, BackendTypes, DynHostFn, ExternData,
-    HostSig, TypedSig,
+    HostSig, TypedSig, with_scratch,
 };
 pub use capabilities::Capabilities;
 pub use code_cache::{CodeCache, CodeCacheOutcome, DEFAULT_CODE_CACHE_BYTES};

@@ -14,7 +14,7 @@ use serde::de::DeserializeOwned;
 use crate::abi::Metadata;
 use crate::error::{PluginError, Result};
 use crate::manifest::{Format, Manifest};
-use crate::plugin::{CancelHandle, Plugin, PluginStats, call_serde};
+use crate::plugin::{CancelHandle, Input, Output, Plugin, PluginStats, call_serde};
 use crate::reload::{ReloadEvent, ReloadWatcher};
 use crate::runtime::{PluginRuntime, RuntimeBuilder};
 
@@ -56,6 +56,7 @@ trait ErasedPlugin: Send + Sync {
     fn format(&self) -> Format;
     fn generation(&self) -> u64;
     fn call_raw(&self, function: &str, input: &[u8]) -> Result<Vec<u8>>;
+    fn call_with(&self, function: &str, input: Input<'_>, output: Output<'_>) -> Result<()>;
     fn has_function(&self, function: &str) -> bool;
     fn stats(&self) -> PluginStats;
     fn reload(&self, bytes: &[u8]) -> Result<u64>;
@@ -80,6 +81,9 @@ impl<B: Backend> ErasedPlugin for Plugin<B> {
     }
     fn call_raw(&self, function: &str, input: &[u8]) -> Result<Vec<u8>> {
         Plugin::call_raw(self, function, input)
+    }
+    fn call_with(&self, function: &str, input: Input<'_>, output: Output<'_>) -> Result<()> {
+        Plugin::call_with(self, function, input, output)
     }
     fn has_function(&self, function: &str) -> bool {
         Plugin::has_function(self, function)
@@ -260,9 +264,13 @@ impl AnyPlugin {
         function: &str,
         input: &In,
     ) -> Result<Out> {
-        call_serde(self.id(), self.format(), function, input, |bytes| {
-            self.inner.call_raw(function, bytes)
-        })
+        call_serde(
+            self.id(),
+            self.format(),
+            function,
+            input,
+            |input, output| self.inner.call_with(function, input, output),
+        )
     }
 
     /// See [`Plugin::call_raw`].

@@ -27,7 +27,11 @@
 //!   input into the guest, one copy of the output out; guest errors distinct
 //!   from traps; host functions with bytes through pending results.
 //! - **Formats**: MessagePack, JSON, hybrid (JSON in debug builds), or raw
-//!   bytes with [`Plugin::call_raw`].
+//!   bytes with [`Plugin::call_raw`]. Bytes travel as MessagePack `bin`
+//!   (one copy, no per-byte work) when they are a [`ByteBuf`] or a field
+//!   marked `#[serde(with = "anywasm_plugin::serde_bytes")]`; a plain
+//!   `Vec<u8>` is, as serde has it, an array of numbers. Both PDKs read and
+//!   write `bin` (the Rust PDK as `Bytes`, the C PDK as `APDK_BIN`).
 //! - **Host functions**: serde-typed, numeric, and the built-ins `calc`,
 //!   `echo`, `json_execute`, `store_put`/`store_get`, granted per plugin.
 //! - **Limits per call**: fuel, deadline, memory. A plugin that misbehaves
@@ -70,6 +74,19 @@ pub use runtime::{
     DEFAULT_MODULE_CACHE_BYTES, DEFAULT_MODULE_CACHE_ENTRIES, PluginRuntime, PluginRuntimeBuilder,
     RuntimeBuilder,
 };
+/// Bytes for serde that travel as MessagePack `bin` (and as an array of
+/// numbers in JSON): `ByteBuf` for a value of its own, and
+/// `#[serde(with = "anywasm_plugin::serde_bytes")]` on `Vec<u8>` fields.
+///
+/// ```
+/// #[derive(serde::Serialize, serde::Deserialize)]
+/// struct Thumbnail {
+///     name: String,
+///     #[serde(with = "anywasm_plugin::serde_bytes")]
+///     png: Vec<u8>,
+/// }
+/// ```
+pub use serde_bytes::{self, ByteBuf};
 pub use wasi::{GrantedDir, STDERR_LOG_LEVEL, STDOUT_LOG_LEVEL, WasiGrant};
 
 /// Re-exported so applications need only this crate.

@@ -92,7 +92,7 @@ impl<B: Backend> Drop for Generation<B> {
                 };
                 let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                     if arm(&mut slot.store, &limits).is_ok() {
-                        let _ = call_with_bytes(slot, &f, &[], &limits);
+                        let _ = call_with_bytes(slot, &f, &Input::Bytes(&[]), &limits, &mut |_| {});
                     }
                 }));
             }
@@ -351,12 +351,38 @@ fn read_source(manifest: &Manifest) -> Result<Vec<u8>> {
     }
 }
 
+/// A call's input as it reaches the guest's buffer.
+pub(crate) enum Input<'a> {
+    /// Bytes, copied as they are.
+    Bytes(&'a [u8]),
+    /// `len` bytes that `write` encodes straight into the guest's buffer
+    /// (no copy on the host side).
+    Encoded {
+        len: usize,
+        write: &'a dyn Fn(&mut [u8]) -> std::result::Result<(), String>,
+    },
+}
+
+impl Input<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Input::Bytes(b) => b.len(),
+            Input::Encoded { len, .. } => *len,
+        }
+    }
+}
+
+/// Where a call's output goes: a function of the bytes in the guest's
+/// memory (decoded there, or copied out).
+pub(crate) type Output<'a> = &'a mut dyn FnMut(&[u8]);
+
 fn call_with_bytes<B: Backend>(
     slot: &mut Slot<B>,
     func: &Func<B>,
-    input: &[u8],
+    input: &Input<'_>,
     limits: &Limits,
-) -> std::result::Result<Vec<u8>, CallFailure> {
+    output: Output<'_>,
+) -> std::result::Result<(), CallFailure> {
     slot.store.data_mut().guest_error = None;
     slot.store.data_mut().pending = None;
     let len = i32::try_from(input.len())
@@ -372,14 +398,25 @@ fn call_with_bytes<B: Backend>(
             abi::ALLOC
         )));
     }
-    slot.memory
-        .write(&mut slot.store, u64::from(ptr), input)
-        .map_err(|_| {
-            CallFailure::Abi(format!(
-                "`{}` returned an out-of-range buffer ({len} bytes at {ptr:#x})",
-                abi::ALLOC
-            ))
-        })?;
+    let out_of_range = |_| {
+        CallFailure::Abi(format!(
+            "`{}` returned an out-of-range buffer ({len} bytes at {ptr:#x})",
+            abi::ALLOC
+        ))
+    };
+    match input {
+        Input::Bytes(bytes) => slot
+            .memory
+            .write(&mut slot.store, u64::from(ptr), bytes)
+            .map_err(out_of_range)?,
+        Input::Encoded { len, write } => {
+            let buf = slot
+                .memory
+                .slice_mut(&mut slot.store, u64::from(ptr), *len as u64)
+                .map_err(out_of_range)?;
+            write(buf).map_err(CallFailure::Encode)?;
+        }
+    }
     let r = func
         .invoke(&mut slot.store, &[Val::I32(ptr as i32), Val::I32(len)])
         .map_err(CallFailure::Engine)?;
@@ -392,14 +429,21 @@ fn call_with_bytes<B: Backend>(
     {
         return Err(CallFailure::Limit("output size", max));
     }
-    slot.memory
-        .read_vec(&slot.store, u64::from(optr), olen as usize)
-        .map_err(|_| CallFailure::Abi(format!("output out of range ({olen} bytes at {optr:#x})")))
+    let bytes = slot
+        .memory
+        .slice(&slot.store, u64::from(optr), u64::from(olen))
+        .map_err(|_| {
+            CallFailure::Abi(format!("output out of range ({olen} bytes at {optr:#x})"))
+        })?;
+    output(bytes);
+    Ok(())
 }
 
 /// Why a call failed, before it is named for the caller.
 enum CallFailure {
     Engine(Error),
+    /// The input could not be encoded into the guest's buffer.
+    Encode(String),
     Guest(String),
     Abi(String),
     Limit(&'static str, u64),
@@ -459,6 +503,7 @@ impl<B: Backend> PluginInner<B> {
         let plugin = self.id().to_string();
         let function = function.to_string();
         match f {
+            CallFailure::Encode(detail) => PluginError::Encode { plugin, detail },
             CallFailure::Guest(message) => PluginError::Guest {
                 plugin,
                 function,
@@ -652,12 +697,22 @@ impl<B: Backend> PluginInner<B> {
                     detail,
                 })?,
             };
-            self.run(&mut slot, abi::INITIALIZE, &bytes)?;
+            self.run(
+                &mut slot,
+                abi::INITIALIZE,
+                &Input::Bytes(&bytes),
+                &mut |_| {},
+            )?;
         }
         if let Some(state) = &generation.state
             && self.has_function(&mut slot, abi::STATE_LOAD)
         {
-            self.run(&mut slot, abi::STATE_LOAD, state)?;
+            self.run(
+                &mut slot,
+                abi::STATE_LOAD,
+                &Input::Bytes(state),
+                &mut |_| {},
+            )?;
         }
         self.counters.instances.fetch_add(1, Ordering::Relaxed);
         Ok(slot)
@@ -690,12 +745,18 @@ impl<B: Backend> PluginInner<B> {
     }
 
     /// One call on one instance, with the per-call limits.
-    fn run(&self, slot: &mut Slot<B>, function: &str, input: &[u8]) -> Result<Vec<u8>> {
+    fn run(
+        &self,
+        slot: &mut Slot<B>,
+        function: &str,
+        input: &Input<'_>,
+        output: Output<'_>,
+    ) -> Result<()> {
         let func = self.function(slot, function)?;
         let fuel = self
             .arm(&mut slot.store)
             .map_err(|e| engine_err(self.id(), e))?;
-        let r = call_with_bytes(slot, &func, input, &self.manifest.limits);
+        let r = call_with_bytes(slot, &func, input, &self.manifest.limits, output);
         if fuel > 0
             && let Ok(left) = slot.store.get_fuel()
         {
@@ -774,7 +835,7 @@ impl<B: Backend> PluginInner<B> {
         generation.available.notify_one();
     }
 
-    fn call_bytes(&self, function: &str, input: &[u8]) -> Result<Vec<u8>> {
+    fn call_bytes(&self, function: &str, input: Input<'_>, output: Output<'_>) -> Result<()> {
         let started = Instant::now();
         let Some(_inside) = Inside::enter(self.key()) else {
             return Err(PluginError::Reentrant {
@@ -815,7 +876,7 @@ impl<B: Backend> PluginInner<B> {
                 slot.interrupt.interrupt();
             }
             let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                self.run(&mut slot, function, input)
+                self.run(&mut slot, function, &input, output)
             }));
             self.cancels
                 .running
@@ -938,14 +999,31 @@ impl<B: Backend> Plugin<B> {
         function: &str,
         input: &In,
     ) -> Result<Out> {
-        call_serde(self.id(), self.format(), function, input, |bytes| {
-            self.inner.call_bytes(function, bytes)
-        })
+        call_serde(
+            self.id(),
+            self.format(),
+            function,
+            input,
+            |input, output| self.inner.call_bytes(function, input, output),
+        )
     }
 
     /// Calls `function` with raw bytes (for plugins with their own format).
     pub fn call_raw(&self, function: &str, input: &[u8]) -> Result<Vec<u8>> {
-        self.inner.call_bytes(function, input)
+        let mut out = Vec::new();
+        self.inner
+            .call_bytes(function, Input::Bytes(input), &mut |b| out = b.to_vec())?;
+        Ok(out)
+    }
+
+    /// A call with the input and output in the forms [`call_serde`] uses.
+    pub(crate) fn call_with(
+        &self,
+        function: &str,
+        input: Input<'_>,
+        output: Output<'_>,
+    ) -> Result<()> {
+        self.inner.call_bytes(function, input, output)
     }
 
     /// Whether the current code exports a plugin function called `function`.
@@ -1051,7 +1129,12 @@ impl<B: Backend> Plugin<B> {
                 // The old instance used last (the top of the idle stack).
                 let mut slot = inner.acquire(&old, abi::STATE_SAVE, epoch)?;
                 let state = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    inner.run(&mut slot, abi::STATE_SAVE, &[])
+                    let mut saved = Vec::new();
+                    inner
+                        .run(&mut slot, abi::STATE_SAVE, &Input::Bytes(&[]), &mut |b| {
+                            saved = b.to_vec()
+                        })
+                        .map(|()| saved)
                 }));
                 let healthy = matches!(state, Ok(Ok(_)));
                 inner.release(&old, slot, healthy);
@@ -1098,23 +1181,72 @@ impl<B: Backend> Plugin<B> {
 }
 
 /// A serde call: encodes `input` in `format`, calls, decodes the output.
+/// Encodes `input`, calls, and decodes the output where the guest left it.
+/// MessagePack is encoded straight into the guest's buffer (its length
+/// measured by a first pass that copies nothing), so bytes marked for serde
+/// cross with one copy each way, as raw bytes do.
 pub(crate) fn call_serde<In: Serialize, Out: DeserializeOwned>(
     id: &str,
     format: Format,
     function: &str,
     input: &In,
-    call: impl FnOnce(&[u8]) -> Result<Vec<u8>>,
+    call: impl FnOnce(Input<'_>, Output<'_>) -> Result<()>,
 ) -> Result<Out> {
-    let bytes = encode(format, input).map_err(|detail| PluginError::Encode {
+    let encode_err = |detail| PluginError::Encode {
         plugin: id.to_string(),
         detail,
-    })?;
-    let out = call(&bytes)?;
-    decode(format, &out).map_err(|detail| PluginError::AbiViolation {
-        plugin: id.to_string(),
-        function: function.to_string(),
-        detail: format!("the output does not decode: {detail}"),
-    })
+    };
+    let mut decoded: Option<std::result::Result<Out, String>> = None;
+    let mut output = |bytes: &[u8]| decoded = Some(decode(format, bytes));
+    if format.resolve() == Format::MsgPack {
+        let len = msgpack_len(input).map_err(encode_err)?;
+        let write = |buf: &mut [u8]| write_msgpack(input, buf);
+        call(Input::Encoded { len, write: &write }, &mut output)?;
+    } else {
+        let bytes = encode(format, input).map_err(encode_err)?;
+        call(Input::Bytes(&bytes), &mut output)?;
+    }
+    decoded
+        .unwrap_or_else(|| Err("the call left no output".into()))
+        .map_err(|detail| PluginError::AbiViolation {
+            plugin: id.to_string(),
+            function: function.to_string(),
+            detail: format!("the output does not decode: {detail}"),
+        })
+}
+
+/// The length of `value` in MessagePack, found without writing it anywhere.
+fn msgpack_len<T: Serialize>(value: &T) -> std::result::Result<usize, String> {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    rmp_serde::encode::write_named(&mut count, value).map_err(|e| e.to_string())?;
+    Ok(count.0)
+}
+
+/// Writes `value` in MessagePack into `buf`, which must be its exact length.
+fn write_msgpack<T: Serialize>(value: &T, buf: &mut [u8]) -> std::result::Result<(), String> {
+    let expected = buf.len();
+    let mut rest = buf;
+    let differs = || {
+        format!(
+            "the value encoded to other than the {expected} bytes it measured (a Serialize implementation that is not deterministic?)"
+        )
+    };
+    rmp_serde::encode::write_named(&mut rest, value).map_err(|_| differs())?;
+    if rest.is_empty() {
+        Ok(())
+    } else {
+        Err(differs())
+    }
 }
 
 /// A refused memory growth: the runtime's budget or the plugin's own limit.

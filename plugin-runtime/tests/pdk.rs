@@ -330,6 +330,92 @@ pub fn typed_calls<B: Backend>() {
     }
 }
 
+/// Bytes marked for serde (`ByteBuf`, `anywasm_plugin::serde_bytes`) cross
+/// as MessagePack `bin` into both PDKs and back, at every size boundary;
+/// in JSON they are arrays of numbers and come back the same.
+pub fn bytes_travel_as_bin<B: Backend>() {
+    use anywasm_plugin::ByteBuf;
+    #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
+    struct File {
+        name: String,
+        #[serde(with = "anywasm_plugin::serde_bytes")]
+        data: Vec<u8>,
+    }
+    let rt = PluginRuntime::<B>::new().unwrap();
+    for (name, wasm) in PLUGINS {
+        for format in [Format::MsgPack, Format::Json] {
+            let plugin = load(&rt, name, wasm, format);
+            for len in [0, 1, 255, 256, 65_535, 65_536, 1 << 20] {
+                let bytes: Vec<u8> = (0..len).map(|i| (i * 7 + len) as u8).collect();
+                let back: ByteBuf = plugin
+                    .call("transcode", &ByteBuf::from(bytes.clone()))
+                    .unwrap();
+                assert_eq!(
+                    back.into_vec(),
+                    bytes,
+                    "{} {name} {format:?} {len}",
+                    B::NAME
+                );
+                let file = File {
+                    name: "a.png".into(),
+                    data: bytes,
+                };
+                let back: File = plugin.call("transcode", &file).unwrap();
+                assert_eq!(back, file, "{} {name} {format:?} {len}", B::NAME);
+            }
+            if format == Format::MsgPack {
+                // The guest saw (and wrote back) bin, not an array.
+                let v: Mp = plugin
+                    .call("transcode", &ByteBuf::from(vec![1, 2, 3]))
+                    .unwrap();
+                assert_eq!(v, Mp::Binary(vec![1, 2, 3]), "{} {name}", B::NAME);
+                let v: Mp = plugin
+                    .call(
+                        "transcode",
+                        &File {
+                            name: "x".into(),
+                            data: vec![9],
+                        },
+                    )
+                    .unwrap();
+                assert_eq!(
+                    v,
+                    Mp::Map(vec![
+                        (Mp::from("name"), Mp::from("x")),
+                        (Mp::from("data"), Mp::Binary(vec![9]))
+                    ]),
+                    "{} {name}",
+                    B::NAME
+                );
+            }
+        }
+    }
+}
+
+/// MessagePack is measured, then encoded straight into the guest: a
+/// `Serialize` that writes something else the second time is an encode
+/// error, not a corrupt input, and the plugin goes on serving.
+pub fn a_value_that_changes_while_encoding_is_refused<B: Backend>() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    struct Shifty(AtomicUsize);
+    impl serde::Serialize for Shifty {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            let n = self.0.fetch_add(1, Ordering::Relaxed);
+            s.serialize_str(&"x".repeat(n * 100))
+        }
+    }
+    let rt = PluginRuntime::<B>::new().unwrap();
+    let plugin = load(&rt, "rust", RUST_PLUGIN, Format::MsgPack);
+    match plugin.call::<_, String>("transcode", &Shifty(AtomicUsize::new(1))) {
+        Err(PluginError::Encode { detail, .. }) => {
+            assert!(detail.contains("not deterministic"), "{detail}")
+        }
+        other => panic!("{}: {other:?}", B::NAME),
+    }
+    let back: String = plugin.call("transcode", &"steady").unwrap();
+    assert_eq!(back, "steady");
+}
+
 /// Malformed and hostile inputs are the plugin's error, never a trap or a
 /// crash: nesting past the limit, counts the input cannot hold, truncation,
 /// bad escapes; and a C writer that declares more than it writes says so.
@@ -390,7 +476,8 @@ macro_rules! pdk_tests {
         mod $name {
             pdk_tests!(@cases $b; msgpack_values_round_trip, json_values_round_trip,
                 long_strings_big_maps_and_escapes, json_floats_are_exact, typed_calls,
-                hostile_inputs_are_guest_errors);
+                hostile_inputs_are_guest_errors, bytes_travel_as_bin,
+                a_value_that_changes_while_encoding_is_refused);
         }
     };
     (@cases $b:ty; $($case:ident),*) => {
