@@ -302,10 +302,10 @@ impl BackendFunc for Wasmer {
         params: &[Val<Self>],
         results: &mut [Val<Self>],
     ) -> Result<()> {
-        let id = ctx.data().shared.id();
+        let id = ctx.shared().id();
         with_scratch(
             params.len(),
-            || wasmer::Value::I32(0),
+            |_| wasmer::Value::I32(0),
             |wr_params| {
                 {
                     let mut env = ctx.env_mut();
@@ -331,7 +331,7 @@ impl BackendFunc for Wasmer {
         ty: FuncType,
         func: DynHostFn<Self, T>,
     ) -> WrFunc {
-        let id = ctx.data().shared.id();
+        let id = ctx.shared().id();
         let binding: Arc<OnceLock<WrInstance>> = Arc::default();
         let mut env = ctx.env_mut();
         let fenv = env.as_ref();

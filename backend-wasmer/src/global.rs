@@ -32,7 +32,7 @@ impl BackendGlobal for Wasmer {
     }
 
     fn global_get<T: Send + 'static>(ctx: CtxMut<'_, T>, global: &wasmer::Global) -> Val<Self> {
-        let id = ctx.data().shared.id();
+        let id = ctx.shared().id();
         let mut env = ctx.env_mut();
         let mut store = env.as_store_mut();
         val_from_wr(&global.get(&mut store), id)

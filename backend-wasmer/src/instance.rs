@@ -19,7 +19,7 @@ impl BackendInstance for Wasmer {
         module: &WrModule,
         imports: &[Extern<Self>],
     ) -> Result<WrInstance> {
-        let shared = ctx.data().shared.clone();
+        let shared = ctx.shared().clone();
         let mut env = ctx.env_mut();
         let fenv = env.as_ref();
         let (data, mut store) = env.data_and_store_mut();
@@ -75,7 +75,7 @@ impl BackendInstance for Wasmer {
         name: &str,
     ) -> Option<Extern<Self>> {
         let e = instance.exports.get_extern(name)?.clone();
-        extern_from_wr(e, Some(instance), ctx.data().shared.id())
+        extern_from_wr(e, Some(instance), ctx.shared().id())
     }
 
     fn caller_export<T: Send + 'static>(

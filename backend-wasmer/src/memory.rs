@@ -21,7 +21,7 @@ impl BackendMemory for Wasmer {
             return Err(Error::unsupported(NAME, "shared memories (threads)"));
         }
         let wr = memory_type_to_wr(&ty)?;
-        let shared = ctx.data().shared.clone();
+        let shared = ctx.shared().clone();
         let mut env = ctx.env_mut();
         let mut store = env.as_store_mut();
         limits::creating_in(&shared, || wasmer::Memory::new(&mut store, wr))

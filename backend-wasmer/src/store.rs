@@ -137,6 +137,10 @@ fn control_globals(store: &mut wasmer::Store) -> Result<ControlGlobals> {
 pub struct WrStore<T: Send + 'static> {
     pub(crate) store: wasmer::Store,
     pub(crate) env: FunctionEnv<StoreData<T>>,
+    /// The same as `StoreData::shared`, kept here too: reading it through
+    /// `env` is a lookup in wasmer's store and a downcast, which the layer
+    /// did several times per call (the typed-call benchmark showed it).
+    shared: Arc<StoreShared>,
 }
 
 impl<T: Send + 'static> Drop for WrStore<T> {
@@ -169,6 +173,10 @@ pub trait View<T: Send + 'static> {
     fn store_ref(&self) -> StoreRef<'_>;
     /// The store data.
     fn data(&self) -> &StoreData<T>;
+    /// The store's shared state (`data().shared`, faster where it can be).
+    fn shared(&self) -> &Arc<StoreShared> {
+        &self.data().shared
+    }
 }
 
 /// An exclusive view of a store.
@@ -183,6 +191,9 @@ impl<T: Send + 'static> View<T> for WrStore<T> {
     }
     fn data(&self) -> &StoreData<T> {
         self.env.as_ref(&self.store)
+    }
+    fn shared(&self) -> &Arc<StoreShared> {
+        &self.shared
     }
 }
 
@@ -250,14 +261,14 @@ impl BackendStore for Wasmer {
             StoreData {
                 user: std::mem::ManuallyDrop::new(data),
                 taken: false,
-                shared,
+                shared: shared.clone(),
                 control,
                 compiler: engine.compiler.clone(),
                 depth: 0,
                 running: Vec::new(),
             },
         );
-        WrStore { store, env }
+        WrStore { store, env, shared }
     }
 
     fn store_into_data<T: Send + 'static>(mut store: WrStore<T>) -> T {
@@ -316,7 +327,7 @@ impl BackendStore for Wasmer {
     }
 
     fn ctx_shared<'a, T: Send + 'static>(ctx: Ctx<'a, T>) -> &'a Arc<StoreShared> {
-        &ctx.data().shared
+        ctx.shared()
     }
 
     fn fuel_set<T: Send + 'static>(ctx: CtxMut<'_, T>, fuel: u64) -> Result<()> {

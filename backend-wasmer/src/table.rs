@@ -22,7 +22,7 @@ impl BackendTable for Wasmer {
         init: Val<Self>,
     ) -> Result<wasmer::Table> {
         let wr = table_type_to_wr(&ty)?;
-        let shared = ctx.data().shared.clone();
+        let shared = ctx.shared().clone();
         let mut env = ctx.env_mut();
         let (data, mut store) = env.data_and_store_mut();
         let init = val_to_wr_in(data, &mut store, &init)?;
@@ -42,7 +42,7 @@ impl BackendTable for Wasmer {
         table: &wasmer::Table,
         i: u64,
     ) -> Option<Val<Self>> {
-        let id = ctx.data().shared.id();
+        let id = ctx.shared().id();
         let mut env = ctx.env_mut();
         let mut store = env.as_store_mut();
         table.get(&mut store, index(i)).map(|v| val_from_wr(&v, id))

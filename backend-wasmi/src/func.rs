@@ -60,22 +60,21 @@ impl BackendFunc for Wasmi {
         results: &mut [Val<Self>],
     ) -> Result<()> {
         let store = ctx.data().shared.id();
-        let zero = || wasmi::Val::I32(0);
-        with_scratch(params.len(), zero, |wi_params| {
-            with_scratch(results.len(), zero, |out| {
-                for (slot, v) in wi_params.iter_mut().zip(params) {
-                    *slot = val_to_wi(v);
-                }
-                for (slot, v) in out.iter_mut().zip(results.iter()) {
-                    *slot = val_to_wi(v);
-                }
-                call_wi(&mut *ctx, func, wi_params, out)?;
-                for (slot, v) in results.iter_mut().zip(out.iter()) {
-                    *slot = val_from_wi(v, store);
-                }
-                Ok(())
-            })
-        })
+        // wasmi sets each result slot to its type's default before the call.
+        let zero = |_| wasmi::Val::I32(0);
+        with_scratch(
+            params.len(),
+            |i| val_to_wi(&params[i]),
+            |wi_params| {
+                with_scratch(results.len(), zero, |out| {
+                    call_wi(&mut *ctx, func, wi_params, out)?;
+                    for (slot, v) in results.iter_mut().zip(out.iter()) {
+                        *slot = val_from_wi(v, store);
+                    }
+                    Ok(())
+                })
+            },
+        )
     }
 
     fn func_new<T: Send + 'static>(

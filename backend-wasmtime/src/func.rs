@@ -54,7 +54,7 @@ impl BackendFunc for Wasmtime {
         results: &mut [Val<Self>],
     ) -> Result<()> {
         let store = ctx.data().shared.id();
-        let zero = || wasmtime::Val::I32(0);
+        let zero = |_| wasmtime::Val::I32(0);
         with_scratch(params.len(), zero, |wt_params| {
             with_scratch(results.len(), zero, |out| {
                 for (slot, v) in wt_params.iter_mut().zip(params) {

@@ -3,20 +3,27 @@
 //! (the engine's own API) side by side in each group, so the ratio is taken
 //! from one run. Groups are named after the workload, benchmarks
 //! `anywasm/<engine>` and `raw/<engine>`.
+//!
+//! The raw side must not get any engine feature the layer adds. Here the
+//! raw engines are built with the workspace's features, which for wasmtime
+//! and wasmer are a subset of the engines' defaults (a user who runs `cargo
+//! add wasmtime` gets at least these), so their raw rows are measured here,
+//! in the same process. For wasmi the layer adds `simd` (not a wasmi
+//! default), so raw wasmi is measured by `benches/raw-wasmi`, a crate
+//! outside the workspace built with wasmi's default features, right after
+//! this run (`benches/run.sh`), into the same criterion directory.
 
 use std::time::{Duration, Instant};
 
 use anywasm::{Backend, Config, Engine, Func, Instance, Linker, Module, Store, Val};
-use anywasm_benches::{ECHO_PLUGIN_WAT, bench_wasm, big_module};
+use anywasm_benches::{
+    ECHO_PLUGIN_WAT, FIB_N, HOST_CALLS, KERNEL_N, SHORT_GROUP, bench_wasm, big_module,
+};
 use anywasm_plugin::{Format, Manifest, PluginRuntime};
 use criterion::{
     BenchmarkGroup, Criterion, black_box, criterion_group, criterion_main, measurement::WallTime,
 };
 use serde::{Deserialize, Serialize};
-
-const FIB_N: i32 = 20;
-const KERNEL_N: i32 = 100_000;
-const HOST_CALLS: i32 = 1_000;
 
 struct Layer<B: Backend> {
     store: Store<B, ()>,
@@ -169,29 +176,6 @@ mod raw_wasmtime {
     }
 }
 
-mod raw_wasmi {
-    use super::*;
-
-    pub struct Raw {
-        pub store: wasmi::Store<()>,
-        pub instance: wasmi::Instance,
-    }
-
-    pub fn new(fuel: bool) -> Raw {
-        let mut config = wasmi::Config::default();
-        config.consume_fuel(fuel);
-        let engine = wasmi::Engine::new(&config);
-        let module = wasmi::Module::new(&engine, bench_wasm()).unwrap();
-        let mut store = wasmi::Store::new(&engine, ());
-        if fuel {
-            store.set_fuel(u64::MAX).unwrap();
-        }
-        let inc = wasmi::Func::wrap(&mut store, |x: i32| x + 1);
-        let instance = wasmi::Instance::new(&mut store, &module, &[inc.into()]).unwrap();
-        Raw { store, instance }
-    }
-}
-
 mod raw_wasmer {
     use super::*;
 
@@ -272,64 +256,6 @@ fn raw_benches(g: &mut BenchmarkGroup<WallTime>, workload: &str) {
             _ => {}
         }
     }
-    // wasmi
-    {
-        let mut r = raw_wasmi::new(false);
-        let id = "raw/wasmi";
-        let (s, i) = (&mut r.store, &r.instance);
-        match workload {
-            "call_empty" => {
-                let f = i.get_typed_func::<(), ()>(&*s, "empty").unwrap();
-                g.bench_function(id, |b| b.iter(|| f.call(&mut *s, ()).unwrap()));
-            }
-            "call_add" => {
-                let f = i.get_typed_func::<(i32, i32), i32>(&*s, "add").unwrap();
-                g.bench_function(id, |b| {
-                    b.iter(|| f.call(&mut *s, (black_box(1), black_box(2))).unwrap())
-                });
-            }
-            "call_add_dynamic" => {
-                let f = i.get_func(&*s, "add").unwrap();
-                let mut out = [wasmi::Val::I32(0)];
-                g.bench_function(id, |b| {
-                    b.iter(|| {
-                        f.call(
-                            &mut *s,
-                            &[wasmi::Val::I32(black_box(1)), wasmi::Val::I32(2)],
-                            &mut out,
-                        )
-                        .unwrap()
-                    })
-                });
-            }
-            "fib" | "kernel" | "host_roundtrip" => {
-                let (name, n) = match workload {
-                    "fib" => ("fib", FIB_N),
-                    "kernel" => ("kernel", KERNEL_N),
-                    _ => ("host_loop", HOST_CALLS),
-                };
-                let f = i.get_typed_func::<i32, i32>(&*s, name).unwrap();
-                g.bench_function(id, |b| b.iter(|| f.call(&mut *s, black_box(n)).unwrap()));
-            }
-            "memory_1k" | "memory_1m" => {
-                let len = if workload == "memory_1k" {
-                    1 << 10
-                } else {
-                    1 << 20
-                };
-                let m = i.get_memory(&*s, "memory").unwrap();
-                let data = vec![7u8; len];
-                let mut back = vec![0u8; len];
-                g.bench_function(id, |b| {
-                    b.iter(|| {
-                        m.write(&mut *s, 64, &data).unwrap();
-                        m.read(&*s, 64, &mut back).unwrap();
-                    })
-                });
-            }
-            _ => {}
-        }
-    }
     // wasmer
     {
         let mut r = raw_wasmer::new();
@@ -395,9 +321,10 @@ fn raw_benches(g: &mut BenchmarkGroup<WallTime>, workload: &str) {
 }
 
 fn short(g: &mut BenchmarkGroup<WallTime>) {
-    g.warm_up_time(Duration::from_millis(500));
-    g.measurement_time(Duration::from_secs(2));
-    g.sample_size(30);
+    let (warm_up, measure, samples) = SHORT_GROUP;
+    g.warm_up_time(Duration::from_millis(warm_up));
+    g.measurement_time(Duration::from_millis(measure));
+    g.sample_size(samples);
 }
 
 fn calls_and_compute(c: &mut Criterion) {
@@ -613,10 +540,6 @@ fn compiling(c: &mut Criterion) {
     let wt = wasmtime::Engine::default();
     g.bench_function("raw/wasmtime", |b| {
         b.iter(|| wasmtime::Module::new(&wt, &big).unwrap())
-    });
-    let wi = wasmi::Engine::default();
-    g.bench_function("raw/wasmi", |b| {
-        b.iter(|| wasmi::Module::new(&wi, &big).unwrap())
     });
     let wr: wasmer::Engine = wasmer::sys::EngineBuilder::new(wasmer::sys::Cranelift::new())
         .engine()

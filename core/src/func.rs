@@ -167,6 +167,7 @@ impl<B: Backend> Func<B> {
 
     /// Calls the function with dynamically typed arguments, writing results
     /// into `results` (which must have one slot per result).
+    #[inline]
     pub fn call(
         &self,
         mut ctx: impl AsContextMut<Backend = B>,
