@@ -82,24 +82,17 @@ pub struct WrCaller<'a, T: Send + 'static> {
     binding: &'a OnceLock<WrInstance>,
 }
 
-/// A pointer to an instance the host is running (see `StoreData::running`).
-#[derive(Clone, Copy)]
-pub(crate) struct RunningPtr(*const wasmer::Instance);
-
-// SAFETY: a `RunningPtr` is only dereferenced by `running_instance`, inside
-// the call that pushed it, on the thread that holds the store exclusively
-// for that call; `wasmer::Instance` itself is `Send + Sync`.
-unsafe impl Send for RunningPtr {}
-// SAFETY: as above; shared access only reads the pointer value.
-unsafe impl Sync for RunningPtr {}
-
 /// The innermost instance the host is running, as a new `Arc`.
 pub(crate) fn running_instance<T>(data: &StoreData<T>) -> Option<WrInstance> {
-    let ptr = data.running.last()?.0;
+    let ptr = data.calls.running();
+    if ptr.is_null() {
+        return None;
+    }
     // SAFETY: `ptr` came from `Arc::as_ptr` of an owner that `host_call`'s
-    // caller borrows for the whole call, and `host_call` pops it before
-    // returning or unwinding; we are inside that call (a host function it
-    // led to), so the `Arc` is alive and one more strong count is sound.
+    // caller borrows for the whole call, and `host_call` puts the previous
+    // value back before returning or unwinding; we are inside that call (a
+    // host function it led to), so the `Arc` is alive and one more strong
+    // count is sound.
     unsafe {
         Arc::increment_strong_count(ptr);
         Some(Arc::from_raw(ptr))
@@ -114,50 +107,37 @@ pub(crate) fn host_call<T: Send + 'static, R>(
     owner: Option<&WrInstance>,
     f: impl FnOnce(&mut StoreMut<'_>) -> std::result::Result<R, wasmer::RuntimeError>,
 ) -> Result<R> {
-    let mut env = ctx.env_mut();
-    let outermost;
+    let (calls, mut store) = ctx.call_parts();
+    if calls.idle()
+        && let Some(c) = &calls.control
     {
-        let data = env.data_mut();
-        outermost = data.depth == 0;
-        if outermost && let Some(c) = &data.control {
-            // A stop asked for before this call (the layer has checked that
-            // nothing is due now) must not stop it; one asked for from now on
-            // must. So: reset, then look again.
-            c.reset_status();
-            if let Some(code) = data.shared.interrupt().check() {
-                return Err(Error::trap(NAME, code, ""));
-            }
-        }
-        data.depth += 1;
-        if let Some(o) = owner {
-            data.running.push(RunningPtr(Arc::as_ptr(o)));
+        // A stop asked for before this call (the layer has checked that
+        // nothing is due now) must not stop it; one asked for from now on
+        // must. So: reset, then look again.
+        c.reset_status();
+        if let Some(code) = calls.shared.interrupt().check() {
+            return Err(Error::trap(NAME, code, ""));
         }
     }
+    let entered = calls.enter(owner);
     // Host functions' panics never get here (the core catches them where
     // the host function returns); this guard is for a panic from wasmer
-    // itself. The bookkeeping is undone before it goes on, so `running`
-    // never keeps a pointer whose owner borrow has ended (which
+    // itself. The bookkeeping is undone before it goes on, so the running
+    // instance is never a pointer whose owner borrow has ended (which
     // `running_instance` would otherwise dereference later).
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        let mut store = env.as_store_mut();
-        f(&mut store)
-    }));
-    let (data, mut store) = env.data_and_store_mut();
-    if owner.is_some() {
-        data.running.pop();
-    }
-    data.depth -= 1;
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&mut store)));
+    calls.leave(entered);
     let e = match result {
         Ok(Ok(r)) => return Ok(r),
         Ok(Err(e)) => e,
         Err(panic) => std::panic::resume_unwind(panic),
     };
     if e.is::<HostErrorMarker>()
-        && let Some(ours) = data.shared.take_host_error()
+        && let Some(ours) = calls.shared.take_host_error()
     {
         return Err(ours);
     }
-    if let Some(c) = &data.control
+    if let Some(c) = &calls.control
         && e.clone().to_trap() == Some(wasmer::sys::vm::TrapCode::UnreachableCodeReached)
     {
         match c.status() {
@@ -169,7 +149,7 @@ pub(crate) fn host_call<T: Send + 'static, R>(
                 return Err(Error::trap(NAME, TrapCode::OutOfFuel, ""));
             }
             control::STOP => {
-                let code = data
+                let code = calls
                     .shared
                     .interrupt()
                     .check()
@@ -187,7 +167,7 @@ fn park_host_error<T: Send + 'static>(
     env: &FunctionEnvMut<'_, StoreData<T>>,
     e: Error,
 ) -> wasmer::RuntimeError {
-    env.data().shared.park_host_error(e);
+    env.data().calls.shared.park_host_error(e);
     wasmer::RuntimeError::user(Box::new(HostErrorMarker))
 }
 

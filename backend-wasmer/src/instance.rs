@@ -54,7 +54,7 @@ impl BackendInstance for Wasmer {
                 None => wr_imports.push(extern_to_wr(e)),
             }
         }
-        if let Some(c) = &data.control {
+        if let Some(c) = &data.calls.control {
             wr_imports.push(wasmer::Extern::Global(c.fuel.clone()));
             wr_imports.push(wasmer::Extern::Global(c.status.clone()));
         }
@@ -84,6 +84,6 @@ impl BackendInstance for Wasmer {
     ) -> Option<Extern<Self>> {
         let instance = caller_instance(caller)?;
         let e = instance.exports.get_extern(name)?.clone();
-        extern_from_wr(e, Some(&instance), caller.env.data().shared.id())
+        extern_from_wr(e, Some(&instance), caller.env.data().calls.shared.id())
     }
 }

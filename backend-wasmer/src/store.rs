@@ -1,7 +1,8 @@
 //! Stores: host data, the control globals shared by all instances, fuel.
 
+use std::borrow::Cow;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicPtr, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
 use anywasm_core::{BackendStore, Error, Result, StoreShared};
@@ -12,27 +13,80 @@ use crate::Ctx;
 use crate::CtxMut;
 use crate::control;
 use crate::engine::Compiler;
-use crate::func::RunningPtr;
-use crate::{NAME, Wasmer, WrEngine};
+use crate::{NAME, Wasmer, WrEngine, WrInstance};
 
 /// The layer's data in a wasmer store (inside its `FunctionEnv`).
 pub struct StoreData<T> {
     /// Taken out by `store_into_data`; dropped by `Drop` otherwise.
     pub(crate) user: std::mem::ManuallyDrop<T>,
     taken: bool,
+    /// What every call reads and keeps; the store handle holds it too.
+    pub(crate) calls: Arc<CallState>,
+    /// The engine's compiler (for the funcref thunks).
+    pub(crate) compiler: Arc<Compiler>,
+}
+
+/// The state of a store that every call from the host reads and keeps,
+/// shared by the store handle ([`WrStore`]) and the store's data (for host
+/// functions, which see only their environment). Reaching the data inside
+/// wasmer's store is a handle lookup and a downcast through `dyn Any`;
+/// keeping this beside it took two of those off every typed call.
+pub struct CallState {
     pub(crate) shared: Arc<StoreShared>,
     /// The store's control globals, for engines with fuel or deadlines.
     pub(crate) control: Option<ControlGlobals>,
-    /// The engine's compiler (for the funcref thunks).
-    pub(crate) compiler: Arc<Compiler>,
     /// Nesting of calls from the host into wasm.
-    pub(crate) depth: u32,
-    /// Instances whose exports the host is running, innermost last, as
-    /// `Arc::as_ptr` of the owner the caller holds: an `Arc` clone per call
-    /// was two atomic operations on the typed fast path. Each entry is
-    /// popped before `host_call` returns or unwinds, while the caller's
-    /// borrow keeps the instance alive; see `func::running_instance`.
-    pub(crate) running: Vec<RunningPtr>,
+    depth: AtomicU32,
+    /// The innermost instance whose export the host is running, as
+    /// `Arc::as_ptr` of the owner the caller holds (an `Arc` clone per call
+    /// was two atomic operations), or null; each call keeps the value it
+    /// replaced and puts it back before it returns or unwinds, while the
+    /// caller's borrow keeps the instance alive (see
+    /// `func::running_instance`).
+    running: AtomicPtr<wasmer::Instance>,
+}
+
+// `depth` and `running` are atomics only so that `CallState` is `Sync` (the
+// store moves between threads); they are read and written by the one thread
+// that holds the store exclusively for the call, so `Relaxed` is enough.
+impl CallState {
+    pub(crate) fn new(shared: Arc<StoreShared>, control: Option<ControlGlobals>) -> Self {
+        Self {
+            shared,
+            control,
+            depth: AtomicU32::new(0),
+            running: AtomicPtr::new(std::ptr::null_mut()),
+        }
+    }
+
+    /// Enters a call from the host: returns the depth and running instance
+    /// to restore with [`CallState::leave`].
+    pub(crate) fn enter(&self, owner: Option<&WrInstance>) -> (u32, *mut wasmer::Instance) {
+        let depth = self.depth.load(Ordering::Relaxed);
+        self.depth.store(depth + 1, Ordering::Relaxed);
+        let running = self.running.load(Ordering::Relaxed);
+        if let Some(o) = owner {
+            self.running
+                .store(Arc::as_ptr(o).cast_mut(), Ordering::Relaxed);
+        }
+        (depth, running)
+    }
+
+    /// Leaves a call entered with [`CallState::enter`].
+    pub(crate) fn leave(&self, (depth, running): (u32, *mut wasmer::Instance)) {
+        self.running.store(running, Ordering::Relaxed);
+        self.depth.store(depth, Ordering::Relaxed);
+    }
+
+    /// Whether no call from the host is running.
+    pub(crate) fn idle(&self) -> bool {
+        self.depth.load(Ordering::Relaxed) == 0
+    }
+
+    /// The innermost running instance's pointer, or null.
+    pub(crate) fn running(&self) -> *const wasmer::Instance {
+        self.running.load(Ordering::Relaxed)
+    }
 }
 
 impl<T> Drop for StoreData<T> {
@@ -84,6 +138,9 @@ struct StatusPtr(NonNull<i32>);
 // ask the store to stop; `StatusCell::clear` runs before the global is
 // freed.
 unsafe impl Send for StatusPtr {}
+// SAFETY: as for `Send`: shared access reads or writes the word only with
+// atomic operations, and only while the store (which owns it) is alive.
+unsafe impl Sync for StatusPtr {}
 
 /// The status word as other threads reach it.
 pub(crate) struct StatusCell {
@@ -137,17 +194,15 @@ fn control_globals(store: &mut wasmer::Store) -> Result<ControlGlobals> {
 pub struct WrStore<T: Send + 'static> {
     pub(crate) store: wasmer::Store,
     pub(crate) env: FunctionEnv<StoreData<T>>,
-    /// The same as `StoreData::shared`, kept here too: reading it through
-    /// `env` is a lookup in wasmer's store and a downcast, which the layer
-    /// did several times per call (the typed-call benchmark showed it).
-    shared: Arc<StoreShared>,
+    /// The same as `StoreData::calls`, kept here too (see [`CallState`]).
+    calls: Arc<CallState>,
 }
 
 impl<T: Send + 'static> Drop for WrStore<T> {
     fn drop(&mut self) {
         // Other threads must stop writing the status word before its global
         // goes with the store.
-        if let Some(c) = &self.env.as_ref(&self.store).control {
+        if let Some(c) = &self.calls.control {
             c.cell.clear();
         }
     }
@@ -173,9 +228,10 @@ pub trait View<T: Send + 'static> {
     fn store_ref(&self) -> StoreRef<'_>;
     /// The store data.
     fn data(&self) -> &StoreData<T>;
-    /// The store's shared state (`data().shared`, faster where it can be).
+    /// The store's shared state (faster than `data().calls.shared` where it
+    /// can be).
     fn shared(&self) -> &Arc<StoreShared> {
-        &self.data().shared
+        &self.data().calls.shared
     }
 }
 
@@ -183,6 +239,11 @@ pub trait View<T: Send + 'static> {
 pub trait ViewMut<T: Send + 'static>: View<T> {
     /// The store and its data, as a host function sees them.
     fn env_mut(&mut self) -> FunctionEnvMut<'_, StoreData<T>>;
+    /// The call state and wasmer's store, for a call into wasm. From a store
+    /// handle the state is borrowed from beside wasmer's store; from a host
+    /// function's environment it is a clone, so that no reference into the
+    /// store's data is held while wasm (and its host functions) run.
+    fn call_parts(&mut self) -> (Cow<'_, Arc<CallState>>, StoreMut<'_>);
 }
 
 impl<T: Send + 'static> View<T> for WrStore<T> {
@@ -193,13 +254,16 @@ impl<T: Send + 'static> View<T> for WrStore<T> {
         self.env.as_ref(&self.store)
     }
     fn shared(&self) -> &Arc<StoreShared> {
-        &self.shared
+        &self.calls.shared
     }
 }
 
 impl<T: Send + 'static> ViewMut<T> for WrStore<T> {
     fn env_mut(&mut self) -> FunctionEnvMut<'_, StoreData<T>> {
         self.env.clone().into_mut(&mut self.store)
+    }
+    fn call_parts(&mut self) -> (Cow<'_, Arc<CallState>>, StoreMut<'_>) {
+        (Cow::Borrowed(&self.calls), self.store.as_store_mut())
     }
 }
 
@@ -215,6 +279,10 @@ impl<T: Send + 'static> View<T> for FunctionEnvMut<'_, StoreData<T>> {
 impl<T: Send + 'static> ViewMut<T> for FunctionEnvMut<'_, StoreData<T>> {
     fn env_mut(&mut self) -> FunctionEnvMut<'_, StoreData<T>> {
         self.as_mut()
+    }
+    fn call_parts(&mut self) -> (Cow<'_, Arc<CallState>>, StoreMut<'_>) {
+        let (data, store) = self.data_and_store_mut();
+        (Cow::Owned(data.calls.clone()), store)
     }
 }
 
@@ -256,19 +324,17 @@ impl BackendStore for Wasmer {
             let cell = c.cell.clone();
             shared.interrupt().set_hook(Box::new(move || cell.stop()));
         }
+        let calls = Arc::new(CallState::new(shared, control));
         let env = FunctionEnv::new(
             &mut store,
             StoreData {
                 user: std::mem::ManuallyDrop::new(data),
                 taken: false,
-                shared: shared.clone(),
-                control,
+                calls: calls.clone(),
                 compiler: engine.compiler.clone(),
-                depth: 0,
-                running: Vec::new(),
             },
         );
-        WrStore { store, env, shared }
+        WrStore { store, env, calls }
     }
 
     fn store_into_data<T: Send + 'static>(mut store: WrStore<T>) -> T {
@@ -333,7 +399,7 @@ impl BackendStore for Wasmer {
     fn fuel_set<T: Send + 'static>(ctx: CtxMut<'_, T>, fuel: u64) -> Result<()> {
         let mut env = ctx.env_mut();
         let (data, mut store) = env.data_and_store_mut();
-        let Some(c) = &data.control else {
+        let Some(c) = &data.calls.control else {
             return Err(Error::unsupported(NAME, "fuel in an engine without fuel"));
         };
         c.fuel
@@ -347,6 +413,10 @@ impl BackendStore for Wasmer {
     fn fuel_get<T: Send + 'static>(ctx: CtxMut<'_, T>) -> Result<u64> {
         let mut env = ctx.env_mut();
         let (data, mut store) = env.data_and_store_mut();
-        Ok(data.control.as_ref().map_or(0, |c| fuel_of(&mut store, c)))
+        Ok(data
+            .calls
+            .control
+            .as_ref()
+            .map_or(0, |c| fuel_of(&mut store, c)))
     }
 }
