@@ -91,29 +91,6 @@ pub fn with_scratch<V, R>(
     f(values)
 }
 
-#[cfg(test)]
-mod scratch_tests {
-    use super::with_scratch;
-    use std::sync::Arc;
-
-    /// Every value made is dropped once, inline or on the heap, even when
-    /// `f` panics.
-    #[test]
-    fn values_are_made_and_dropped_once() {
-        let token = Arc::new(());
-        for len in [0, 1, 8, 9, 20] {
-            let n = with_scratch(len, |_| token.clone(), |v| v.len());
-            assert_eq!(n, len);
-            assert_eq!(Arc::strong_count(&token), 1, "len {len}");
-            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                with_scratch(len, |_| token.clone(), |_| panic!("inside"))
-            }));
-            assert!(r.is_err());
-            assert_eq!(Arc::strong_count(&token), 1, "len {len} after a panic");
-        }
-    }
-}
-
 /// A dynamically typed host function as the layer hands it to a backend.
 pub type DynHostFn<B, T> =
     Arc<dyn Fn(Caller<'_, B, T>, &[Val<B>], &mut [Val<B>]) -> Result<()> + Send + Sync + 'static>;
@@ -435,4 +412,27 @@ pub trait HostSig<B: Backend>: Sized + 'static {
     fn wrap<T: Send + 'static, F>(ctx: B::CtxMut<'_, T>, f: F) -> B::Func
     where
         F: Fn(Caller<'_, B, T>, Self::Params) -> Result<Self::Results> + Send + Sync + 'static;
+}
+
+#[cfg(test)]
+mod scratch_tests {
+    use super::with_scratch;
+    use std::sync::Arc;
+
+    /// Every value made is dropped once, inline or on the heap, even when
+    /// `f` panics.
+    #[test]
+    fn values_are_made_and_dropped_once() {
+        let token = Arc::new(());
+        for len in [0, 1, 8, 9, 20] {
+            let n = with_scratch(len, |_| token.clone(), |v| v.len());
+            assert_eq!(n, len);
+            assert_eq!(Arc::strong_count(&token), 1, "len {len}");
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                with_scratch(len, |_| token.clone(), |_| panic!("inside"))
+            }));
+            assert!(r.is_err());
+            assert_eq!(Arc::strong_count(&token), 1, "len {len} after a panic");
+        }
+    }
 }
