@@ -130,8 +130,8 @@ const TYPED_CALL_COST: [(&str, &str); 3] = [
          signal, so each call through the layer maintains them itself: on the outermost \
          call it resets the store's stop word (which the compiled code reads at loop heads \
          and calls, for per-store deadlines and interrupts) and looks at the interrupt \
-         state, and on every call it keeps a depth counter, a stack of running instances \
-         (so `Caller::get_export` finds the caller) and a panic guard that undoes that \
+         state, and on every call it keeps a depth counter, the instance it runs (so \
+         `Caller::get_export` finds the caller) and a panic guard that undoes that \
          bookkeeping. That state is kept beside wasmer's store as well as in the \
          store's data (where host functions find it), so the typed path reaches it \
          without a lookup in wasmer's store; `perf` puts the rest of the difference in \
@@ -155,7 +155,7 @@ const DYNAMIC_CALL_COST: [(&str, &str); 3] = [
     ),
     (
         "wasmi",
-        "raw wasmi's dynamic call is only about 85 ns, so the layer's fixed work shows: it \
+        "raw wasmi's dynamic call is only about 100 ns, so the layer's fixed work shows: it \
          checks each argument's type and store against the function's type (cached in \
          the handle), converts values to and from wasmi's in stack buffers (nothing is \
          allocated), keeps the call statistics, and reaches the store through a small \
