@@ -283,15 +283,20 @@ impl BackendFunc for Wasmer {
         results: &mut [Val<Self>],
     ) -> Result<()> {
         let id = ctx.shared().id();
+        // Only a function reference needs the store's data (a host function
+        // may need its wasm thunk); numbers convert without looking it up.
+        let funcrefs = params.iter().any(|v| matches!(v, Val::FuncRef(Some(_))));
         with_scratch(
             params.len(),
-            |_| wasmer::Value::I32(0),
+            |i| val_to_wr(&params[i]),
             |wr_params| {
-                {
+                if funcrefs {
                     let mut env = ctx.env_mut();
                     let (data, mut store) = env.data_and_store_mut();
                     for (slot, v) in wr_params.iter_mut().zip(params) {
-                        *slot = val_to_wr_in(data, &mut store, v)?;
+                        if let Val::FuncRef(Some(_)) = v {
+                            *slot = val_to_wr_in(data, &mut store, v)?;
+                        }
                     }
                 }
                 // wasmer returns the results in a new boxed slice.

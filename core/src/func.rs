@@ -50,6 +50,7 @@ impl<B: Backend> std::fmt::Debug for Func<B> {
 }
 
 /// Checks that `got` are values of the types `expected`, owned by `store`.
+#[inline]
 pub(crate) fn check_vals<B: Backend>(
     context: &str,
     expected: &[ValType],
