@@ -170,9 +170,12 @@ pub(crate) struct LibraryFacts {
     /// Function index → offset from `__table_base` where the library's own
     /// element segments put it.
     pub table_offsets: HashMap<u32, u32>,
-    /// Whether the module has a start function (which, in LLVM's output,
-    /// applies the data relocations at instantiation).
-    pub has_start: bool,
+    /// Whether the start function is the exported
+    /// `__wasm_apply_data_relocs` (LLVM 14 runs the relocations from the
+    /// start section and exports the same function), so instantiating
+    /// already applied them and calling the export again would add
+    /// `__memory_base` twice.
+    pub relocs_run_by_start: bool,
 }
 
 /// Exports the loader keeps out of the shared namespace: each library's own
@@ -215,7 +218,8 @@ impl LibraryFacts {
         let mut global_consts: HashMap<u32, Option<i32>> = HashMap::new();
         let mut exports = Vec::new();
         let mut table_offsets = HashMap::new();
-        let mut has_start = false;
+        let mut start = None;
+        let mut defines_memory = false;
         for payload in Parser::new(0).parse_all(bytes) {
             match payload.map_err(|e| bad(e.message().to_string()))? {
                 Payload::ImportSection(r) => {
@@ -259,7 +263,8 @@ impl LibraryFacts {
                         dylink = Some(d);
                     }
                 }
-                Payload::StartSection { .. } => has_start = true,
+                Payload::StartSection { func, .. } => start = Some(func),
+                Payload::MemorySection(r) => defines_memory |= r.count() > 0,
                 // Nothing the loader reads comes after the code.
                 Payload::CodeSectionStart { .. } => break,
                 Payload::ElementSection(r) => {
@@ -324,6 +329,18 @@ impl LibraryFacts {
         let dylink = dylink.ok_or_else(|| Error::NotALibrary {
             library: name.to_string(),
         })?;
+        if defines_memory {
+            return Err(Error::Unsupported {
+                library: name.to_string(),
+                feature: "a memory of its own (a dynamically linked module shares the \
+                          linker's memory: link it with --import-memory so it imports `env.memory`)"
+                    .into(),
+            });
+        }
+        let relocs_run_by_start = start.is_some()
+            && exports.iter().any(|(n, k, i)| {
+                n == "__wasm_apply_data_relocs" && *k == ExternalKind::Func && Some(*i) == start
+            });
         let mut func_exports = HashMap::new();
         let mut data_exports = Vec::new();
         for (export, kind, index) in exports {
@@ -357,7 +374,7 @@ impl LibraryFacts {
             func_exports,
             data_exports,
             table_offsets,
-            has_start,
+            relocs_run_by_start,
         })
     }
 }

@@ -6,11 +6,27 @@ use std::sync::{Arc, Mutex, OnceLock, Weak};
 use anywasm_core::{Backend, Caller, FuncType, Linker, Memory, Store, Val, ValType};
 
 use crate::Error;
-use crate::loader::{DynamicLinker, Handle, LinkerConfig, Symbol};
+use crate::loader::{DynamicLinker, Handle, LinkerConfig, OpenFlags, Symbol};
 
 /// A [`DynamicLinker`] shared between the host and the `dl*` functions its
 /// guests call; see [`DynamicLinker::with_guest_dl`].
 pub type SharedLinker<B, T> = Arc<Mutex<DynamicLinker<B, T>>>;
+
+/// What the guest reads from `dlerror`: the error without the host's
+/// directories (the search path is the guest's whole world, so where it is
+/// on the host is none of its business).
+fn guest_message(e: &Error) -> String {
+    match e {
+        Error::NotFound {
+            library, needed_by, ..
+        } => format!("library `{library}` needed by {needed_by} was not found"),
+        Error::Io { path, source } => format!(
+            "cannot read `{}`: {source}",
+            path.file_name().unwrap_or_default().to_string_lossy()
+        ),
+        e => e.to_string(),
+    }
+}
 
 /// The longest library or symbol name a guest may pass, NUL included.
 const MAX_NAME: usize = 4096;
@@ -55,6 +71,18 @@ impl<B: Backend, T: Send + 'static> GuestDl<B, T> {
         }
     }
 
+    /// `c_str`, with NULL allowed (`None`).
+    fn c_str_or_null(
+        &self,
+        ctx: &mut Caller<'_, B, T>,
+        ptr: i32,
+    ) -> Result<Option<String>, String> {
+        if ptr == 0 {
+            return Ok(None);
+        }
+        self.c_str(ctx, ptr).map(Some)
+    }
+
     /// A NUL-terminated string from the shared memory.
     fn c_str(&self, ctx: &mut Caller<'_, B, T>, ptr: i32) -> Result<String, String> {
         let memory = self.memory.get().ok_or("the shared memory is not set up")?;
@@ -81,8 +109,10 @@ impl<B: Backend, T: Send + 'static> DynamicLinker<B, T> {
     /// imports from `env`, with the C signatures of `<dlfcn.h>` on wasm32:
     ///
     /// - `void *dlopen(const char *file, int mode)`: loads `file` (and what
-    ///   it needs) like [`dlopen`](Self::dlopen); the mode is ignored
-    ///   (binding is always immediate, symbols always global). NULL on
+    ///   it needs) like [`dlopen_with`](Self::dlopen_with), with the mode's
+    ///   meaning given at [`OpenFlags`] (`RTLD_LOCAL` unless `RTLD_GLOBAL`,
+    ///   as in C; binding is always immediate). `dlopen(NULL, mode)` is the
+    ///   global namespace. The same library gives the same handle. NULL on
     ///   failure.
     /// - `void *dlsym(void *handle, const char *name)`: a function pointer
     ///   (the same table index every module holds for the function) or a
@@ -91,6 +121,8 @@ impl<B: Backend, T: Send + 'static> DynamicLinker<B, T> {
     /// - `int dlclose(void *handle)`: 0, or non-zero for a bad handle.
     /// - `char *dlerror(void)`: the last failure's message (in a buffer the
     ///   linker reserves in the shared memory), or NULL; reading clears it.
+    ///   Messages name libraries as the program asked for them, never the
+    ///   host directories of the search path.
     ///
     /// The linker is returned shared, because the guest's calls need it
     /// while the host holds it too. Do not keep it locked while calling
@@ -125,8 +157,11 @@ impl<B: Backend, T: Send + 'static> DynamicLinker<B, T> {
             FuncType::new([ptr(), ValType::I32], [ptr()]),
             move |mut caller, args, results| {
                 results[0] = Val::I32(s.with_linker("dlopen", |dl| {
-                    let name = s.c_str(&mut caller, args[0].as_i32().unwrap_or(0))?;
-                    let h = dl.dlopen(&mut caller, &name).map_err(|e| e.to_string())?;
+                    let name = s.c_str_or_null(&mut caller, args[0].as_i32().unwrap_or(0))?;
+                    let flags = OpenFlags::from_mode(args[1].as_i32().unwrap_or(0))?;
+                    let h = dl
+                        .dlopen_with(&mut caller, name.as_deref(), flags)
+                        .map_err(|e| guest_message(&e))?;
                     Ok(h.0 as i32 + 1)
                 }));
                 Ok(())
@@ -146,7 +181,7 @@ impl<B: Backend, T: Send + 'static> DynamicLinker<B, T> {
                     } else {
                         dl.dlsym(&mut caller, Handle(handle as u32 - 1), &name)
                     };
-                    match found.map_err(|e| e.to_string())? {
+                    match found.map_err(|e| guest_message(&e))? {
                         Symbol::Func { table_index, .. } => Ok(table_index as i32),
                         Symbol::Data { address } => Ok(address as i32),
                     }
@@ -169,7 +204,7 @@ impl<B: Backend, T: Send + 'static> DynamicLinker<B, T> {
                     }
                     dl.dlclose(Handle(handle as u32 - 1))
                         .map(|()| 1)
-                        .map_err(|e| e.to_string())
+                        .map_err(|e| guest_message(&e))
                 });
                 results[0] = Val::I32(if closed == 1 { 0 } else { -1 });
                 Ok(())

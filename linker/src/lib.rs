@@ -42,20 +42,38 @@
 //!    orders them dependencies first. Names with `/`, `..` or NUL are
 //!    refused unless they resolve inside the search path.
 //! 3. Lays the libraries out in the shared memory and table at their
-//!    required alignment, then resolves every `GOT.mem.*` / `GOT.func.*`
+//!    required alignment (after everything loaded before, after the heap,
+//!    and after any memory the program grew since), then resolves every
+//!    `GOT.mem.*` / `GOT.func.*`
 //!    import and every `env.*` function **before instantiating anything**:
 //!    an undefined symbol is an error naming it and the library that needs
 //!    it, and nothing is loaded. Undefined weak symbols resolve to 0.
 //! 4. Instantiates dependencies first. Because the GOT is already filled,
-//!    LLVM's relocation code (run from the start function, or exported as
-//!    `__wasm_apply_data_relocs`) sees final addresses; then constructors
+//!    LLVM's relocation code sees final addresses: the exported
+//!    `__wasm_apply_data_relocs` is called after instantiation unless it is
+//!    the start function (LLVM 14 runs it from there); then constructors
 //!    run, dependencies first.
 //!
-//! One flat namespace serves every lookup: host functions first, then
-//! libraries in load order (the first definition wins). Each function gets
-//! exactly one table slot, so function pointers compare equal across
-//! modules. Circular dependencies are bound through stubs that resolve on
-//! first call and check the signature.
+//! Symbols resolve as in ELF: host functions first (they interpose, like a
+//! preloaded library), then the linker's own symbols (`__heap_base`,
+//! `__heap_end`, `__stack_low`, `__stack_high`), then the global
+//! namespace — each load's root (the main program) before what it needs,
+//! breadth first, earlier loads before later ones; the first definition
+//! wins, so a main program can replace a library's `malloc`. Each function
+//! gets exactly one table slot, so function pointers compare equal across
+//! modules. Circular dependencies, and libraries calling a main program
+//! instantiated after them, are bound through stubs that resolve on first
+//! call and check the signature.
+//!
+//! The first load lays out the heap: `__heap_base` after the libraries,
+//! `__heap_end` at the end of the memory's last page (what wasi-libc's
+//! `malloc` reads); the program grows the memory beyond it. A file is one
+//! library whatever name reaches it (by canonical path), and
+//! [`DynamicLinker::dlopen_with`] takes the `RTLD_*` flags
+//! ([`OpenFlags`]): `RTLD_LOCAL` libraries stay out of the global
+//! namespace, each library has one counted handle, `dlopen(NULL)` is
+//! [`Handle::GLOBAL`]. A module with a memory of its own is refused: every
+//! module must import the shared `env.memory`.
 //!
 //! Guests can load libraries themselves: [`DynamicLinker::with_guest_dl`]
 //! gives them `dlopen`, `dlsym`, `dlclose` and `dlerror` as `env` imports
@@ -76,7 +94,9 @@ use std::path::PathBuf;
 pub use combine::{Layout, ModuleLayout, combine};
 pub use dylink::{Dylink, ImportInfo, SymbolInfo};
 pub use guest::SharedLinker;
-pub use loader::{DynamicLinker, Handle, Library, LibraryId, LinkerConfig, SharedModules, Symbol};
+pub use loader::{
+    DynamicLinker, Handle, Library, LibraryId, LinkerConfig, OpenFlags, SharedModules, Symbol,
+};
 
 /// What can go wrong while loading and linking.
 #[derive(Debug, thiserror::Error)]
@@ -153,6 +173,12 @@ pub enum Error {
         needed: u64,
         /// The configured limit.
         limit: u64,
+    },
+    /// `RTLD_NOLOAD`: the library is not loaded.
+    #[error("library `{library}` is not loaded (RTLD_NOLOAD)")]
+    NotLoaded {
+        /// The library's name.
+        library: String,
     },
     /// A handle that was closed or never returned by `dlopen`.
     #[error("invalid library handle {0}: closed or never opened")]

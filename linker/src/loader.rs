@@ -81,9 +81,111 @@ impl LinkerConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct LibraryId(pub usize);
 
-/// What [`DynamicLinker::dlopen`] returns.
+/// What [`DynamicLinker::dlopen`] returns: one handle per library, the
+/// same every time that library is opened, or [`Handle::GLOBAL`] for the
+/// global namespace (`dlopen(NULL)`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Handle(pub(crate) u32);
+
+impl Handle {
+    /// The global namespace: what `dlopen(NULL)` returns. `dlsym` through
+    /// it searches like [`DynamicLinker::lookup`]; closing it does nothing.
+    pub const GLOBAL: Handle = Handle(0);
+
+    fn library(self) -> Option<usize> {
+        (self.0 as usize).checked_sub(1)
+    }
+}
+
+/// How [`DynamicLinker::dlopen_with`] opens a library: the meaning of the
+/// `<dlfcn.h>` mode bits.
+///
+/// - **global** (`RTLD_GLOBAL`): the library's symbols, and those of what it
+///   needs, join the global namespace, so libraries loaded later bind to
+///   them. Without it (`RTLD_LOCAL`, the C default) they are reachable only
+///   through the handle and from the libraries loaded with it. Opening a
+///   local library again with `global` makes it global; nothing makes a
+///   global one local again.
+/// - **no_load** (`RTLD_NOLOAD`): only returns the handle of a library
+///   already loaded; anything else is [`Error::NotLoaded`].
+/// - **no_delete** (`RTLD_NODELETE`): accepted. Libraries are never
+///   unloaded here (see [`DynamicLinker::dlclose`]), so every library
+///   behaves as `RTLD_NODELETE` asks.
+///
+/// Binding is always immediate: `RTLD_LAZY` and `RTLD_NOW` both mean "every
+/// symbol is resolved before the library runs".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct OpenFlags {
+    /// `RTLD_GLOBAL`.
+    pub global: bool,
+    /// `RTLD_NOLOAD`.
+    pub no_load: bool,
+    /// `RTLD_NODELETE`.
+    pub no_delete: bool,
+}
+
+impl OpenFlags {
+    /// `RTLD_LAZY` in wasi-libc, musl and emscripten.
+    pub const RTLD_LAZY: i32 = 1;
+    /// `RTLD_NOW`.
+    pub const RTLD_NOW: i32 = 2;
+    /// `RTLD_NOLOAD`.
+    pub const RTLD_NOLOAD: i32 = 4;
+    /// `RTLD_GLOBAL`.
+    pub const RTLD_GLOBAL: i32 = 0x100;
+    /// `RTLD_LOCAL` (no bit: the default).
+    pub const RTLD_LOCAL: i32 = 0;
+    /// `RTLD_NODELETE`.
+    pub const RTLD_NODELETE: i32 = 0x1000;
+
+    /// Symbols join the global namespace (what [`DynamicLinker::dlopen`]
+    /// and [`DynamicLinker::load`] do).
+    pub const fn global() -> Self {
+        Self {
+            global: true,
+            no_load: false,
+            no_delete: false,
+        }
+    }
+
+    /// Symbols stay behind the handle (`RTLD_LOCAL`).
+    pub const fn local() -> Self {
+        Self {
+            global: false,
+            no_load: false,
+            no_delete: false,
+        }
+    }
+
+    /// Reads a C `mode` argument. Bits other than the six above are refused,
+    /// naming them.
+    ///
+    /// ```
+    /// use anywasm_linker::OpenFlags;
+    /// let f = OpenFlags::from_mode(OpenFlags::RTLD_NOW | OpenFlags::RTLD_GLOBAL).unwrap();
+    /// assert!(f.global && !f.no_load);
+    /// assert!(OpenFlags::from_mode(0x8).is_err());
+    /// ```
+    pub fn from_mode(mode: i32) -> Result<Self, String> {
+        let known = Self::RTLD_LAZY
+            | Self::RTLD_NOW
+            | Self::RTLD_NOLOAD
+            | Self::RTLD_GLOBAL
+            | Self::RTLD_NODELETE;
+        if mode & !known != 0 {
+            return Err(format!(
+                "unknown mode bits {:#x} (known: RTLD_LAZY, RTLD_NOW, RTLD_NOLOAD, RTLD_GLOBAL, \
+                 RTLD_LOCAL, RTLD_NODELETE)",
+                mode & !known
+            ));
+        }
+        Ok(Self {
+            global: mode & Self::RTLD_GLOBAL != 0,
+            no_load: mode & Self::RTLD_NOLOAD != 0,
+            no_delete: mode & Self::RTLD_NODELETE != 0,
+        })
+    }
+}
 
 /// What [`DynamicLinker::dlsym`] finds.
 #[derive(Debug, Clone)]
@@ -113,6 +215,10 @@ pub struct Library<B: Backend> {
     facts: LibraryFacts,
     instance: Instance<B>,
     needed: Vec<LibraryId>,
+    /// Whether its symbols are in the global namespace.
+    global: bool,
+    /// Open `dlopen` handles to it (its handle is valid while > 0).
+    opens: u32,
 }
 
 impl<B: Backend> Library<B> {
@@ -143,6 +249,12 @@ impl<B: Backend> Library<B> {
     /// The libraries it needs.
     pub fn needed(&self) -> &[LibraryId] {
         &self.needed
+    }
+    /// Whether its symbols are in the global namespace (everything
+    /// [`load`](DynamicLinker::load)ed, and what was opened with
+    /// [`OpenFlags::global`]).
+    pub fn is_global(&self) -> bool {
+        self.global
     }
 }
 
@@ -181,6 +293,7 @@ enum ImportPlan {
     LibFunc {
         symbol: String,
         lib: usize,
+        export: String,
         ty: FuncType,
     },
     HostFunc {
@@ -203,15 +316,38 @@ struct Pending<B: Backend> {
 /// Everything decided before the first instantiation.
 struct Plan<B: Backend> {
     pending: Vec<Pending<B>>,
+    /// The symbols of the loaded tree (and of local libraries it needs)
+    /// that the global namespace lacks, first definition in ELF order.
     data: HashMap<String, u32>,
     funcs: HashMap<String, FuncDef>,
+    /// Libraries already loaded as local that the tree needs.
+    local_deps: Vec<usize>,
+    /// Other names of libraries, by the name they are loaded under: the
+    /// same file reached by another path.
+    aliases: Vec<(String, String)>,
     slots: HashMap<FuncDef, u32>,
     fills: Vec<(u32, FuncDef)>,
     mem_end: u64,
     table_end: u64,
 }
 
-type LiveFuncs<B> = Arc<RwLock<HashMap<String, Func<B>>>>;
+/// Instances by library index, for stubs that bind on first call.
+type LiveInstances<B> = Arc<RwLock<HashMap<usize, Instance<B>>>>;
+
+/// What a library walk found so far.
+#[derive(Default)]
+struct Walk {
+    names: HashSet<String>,
+    /// Files being loaded, by canonical path, with their name.
+    paths: HashMap<PathBuf, String>,
+    aliases: Vec<(String, String)>,
+}
+
+/// Where a library's bytes are.
+enum Source<'a> {
+    Bytes(&'a [u8]),
+    File(PathBuf),
+}
 
 /// Loads dynamic libraries into one store: one shared memory, one shared
 /// table, one stack, one namespace. See the [crate docs](crate).
@@ -225,13 +361,20 @@ pub struct DynamicLinker<B: Backend, T: Send + 'static> {
     stack_pointer: Global<B>,
     libs: Vec<Library<B>>,
     by_name: HashMap<String, usize>,
+    by_path: HashMap<PathBuf, usize>,
+    /// The global namespace: data symbols (including the linker's own,
+    /// `__heap_base` and the stack bounds) and functions.
     data: HashMap<String, u32>,
     funcs: HashMap<String, FuncDef>,
     slots: HashMap<FuncDef, u32>,
-    live: LiveFuncs<B>,
+    live: LiveInstances<B>,
+    /// The first address neither a library nor the heap owns.
     mem_end: u64,
+    /// The memory's size in pages after the linker last grew it; a larger
+    /// size means the program grew it (its heap), and the pages beyond are
+    /// the program's.
+    pages: u64,
     table_end: u64,
-    handles: Vec<Option<Vec<usize>>>,
 }
 
 impl<B: Backend, T: Send + 'static> std::fmt::Debug for DynamicLinker<B, T> {
@@ -309,6 +452,14 @@ impl<B: Backend, T: Send + 'static> DynamicLinker<B, T> {
             GlobalType::new(ValType::I32, Mutability::Var),
             Val::I32(first as i32),
         )?;
+        // The stack grows down from `first` to `first - stack_size`.
+        let data = HashMap::from([
+            (
+                "__stack_low".to_string(),
+                (first - u64::from(config.stack_size)) as u32,
+            ),
+            ("__stack_high".to_string(), first as u32),
+        ]);
         Ok(Self {
             config,
             engine,
@@ -319,13 +470,14 @@ impl<B: Backend, T: Send + 'static> DynamicLinker<B, T> {
             stack_pointer,
             libs: Vec::new(),
             by_name: HashMap::new(),
-            data: HashMap::new(),
+            by_path: HashMap::new(),
+            data,
             funcs: HashMap::new(),
             slots: HashMap::new(),
             live: Arc::new(RwLock::new(HashMap::new())),
             mem_end: first,
+            pages,
             table_end: 1,
-            handles: Vec::new(),
         })
     }
 
@@ -336,7 +488,7 @@ impl<B: Backend, T: Send + 'static> DynamicLinker<B, T> {
         mut ctx: impl AsContextMut<Backend = B, Data = T>,
         bytes: u32,
     ) -> Result<u32, Error> {
-        let start = align_up(self.mem_end, 16);
+        let start = align_up(self.next_free(&ctx)?, 16);
         let end = start + u64::from(bytes);
         let pages = self.pages_for(end)?;
         self.grow_to(&mut ctx, pages)?;
@@ -359,7 +511,7 @@ impl<B: Backend, T: Send + 'static> DynamicLinker<B, T> {
 
     /// Grows the shared memory to at least `pages`.
     fn grow_to(
-        &self,
+        &mut self,
         mut ctx: impl AsContextMut<Backend = B, Data = T>,
         pages: u64,
     ) -> Result<(), Error> {
@@ -367,7 +519,20 @@ impl<B: Backend, T: Send + 'static> DynamicLinker<B, T> {
         if pages > have {
             self.memory.grow(&mut ctx, pages - have)?;
         }
+        self.pages = pages.max(have);
         Ok(())
+    }
+
+    /// Where the next library can go: after everything the linker laid
+    /// out and, if the program grew the memory since (its heap), after the
+    /// memory's current end.
+    fn next_free(&self, ctx: &impl AsContextMut<Backend = B, Data = T>) -> Result<u64, Error> {
+        let size = self.memory.size(ctx)?;
+        Ok(if size > self.pages {
+            self.mem_end.max(size * PAGE)
+        } else {
+            self.mem_end
+        })
     }
 
     /// Makes a library available by name without a file (consulted before
@@ -406,24 +571,45 @@ impl<B: Backend, T: Send + 'static> DynamicLinker<B, T> {
         self.by_name.get(name).map(|i| LibraryId(*i))
     }
 
-    /// The first address no library uses.
+    /// The first address no library and no heap the linker set up uses.
     pub fn memory_end(&self) -> u64 {
         self.mem_end
     }
 
+    /// The heap the linker provides (`__heap_base`..`__heap_end`), once a
+    /// load has laid it out.
+    pub fn heap(&self) -> Option<Range<u32>> {
+        Some(*self.data.get("__heap_base")?..*self.data.get("__heap_end")?)
+    }
+
     /// Loads a library (a main program or a side module) and everything it
-    /// needs; returns its id. Loading the same name again returns the same
+    /// needs into the global namespace; returns its id. Loading the same
+    /// name, or another name of the same file, again returns the same
     /// library. On error nothing new is visible (memory already reserved
     /// stays reserved).
+    ///
+    /// The first load also lays out the heap: `__heap_base` is the first
+    /// 16-aligned address after the libraries, `__heap_end` the end of the
+    /// memory's last page. Libraries loaded later go after the heap and
+    /// after any memory the program has grown since.
     pub fn load(
         &mut self,
         mut ctx: impl AsContextMut<Backend = B, Data = T>,
         name: &str,
     ) -> Result<LibraryId, Error> {
+        self.load_with(&mut ctx, name, true)
+    }
+
+    fn load_with(
+        &mut self,
+        ctx: &mut impl AsContextMut<Backend = B, Data = T>,
+        name: &str,
+        global: bool,
+    ) -> Result<LibraryId, Error> {
         if let Some(i) = self.by_name.get(name) {
             return Ok(LibraryId(*i));
         }
-        let ids = self.load_roots(&mut ctx, &[name.to_string()], None, false)?;
+        let ids = self.load_roots(ctx, &[name.to_string()], None, false, global)?;
         Ok(ids[0])
     }
 
@@ -444,38 +630,87 @@ impl<B: Backend, T: Send + 'static> DynamicLinker<B, T> {
     /// (including pointers stored inside data) are applied by each module's
     /// own relocation code, and `__heap_base`/`__heap_end` resolve to the
     /// heap. A module may need only modules in the list or already loaded.
+    /// The heap is laid out once: after an earlier load made one, this is
+    /// [`Error::Unsupported`].
     pub fn load_shared(
         &mut self,
         mut ctx: impl AsContextMut<Backend = B, Data = T>,
         modules: &[(&str, &[u8])],
         heap_bytes: u32,
     ) -> Result<SharedModules, Error> {
+        if self.heap().is_some() {
+            return Err(Error::Unsupported {
+                library: modules.first().map_or("", |m| m.0).to_string(),
+                feature: "a second shared heap (an earlier load laid out `__heap_base`)".into(),
+            });
+        }
         for (name, bytes) in modules {
             self.add_library_bytes(*name, bytes.to_vec());
         }
         let names: Vec<String> = modules.iter().map(|(n, _)| n.to_string()).collect();
-        let before = self.libs.len();
-        let ids = self.load_roots(&mut ctx, &names, Some(heap_bytes), true)?;
-        let heap_start = self.data.get("__heap_base").copied().unwrap_or(0);
-        let heap_end = self.data.get("__heap_end").copied().unwrap_or(0);
-        debug_assert!(self.libs.len() >= before);
+        let ids = self.load_roots(&mut ctx, &names, Some(heap_bytes), true, true)?;
         Ok(SharedModules {
             libraries: ids,
-            heap: heap_start..heap_end,
+            heap: self.heap().unwrap_or(0..0),
             pages: self.memory.size(&ctx)?,
         })
     }
 
     /// Opens a library at run time (loading it and what it needs unless
-    /// already loaded) and returns a handle for [`dlsym`](Self::dlsym).
+    /// already loaded) with its symbols in the global namespace, and
+    /// returns its handle for [`dlsym`](Self::dlsym): what
+    /// [`dlopen_with`](Self::dlopen_with) does with `Some(name)` and
+    /// [`OpenFlags::global`].
     pub fn dlopen(
         &mut self,
         ctx: impl AsContextMut<Backend = B, Data = T>,
         name: &str,
     ) -> Result<Handle, Error> {
-        let id = self.load(ctx, name)?;
-        // The handle's scope: the library, then its dependencies, breadth first.
-        let mut scope = vec![id.0];
+        self.dlopen_with(ctx, Some(name), OpenFlags::global())
+    }
+
+    /// `dlopen(file, mode)`: `None` is the global namespace
+    /// ([`Handle::GLOBAL`]); a name opens that library as `flags` say.
+    /// Every open of a library returns its one handle and counts; the
+    /// handle stays valid until it is closed as often as it was opened.
+    pub fn dlopen_with(
+        &mut self,
+        mut ctx: impl AsContextMut<Backend = B, Data = T>,
+        name: Option<&str>,
+        flags: OpenFlags,
+    ) -> Result<Handle, Error> {
+        let Some(name) = name else {
+            return Ok(Handle::GLOBAL);
+        };
+        let id = if flags.no_load {
+            self.loaded(name).ok_or_else(|| Error::NotLoaded {
+                library: name.to_string(),
+            })?
+        } else {
+            self.load_with(&mut ctx, name, flags.global)?.0
+        };
+        if flags.global && !self.libs[id].global {
+            self.make_global(id);
+        }
+        let lib = &mut self.libs[id];
+        lib.opens = lib.opens.saturating_add(1);
+        Ok(Handle(id as u32 + 1))
+    }
+
+    /// A loaded library by name or by the file a name leads to.
+    fn loaded(&self, name: &str) -> Option<usize> {
+        if let Some(id) = self.by_name.get(name) {
+            return Some(*id);
+        }
+        match self.locate(name, None, None, &[]).ok()? {
+            Source::File(path) => self.by_path.get(&path).copied(),
+            Source::Bytes(_) => None,
+        }
+    }
+
+    /// A library and what it needs, breadth first: the scope of its handle.
+    fn scope(&self, id: usize) -> Vec<usize> {
+        let mut scope = vec![id];
         let mut i = 0;
         while i < scope.len() {
             for n in &self.libs[scope[i]].needed {
@@ -485,25 +720,49 @@ impl<B: Backend, T: Send + 'static> DynamicLinker<B, T> {
             }
             i += 1;
         }
-        self.handles.push(Some(scope));
-        Ok(Handle(self.handles.len() as u32 - 1))
+        scope
+    }
+
+    /// Adds a local library and what it needs to the global namespace,
+    /// after everything already there.
+    fn make_global(&mut self, id: usize) {
+        for lib in self.scope(id) {
+            let l = &mut self.libs[lib];
+            l.global = true;
+            for (name, rel) in &l.facts.data_exports {
+                self.data
+                    .entry(name.clone())
+                    .or_insert_with(|| l.memory_base.wrapping_add(*rel as u32));
+            }
+            for (name, index) in &l.facts.func_exports {
+                self.funcs
+                    .entry(name.clone())
+                    .or_insert_with(|| FuncDef::Lib {
+                        lib,
+                        export: name.clone(),
+                        func_index: *index,
+                    });
+            }
+        }
     }
 
     /// Looks `symbol` up in the library a handle opened and its
-    /// dependencies. A function comes with its table index, which equals
-    /// the function pointer any module holds for it.
+    /// dependencies, breadth first ([`Handle::GLOBAL`]: the global
+    /// namespace). A function comes with its table index, which equals the
+    /// function pointer any module holds for it.
     pub fn dlsym(
         &mut self,
         mut ctx: impl AsContextMut<Backend = B, Data = T>,
         handle: Handle,
         symbol: &str,
     ) -> Result<Symbol<B>, Error> {
-        let scope = self
-            .handles
-            .get(handle.0 as usize)
-            .cloned()
-            .flatten()
-            .ok_or(Error::InvalidHandle(handle.0))?;
+        let Some(id) = handle.library() else {
+            return self.lookup(ctx, symbol);
+        };
+        if self.libs.get(id).is_none_or(|l| l.opens == 0) {
+            return Err(Error::InvalidHandle(handle.0));
+        }
+        let scope = self.scope(id);
         for lib in &scope {
             if let Some(s) = self.symbol_in(&mut ctx, *lib, symbol)? {
                 return Ok(s);
@@ -511,12 +770,15 @@ impl<B: Backend, T: Send + 'static> DynamicLinker<B, T> {
         }
         Err(Error::NoSuchSymbol {
             symbol: symbol.to_string(),
-            scope: format!("`{}` and its dependencies", self.libs[scope[0]].name),
+            scope: format!("`{}` and its dependencies", self.libs[id].name),
         })
     }
 
     /// Looks `symbol` up in the global namespace (what `dlsym(RTLD_DEFAULT)`
-    /// does): host functions, then libraries in load order.
+    /// does): host functions, the linker's symbols (`__heap_base`,
+    /// `__heap_end`, `__stack_low`, `__stack_high`), then global libraries
+    /// in ELF order — each load's root first, then what it needs, breadth
+    /// first; earlier loads before later ones.
     pub fn lookup(
         &mut self,
         mut ctx: impl AsContextMut<Backend = B, Data = T>,
@@ -539,13 +801,17 @@ impl<B: Backend, T: Send + 'static> DynamicLinker<B, T> {
         self.func_symbol(&mut ctx, def)
     }
 
-    /// Closes a handle. The library stays loaded (its code may be on the
-    /// stack and its function pointers in other modules' data); the handle
-    /// can no longer be used.
+    /// Closes a handle once. After as many closes as opens the handle can
+    /// no longer be used, but the library stays loaded (its code may be on
+    /// the stack and its function pointers in other modules' data).
+    /// Closing [`Handle::GLOBAL`] does nothing.
     pub fn dlclose(&mut self, handle: Handle) -> Result<(), Error> {
-        match self.handles.get_mut(handle.0 as usize) {
-            Some(h @ Some(_)) => {
-                *h = None;
+        let Some(id) = handle.library() else {
+            return Ok(());
+        };
+        match self.libs.get_mut(id) {
+            Some(l) if l.opens > 0 => {
+                l.opens -= 1;
                 Ok(())
             }
             _ => Err(Error::InvalidHandle(handle.0)),
@@ -650,14 +916,19 @@ impl<B: Backend, T: Send + 'static> DynamicLinker<B, T> {
         Ok(())
     }
 
-    /// Finds a library's bytes: given bytes first, then the search path.
-    fn find(
+    /// Finds a library: given bytes first, then the search path, then the
+    /// runtime path of the library that needs it (inside the search path).
+    /// A file is named by its canonical path. Error messages name only what
+    /// the program asked for and where it may look, never where the search
+    /// path is on the host (except [`Error::NotFound`]'s `searched`, which
+    /// the guest-facing `dlerror` leaves out).
+    fn locate(
         &self,
         name: &str,
         needed_by: Option<&str>,
         origin: Option<&Path>,
         rpath: &[String],
-    ) -> Result<(Vec<u8>, Option<PathBuf>), Error> {
+    ) -> Result<Source<'_>, Error> {
         if name.contains('\0') {
             return Err(Error::RefusedName {
                 name: name.escape_debug().to_string(),
@@ -665,7 +936,7 @@ impl<B: Backend, T: Send + 'static> DynamicLinker<B, T> {
             });
         }
         if let Some(b) = self.in_memory.get(name) {
-            return Ok((b.clone(), None));
+            return Ok(Source::Bytes(b));
         }
         if name.is_empty() {
             return Err(Error::RefusedName {
@@ -708,18 +979,11 @@ impl<B: Backend, T: Send + 'static> DynamicLinker<B, T> {
             if !inside(&canon) {
                 return Err(Error::RefusedName {
                     name: name.to_string(),
-                    reason: format!(
-                        "it resolves to {}, outside the search path",
-                        canon.display()
-                    ),
+                    reason: "it resolves outside the search path".into(),
                 });
             }
             if canon.is_file() {
-                let bytes = std::fs::read(&canon).map_err(|source| Error::Io {
-                    path: canon.clone(),
-                    source,
-                })?;
-                return Ok((bytes, Some(canon)));
+                return Ok(Source::File(canon));
             }
         }
         if path_like {
@@ -745,20 +1009,33 @@ impl<B: Backend, T: Send + 'static> DynamicLinker<B, T> {
     }
 
     /// Reads, compiles and orders (dependencies first) every library of a
-    /// subtree not loaded yet.
+    /// subtree not loaded yet. A name that leads to a file already loaded,
+    /// or already in this walk, becomes another name of that library.
     fn collect(
         &self,
         name: &str,
         needed_by: Option<&str>,
         origin: Option<&Path>,
         rpath: &[String],
-        visiting: &mut HashSet<String>,
+        walk: &mut Walk,
         out: &mut Vec<Pending<B>>,
     ) -> Result<(), Error> {
-        if self.by_name.contains_key(name) || !visiting.insert(name.to_string()) {
+        if self.by_name.contains_key(name) || !walk.names.insert(name.to_string()) {
             return Ok(());
         }
-        let p = self.read_library(name, needed_by, origin, rpath)?;
+        let source = self.locate(name, needed_by, origin, rpath)?;
+        if let Source::File(path) = &source {
+            let known = match self.by_path.get(path) {
+                Some(id) => Some(self.libs[*id].name.clone()),
+                None => walk.paths.get(path).cloned(),
+            };
+            if let Some(canonical) = known {
+                walk.aliases.push((name.to_string(), canonical));
+                return Ok(());
+            }
+            walk.paths.insert(path.clone(), name.to_string());
+        }
+        let p = self.read_library(name, source)?;
         let dir = p
             .path
             .as_deref()
@@ -770,7 +1047,7 @@ impl<B: Backend, T: Send + 'static> DynamicLinker<B, T> {
                 Some(name),
                 dir.as_deref(),
                 &p.facts.dylink.runtime_path,
-                visiting,
+                walk,
                 out,
             )?;
         }
@@ -778,15 +1055,18 @@ impl<B: Backend, T: Send + 'static> DynamicLinker<B, T> {
         Ok(())
     }
 
-    /// Finds, reads and compiles one library, not yet laid out.
-    fn read_library(
-        &self,
-        name: &str,
-        needed_by: Option<&str>,
-        origin: Option<&Path>,
-        rpath: &[String],
-    ) -> Result<Pending<B>, Error> {
-        let (bytes, path) = self.find(name, needed_by, origin, rpath)?;
+    /// Reads and compiles one library, not yet laid out.
+    fn read_library(&self, name: &str, source: Source<'_>) -> Result<Pending<B>, Error> {
+        let (bytes, path) = match source {
+            Source::Bytes(b) => (std::borrow::Cow::Borrowed(b), None),
+            Source::File(path) => {
+                let bytes = std::fs::read(&path).map_err(|source| Error::Io {
+                    path: path.clone(),
+                    source,
+                })?;
+                (std::borrow::Cow::Owned(bytes), Some(path))
+            }
+        };
         let facts = LibraryFacts::read(name, &bytes)?;
         let module = Module::new(&self.engine, &bytes).map_err(|source| Error::Library {
             library: name.to_string(),
@@ -809,9 +1089,10 @@ impl<B: Backend, T: Send + 'static> DynamicLinker<B, T> {
         roots: &[String],
         heap: Option<u32>,
         keep_order: bool,
+        global: bool,
     ) -> Result<Vec<LibraryId>, Error> {
         let mut pending = Vec::new();
-        let mut visiting = HashSet::new();
+        let mut walk = Walk::default();
         if keep_order {
             // Standalone modules: exactly these, in this order.
             for r in roots {
@@ -821,13 +1102,14 @@ impl<B: Backend, T: Send + 'static> DynamicLinker<B, T> {
                         reason: "a library of that name is already loaded".into(),
                     });
                 }
-                if !visiting.insert(r.clone()) {
+                if !walk.names.insert(r.clone()) {
                     return Err(Error::RefusedName {
                         name: r.clone(),
                         reason: "it is given twice".into(),
                     });
                 }
-                pending.push(self.read_library(r, None, None, &[])?);
+                let source = self.locate(r, None, None, &[])?;
+                pending.push(self.read_library(r, source)?);
             }
             for p in &pending {
                 if let Some(n) = p
@@ -846,16 +1128,12 @@ impl<B: Backend, T: Send + 'static> DynamicLinker<B, T> {
             }
         } else {
             for r in roots {
-                self.collect(r, None, None, &[], &mut visiting, &mut pending)?;
+                self.collect(r, None, None, &[], &mut walk, &mut pending)?;
             }
         }
-        let mut plan = self.plan(ctx, pending, heap)?;
-        let root_names: Vec<String> = roots.to_vec();
-        self.commit(ctx, &mut plan)?;
-        Ok(root_names
-            .iter()
-            .map(|n| LibraryId(self.by_name[n]))
-            .collect())
+        let mut plan = self.plan(ctx, pending, roots, walk.aliases, heap)?;
+        self.commit(ctx, &mut plan, global)?;
+        Ok(roots.iter().map(|n| LibraryId(self.by_name[n])).collect())
     }
 
     fn data_addr(&self, plan: &Plan<B>, symbol: &str) -> Option<u32> {
@@ -913,10 +1191,13 @@ impl<B: Backend, T: Send + 'static> DynamicLinker<B, T> {
         &self,
         ctx: &mut impl AsContextMut<Backend = B, Data = T>,
         mut pending: Vec<Pending<B>>,
+        roots: &[String],
+        aliases: Vec<(String, String)>,
         heap: Option<u32>,
     ) -> Result<Plan<B>, Error> {
-        // Layout.
-        let mut mem_end = self.mem_end;
+        // Layout: after everything laid out so far and after memory the
+        // program has grown.
+        let mut mem_end = self.next_free(ctx)?;
         let mut table_end = self.table_end;
         for p in &mut pending {
             let d = &p.facts.dylink;
@@ -934,36 +1215,86 @@ impl<B: Backend, T: Send + 'static> DynamicLinker<B, T> {
             mem_end += u64::from(d.memory_size);
             table_end += u64::from(d.table_size);
         }
-        let heap = heap.map(|bytes| {
-            let start = align_up(mem_end, 16);
-            mem_end = start + u64::from(bytes);
-            start as u32..mem_end as u32
-        });
+        // The heap, laid out once: a given size, or the rest of the last page.
+        let heap = match (self.heap(), heap) {
+            (Some(_), _) => None,
+            (None, bytes) => {
+                let start = align_up(mem_end, 16);
+                mem_end = match bytes {
+                    Some(b) => start + u64::from(b),
+                    None => start.div_ceil(PAGE) * PAGE,
+                };
+                Some((start, mem_end))
+            }
+        };
         self.pages_for(mem_end)?;
         let mut plan = Plan {
             pending: Vec::new(),
             data: HashMap::new(),
             funcs: HashMap::new(),
+            local_deps: Vec::new(),
+            aliases,
             slots: HashMap::new(),
             fills: Vec::new(),
             mem_end,
             table_end,
         };
-        // The namespace: earlier definitions win.
+        if let Some((start, end)) = heap {
+            plan.data.insert("__heap_base".into(), start as u32);
+            plan.data.insert("__heap_end".into(), end as u32);
+        }
+        // The namespace in ELF order: the global namespace first, then the
+        // roots, then what they need, breadth first; earlier definitions win.
         let base = self.libs.len();
-        for (i, p) in pending.iter().enumerate() {
-            for (name, rel) in &p.facts.data_exports {
+        let pending_index = |name: &str| {
+            let name = plan
+                .aliases
+                .iter()
+                .find(|(alias, _)| alias == name)
+                .map_or(name, |(_, canonical)| canonical.as_str());
+            pending.iter().position(|p| p.name == name)
+        };
+        let mut queue: Vec<String> = roots.to_vec();
+        let mut seen: HashSet<usize> = HashSet::new();
+        let mut order: Vec<(usize, u32, &LibraryFacts)> = Vec::new();
+        let mut local_deps = Vec::new();
+        let mut k = 0;
+        while k < queue.len() {
+            let name = queue[k].clone();
+            k += 1;
+            let (lib, memory_base, facts) = if let Some(i) = pending_index(&name) {
+                (base + i, pending[i].memory_base, &pending[i].facts)
+            } else if let Some(&id) = self.by_name.get(&name) {
+                let l = &self.libs[id];
+                if !l.global && !local_deps.contains(&id) {
+                    local_deps.push(id);
+                }
+                (id, l.memory_base, &l.facts)
+            } else {
+                continue;
+            };
+            if !seen.insert(lib) {
+                continue;
+            }
+            queue.extend(facts.dylink.needed.iter().cloned());
+            order.push((lib, memory_base, facts));
+        }
+        for (lib, memory_base, facts) in order {
+            if lib < base && self.libs[lib].global {
+                continue;
+            }
+            for (name, rel) in &facts.data_exports {
                 if !self.data.contains_key(name) && !plan.data.contains_key(name) {
                     plan.data
-                        .insert(name.clone(), p.memory_base.wrapping_add(*rel as u32));
+                        .insert(name.clone(), memory_base.wrapping_add(*rel as u32));
                 }
             }
-            for (name, index) in &p.facts.func_exports {
+            for (name, index) in &facts.func_exports {
                 if !self.funcs.contains_key(name) && !plan.funcs.contains_key(name) {
                     plan.funcs.insert(
                         name.clone(),
                         FuncDef::Lib {
-                            lib: base + i,
+                            lib,
                             export: name.clone(),
                             func_index: *index,
                         },
@@ -971,13 +1302,7 @@ impl<B: Backend, T: Send + 'static> DynamicLinker<B, T> {
                 }
             }
         }
-        if let Some(h) = &heap {
-            for (sym, v) in [("__heap_base", h.start), ("__heap_end", h.end)] {
-                if !self.data.contains_key(sym) {
-                    plan.data.insert(sym.to_string(), v);
-                }
-            }
-        }
+        plan.local_deps = local_deps;
         plan.pending = pending;
         // Resolve every import.
         for i in 0..plan.pending.len() {
@@ -1035,6 +1360,7 @@ impl<B: Backend, T: Send + 'static> DynamicLinker<B, T> {
                                 Some(f) if &f == ty => ImportPlan::LibFunc {
                                     symbol: sym.into(),
                                     lib,
+                                    export,
                                     ty: ty.clone(),
                                 },
                                 found => {
@@ -1118,21 +1444,27 @@ impl<B: Backend, T: Send + 'static> DynamicLinker<B, T> {
                     symbol: format!("{module}.{name}"),
                     library: lib_name.to_string(),
                 })?,
-            ImportPlan::LibFunc { symbol, lib, ty } => {
+            ImportPlan::LibFunc {
+                symbol,
+                lib,
+                export,
+                ty,
+            } => {
                 if *lib < self.libs.len() {
-                    let export = match &self.funcs[symbol] {
-                        FuncDef::Lib { export, .. } => export.clone(),
-                        FuncDef::Host(n) => n.clone(),
-                    };
-                    Extern::Func(self.libs[*lib].instance.get_func(&mut *ctx, &export)?)
+                    Extern::Func(self.libs[*lib].instance.get_func(&mut *ctx, export)?)
                 } else {
-                    // Defined by a library instantiated later (a cycle):
+                    // Defined by a library instantiated later (a cycle, or
+                    // the main program overriding a library's function):
                     // bind on first call, checking the signature.
                     Extern::Func(lazy_stub(
                         ctx,
                         self.live.clone(),
-                        symbol,
-                        lib_name,
+                        Target {
+                            lib: *lib,
+                            export: export.clone(),
+                            symbol: symbol.clone(),
+                            needed_by: lib_name.to_string(),
+                        },
                         ty.clone(),
                     ))
                 }
@@ -1151,24 +1483,35 @@ impl<B: Backend, T: Send + 'static> DynamicLinker<B, T> {
         &mut self,
         ctx: &mut impl AsContextMut<Backend = B, Data = T>,
         plan: &mut Plan<B>,
+        global: bool,
     ) -> Result<(), Error> {
         let snapshot = (
             self.data.clone(),
             self.funcs.clone(),
             self.slots.clone(),
             self.by_name.clone(),
+            self.by_path.clone(),
             self.libs.len(),
         );
-        let result = self.commit_inner(ctx, plan);
+        let globals: Vec<bool> = plan
+            .local_deps
+            .iter()
+            .map(|id| self.libs[*id].global)
+            .collect();
+        let result = self.commit_inner(ctx, plan, global);
         if result.is_err() {
-            let (data, funcs, slots, by_name, n) = snapshot;
+            let (data, funcs, slots, by_name, by_path, n) = snapshot;
             self.data = data;
             self.funcs = funcs;
             self.slots = slots;
             self.by_name = by_name;
+            self.by_path = by_path;
             self.libs.truncate(n);
+            for (id, g) in plan.local_deps.iter().zip(globals) {
+                self.libs[*id].global = g;
+            }
             let mut live = self.live.write().unwrap_or_else(|e| e.into_inner());
-            live.retain(|name, _| self.funcs.contains_key(name));
+            live.retain(|id, _| *id < n);
         }
         result
     }
@@ -1177,6 +1520,7 @@ impl<B: Backend, T: Send + 'static> DynamicLinker<B, T> {
         &mut self,
         ctx: &mut impl AsContextMut<Backend = B, Data = T>,
         plan: &mut Plan<B>,
+        global: bool,
     ) -> Result<(), Error> {
         // Room first.
         self.grow_to(&mut *ctx, plan.mem_end.div_ceil(PAGE))?;
@@ -1187,8 +1531,19 @@ impl<B: Backend, T: Send + 'static> DynamicLinker<B, T> {
         }
         self.mem_end = plan.mem_end;
         self.table_end = plan.table_end;
-        self.data.extend(plan.data.drain());
-        self.funcs.extend(plan.funcs.drain());
+        // The heap is the linker's whatever the load's flags say.
+        for sym in ["__heap_base", "__heap_end"] {
+            if let Some(v) = plan.data.remove(sym) {
+                self.data.insert(sym.into(), v);
+            }
+        }
+        if global {
+            self.data.extend(plan.data.drain());
+            self.funcs.extend(plan.funcs.drain());
+            for id in &plan.local_deps {
+                self.libs[*id].global = true;
+            }
+        }
         self.slots.extend(plan.slots.drain());
         // Host functions that got a slot.
         for (slot, def) in &plan.fills {
@@ -1218,6 +1573,14 @@ impl<B: Backend, T: Send + 'static> DynamicLinker<B, T> {
                 .filter_map(|n| self.by_name.get(n).map(|i| LibraryId(*i)))
                 .collect();
             self.by_name.insert(p.name.clone(), id);
+            if let Some(path) = &p.path {
+                self.by_path.insert(path.clone(), id);
+            }
+            // Publish its instance for stubs and fill the slots it owns.
+            self.live
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(id, instance.clone());
             self.libs.push(Library {
                 name: p.name,
                 path: p.path,
@@ -1226,25 +1589,9 @@ impl<B: Backend, T: Send + 'static> DynamicLinker<B, T> {
                 facts: p.facts,
                 instance,
                 needed,
+                global,
+                opens: 0,
             });
-            // Publish its functions for stubs and fill the slots it owns.
-            let mine: Vec<(String, String)> = self
-                .funcs
-                .iter()
-                .filter_map(|(sym, d)| match d {
-                    FuncDef::Lib { lib, export, .. } if *lib == id => {
-                        Some((sym.clone(), export.clone()))
-                    }
-                    _ => None,
-                })
-                .collect();
-            for (sym, export) in mine {
-                let f = self.libs[id].instance.get_func(&mut *ctx, &export)?;
-                self.live
-                    .write()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(sym, f);
-            }
             for (slot, def) in &plan.fills {
                 if let FuncDef::Lib { lib, .. } = def
                     && *lib == id
@@ -1253,6 +1600,12 @@ impl<B: Backend, T: Send + 'static> DynamicLinker<B, T> {
                     self.table
                         .set(&mut *ctx, u64::from(*slot), Val::FuncRef(Some(f)))?;
                 }
+            }
+        }
+        // Other names of the same files.
+        for (alias, canonical) in std::mem::take(&mut plan.aliases) {
+            if let Some(id) = self.by_name.get(&canonical).copied() {
+                self.by_name.insert(alias, id);
             }
         }
         // A cycle's libraries were ordered before all their dependencies
@@ -1267,10 +1620,10 @@ impl<B: Backend, T: Send + 'static> DynamicLinker<B, T> {
                 .collect();
             self.libs[id].needed = needed;
         }
-        // Relocations (where no start function applied them), then
-        // constructors, dependencies first.
+        // Relocations (unless the start function was the relocation
+        // function itself), then constructors, dependencies first.
         for id in first..self.libs.len() {
-            if !self.libs[id].facts.has_start {
+            if !self.libs[id].facts.relocs_run_by_start {
                 self.call_if_exported(ctx, id, "__wasm_apply_data_relocs")?;
             }
         }
@@ -1302,33 +1655,47 @@ impl<B: Backend, T: Send + 'static> DynamicLinker<B, T> {
     }
 }
 
+/// What a stub binds to on first call.
+struct Target {
+    lib: usize,
+    export: String,
+    symbol: String,
+    needed_by: String,
+}
+
 fn lazy_stub<B: Backend, T: Send + 'static>(
     ctx: &mut impl AsContextMut<Backend = B, Data = T>,
-    live: LiveFuncs<B>,
-    symbol: &str,
-    lib_name: &str,
+    live: LiveInstances<B>,
+    target: Target,
     ty: FuncType,
 ) -> Func<B> {
     let bound: Arc<OnceLock<Func<B>>> = Arc::new(OnceLock::new());
-    let (symbol, lib_name, expected) = (symbol.to_string(), lib_name.to_string(), ty.clone());
+    let expected = ty.clone();
     Func::new(&mut *ctx, ty, move |mut caller, params, results| {
         let f = match bound.get() {
             Some(f) => f.clone(),
             None => {
-                let f = live
+                let Target {
+                    lib,
+                    export,
+                    symbol,
+                    needed_by,
+                } = &target;
+                let instance = live
                     .read()
                     .unwrap_or_else(|e| e.into_inner())
-                    .get(&symbol)
+                    .get(lib)
                     .cloned()
                     .ok_or_else(|| {
                         anywasm_core::Error::host_msg(format!(
-                            "symbol `{symbol}` needed by `{lib_name}` is not loaded"
+                            "symbol `{symbol}` needed by `{needed_by}` is not loaded yet"
                         ))
                     })?;
+                let f = instance.get_func(&mut caller, export)?;
                 let found = f.ty(&caller)?;
                 if found != expected {
                     return Err(anywasm_core::Error::host_msg(format!(
-                        "symbol `{symbol}` needed by `{lib_name}` as {expected} is defined as {found}"
+                        "symbol `{symbol}` needed by `{needed_by}` as {expected} is defined as {found}"
                     )));
                 }
                 let _ = bound.set(f.clone());

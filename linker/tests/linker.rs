@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use anywasm::{Backend, Engine, Func, FuncType, Linker, Store, Val, ValType};
-use anywasm_linker::{DynamicLinker, Error, LinkerConfig, Symbol, combine};
+use anywasm_linker::{DynamicLinker, Error, Handle, LinkerConfig, OpenFlags, Symbol, combine};
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
@@ -384,6 +384,13 @@ pub fn bad_modules_are_refused<B: Backend>() {
         dl.library_by_name("libbase.so").is_none(),
         "a failed load must leave nothing"
     );
+    // A library with a memory of its own cannot share the linker's.
+    let own = wat::parse_str(r#"(module (@dylink.0) (memory 1))"#).unwrap();
+    let err = dl.load_bytes(&mut store, "own_memory.so", own).unwrap_err();
+    assert!(
+        matches!(&err, Error::Unsupported { feature, .. } if feature.contains("--import-memory")),
+        "{err:?}"
+    );
     // Thread-local symbols are refused as unsupported.
     let tls = wat::parse_str(r#"(module (@dylink.0 (export-info "counter" tls)))"#).unwrap();
     assert!(matches!(
@@ -555,11 +562,301 @@ pub fn guest_calls_dlopen<B: Backend>() {
         "{}: {message}",
         B::NAME
     );
+    // The guest learns nothing about where the search path is on the host.
+    let host_dir = fixtures().canonicalize().unwrap();
+    assert!(
+        !message.contains(host_dir.to_str().unwrap()) && !message.contains("/work"),
+        "{}: {message}",
+        B::NAME
+    );
     let f = export(&mut store, "error_was_cleared");
     assert_eq!(call(&mut store, &f, &[]), 1, "{}", B::NAME);
     // Unknown symbols and closed handles give NULL / non-zero and an error.
     let f = export(&mut store, "unknown_symbol_is_null");
     assert_eq!(call(&mut store, &f, &[]), 1, "{}", B::NAME);
+    // dlopen(NULL), RTLD_NOLOAD, one handle per library, bad modes.
+    for case in [
+        "global_handle_finds_twice",
+        "plugin_is_loaded",
+        "same_handle_twice",
+        "bad_mode_is_refused",
+    ] {
+        let f = export(&mut store, case);
+        assert_eq!(call(&mut store, &f, &[]), 1, "{}: {case}", B::NAME);
+    }
+}
+
+/// RTLD_NOLOAD from a guest, before the library is loaded.
+pub fn guest_noload_loads_nothing<B: Backend>() {
+    let engine = Engine::<B>::default_config().unwrap();
+    let mut store = Store::new(&engine, ());
+    let config = LinkerConfig::new().search_dir(fixtures());
+    let dl = DynamicLinker::with_guest_dl(&mut store, config, Linker::new()).unwrap();
+    let f = {
+        let mut dl = dl.lock().unwrap();
+        dl.load(&mut store, "dlguest.wasm").unwrap();
+        dl.func(&mut store, "plugin_is_loaded").unwrap()
+    };
+    assert_eq!(call(&mut store, &f, &[]), 0, "{}", B::NAME);
+    assert!(dl.lock().unwrap().library_by_name("libplugin.so").is_none());
+}
+
+/// `__heap_base`, `__heap_end`, `__stack_low` and `__stack_high` are given to
+/// every load, through `GOT.mem` and as `env` constants: the heap starts
+/// after the libraries and ends with the memory's last page.
+pub fn linker_symbols_on_every_load<B: Backend>() {
+    let (mut store, mut dl) = setup::<B>(Linker::new());
+    let libc = wat::parse_str(
+        r#"(module (@dylink.0 (mem-info (memory 100 4)))
+             (import "env" "memory" (memory 0))
+             (import "GOT.mem" "__heap_base" (global $hb (mut i32)))
+             (import "GOT.mem" "__heap_end" (global $he (mut i32)))
+             (import "GOT.mem" "__stack_low" (global $sl (mut i32)))
+             (import "env" "__stack_high" (global $sh i32))
+             (func (export "heap_base") (result i32) (global.get $hb))
+             (func (export "heap_end") (result i32) (global.get $he))
+             (func (export "stack_low") (result i32) (global.get $sl))
+             (func (export "stack_high") (result i32) (global.get $sh)))"#,
+    )
+    .unwrap();
+    let id = dl.load_bytes(&mut store, "libc.so", libc).unwrap();
+    let lib_end = dl.library(id).unwrap().memory_base() + 100;
+    let heap_base = call_sym(&mut store, &mut dl, "heap_base", &[]) as u32;
+    let heap_end = call_sym(&mut store, &mut dl, "heap_end", &[]) as u32;
+    assert!(
+        heap_base >= lib_end && heap_base.is_multiple_of(16),
+        "{heap_base:#x}"
+    );
+    let pages = dl.memory().size(&store).unwrap();
+    assert_eq!(u64::from(heap_end), pages * 65536);
+    assert_eq!(dl.heap(), Some(heap_base..heap_end));
+    assert_eq!(dl.memory_end(), u64::from(heap_end));
+    let sp = dl
+        .stack_pointer()
+        .get(&mut store)
+        .unwrap()
+        .as_i32()
+        .unwrap();
+    assert_eq!(call_sym(&mut store, &mut dl, "stack_high", &[]), sp);
+    assert_eq!(
+        call_sym(&mut store, &mut dl, "stack_low", &[]),
+        sp - 64 * 1024
+    );
+    // Through dlsym too.
+    assert_eq!(data_address(&mut store, &mut dl, "__heap_base"), heap_base);
+    // The heap is laid out once.
+    assert!(matches!(
+        dl.load_shared(&mut store, &[("x.so", &fixture("a.so"))], 1024),
+        Err(Error::Unsupported { .. })
+    ));
+}
+
+/// A library opened after the program grew its heap goes beyond the
+/// memory's end, and nothing of the heap is overwritten.
+pub fn dlopen_after_growth_goes_beyond_the_heap<B: Backend>() {
+    let (mut store, mut dl) = setup::<B>(Linker::new());
+    dl.load(&mut store, "main.wasm").unwrap();
+    let heap = dl.heap().unwrap();
+    // The program's malloc grows memory (sbrk) and fills its heap.
+    let grown_from = dl.memory().size(&store).unwrap();
+    dl.memory().grow(&mut store, 2).unwrap();
+    let end = (grown_from + 2) * 65536;
+    let used = u64::from(heap.start)..end;
+    let pattern = vec![0xa5u8; (used.end - used.start) as usize];
+    dl.memory().write(&mut store, used.start, &pattern).unwrap();
+    let h = dl.dlopen(&mut store, "libplugin.so").unwrap();
+    let plugin = dl.library_by_name("libplugin.so").unwrap();
+    let base = u64::from(dl.library(plugin).unwrap().memory_base());
+    assert!(
+        base >= end,
+        "libplugin.so at {base:#x}, inside the heap ..{end:#x}"
+    );
+    assert_eq!(
+        dl.memory()
+            .read_vec(&store, used.start, pattern.len())
+            .unwrap(),
+        pattern,
+        "{}: the heap was overwritten",
+        B::NAME
+    );
+    let Symbol::Func { func, .. } = dl.dlsym(&mut store, h, "plugin_scale").unwrap() else {
+        panic!()
+    };
+    assert_eq!(call(&mut store, &func, &[6]), 42);
+    // Without growth in between, the next library follows the last one.
+    let wat = wat::parse_file(fixtures().join("libwat.wat")).unwrap();
+    let id = dl.load_bytes(&mut store, "libwat.so", wat).unwrap();
+    assert!(u64::from(dl.library(id).unwrap().memory_base()) >= base);
+}
+
+/// ELF order: the main program's `pick` wins over libpick.so's, for
+/// libuser.so's direct call and function pointer; the library's own is
+/// still reachable through its handle.
+pub fn main_program_overrides_library_symbols<B: Backend>() {
+    let (mut store, mut dl) = setup::<B>(Linker::new());
+    dl.load(&mut store, "override_main.wasm").unwrap();
+    assert_eq!(
+        call_sym(&mut store, &mut dl, "main_pick", &[]),
+        2,
+        "{}",
+        B::NAME
+    );
+    assert_eq!(call_sym(&mut store, &mut dl, "user_pick", &[]), 2);
+    assert_eq!(call_sym(&mut store, &mut dl, "pick", &[]), 2);
+    assert_eq!(call_sym(&mut store, &mut dl, "same_pick_ptr", &[]), 1);
+    let h = dl.dlopen(&mut store, "libpick.so").unwrap();
+    let Symbol::Func { func, .. } = dl.dlsym(&mut store, h, "pick").unwrap() else {
+        panic!()
+    };
+    assert_eq!(call(&mut store, &func, &[]), 1);
+}
+
+/// `__wasm_apply_data_relocs` runs after instantiation unless it is the
+/// start function (LLVM 14): here the start function is something else.
+pub fn relocations_when_the_start_function_is_another<B: Backend>() {
+    let (mut store, mut dl) = setup::<B>(Linker::new());
+    let lib = wat::parse_str(
+        r#"(module (@dylink.0 (mem-info (memory 8 2)))
+             (import "env" "memory" (memory 0))
+             (import "env" "__memory_base" (global $mb i32))
+             (global $started (mut i32) (i32.const 0))
+             (func $init (global.set $started (i32.const 1)))
+             (start $init)
+             ;; A pointer in data to the word after it.
+             (func (export "__wasm_apply_data_relocs")
+               (i32.store (global.get $mb) (i32.add (global.get $mb) (i32.const 4))))
+             (func (export "started") (result i32) (global.get $started))
+             (func (export "pointer") (result i32) (i32.load (global.get $mb))))"#,
+    )
+    .unwrap();
+    let id = dl.load_bytes(&mut store, "libstart.so", lib).unwrap();
+    let base = dl.library(id).unwrap().memory_base() as i32;
+    assert_eq!(call_sym(&mut store, &mut dl, "started", &[]), 1);
+    assert_eq!(
+        call_sym(&mut store, &mut dl, "pointer", &[]),
+        base + 4,
+        "{}",
+        B::NAME
+    );
+}
+
+/// One file is one library, whatever path names it.
+pub fn a_file_is_loaded_once_whatever_its_name<B: Backend>() {
+    let root = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(root.path().join("sub")).unwrap();
+    std::fs::copy(
+        fixtures().join("libbase.so"),
+        root.path().join("sub/libbase.so"),
+    )
+    .unwrap();
+    let engine = Engine::<B>::default_config().unwrap();
+    let mut store = Store::new(&engine, ());
+    let config = LinkerConfig::new()
+        .search_dir(root.path())
+        .search_dir(root.path().join("sub"));
+    let mut dl = DynamicLinker::new(&mut store, config, Linker::new()).unwrap();
+    let h = dl.dlopen(&mut store, "sub/libbase.so").unwrap();
+    for name in ["sub/../sub/libbase.so", "./sub/libbase.so", "libbase.so"] {
+        assert_eq!(dl.dlopen(&mut store, name).unwrap(), h, "{name}");
+    }
+    assert_eq!(dl.libraries().count(), 1, "{}", B::NAME);
+    // A library needing `libbase.so` binds to the one loaded.
+    let lib = wat::parse_str(
+        r#"(module (@dylink.0 (needed "libbase.so"))
+             (import "env" "twice" (func $t (param i32) (result i32)))
+             (func (export "four") (result i32) (call $t (i32.const 2))))"#,
+    )
+    .unwrap();
+    dl.load_bytes(&mut store, "libfour.so", lib).unwrap();
+    assert_eq!(dl.libraries().count(), 2);
+    assert_eq!(call_sym(&mut store, &mut dl, "four", &[]), 4);
+}
+
+/// One handle per library, counted; `dlopen(NULL)`; RTLD_NOLOAD,
+/// RTLD_LOCAL and RTLD_GLOBAL with their defined meaning.
+pub fn handles_and_open_flags<B: Backend>() {
+    let (mut store, mut dl) = setup::<B>(Linker::new());
+    dl.load(&mut store, "main.wasm").unwrap();
+    // NOLOAD of something not loaded loads nothing.
+    let noload = OpenFlags {
+        no_load: true,
+        ..OpenFlags::local()
+    };
+    assert!(matches!(
+        dl.dlopen_with(&mut store, Some("libplugin.so"), noload),
+        Err(Error::NotLoaded { .. })
+    ));
+    assert!(dl.library_by_name("libplugin.so").is_none());
+    // Local: reachable through the handle only.
+    let h = dl
+        .dlopen_with(&mut store, Some("libplugin.so"), OpenFlags::local())
+        .unwrap();
+    let plugin = dl.library_by_name("libplugin.so").unwrap();
+    assert!(!dl.library(plugin).unwrap().is_global());
+    assert!(dl.dlsym(&mut store, h, "plugin_scale").is_ok());
+    assert!(matches!(
+        dl.lookup(&mut store, "plugin_scale"),
+        Err(Error::NoSuchSymbol { .. })
+    ));
+    let user = wat::parse_str(
+        r#"(module (@dylink.0)
+             (import "env" "plugin_scale" (func $s (param i32) (result i32)))
+             (func (export "scale_by_plugin") (param i32) (result i32) (call $s (local.get 0))))"#,
+    )
+    .unwrap();
+    dl.add_library_bytes("libuser_of_plugin.so", user);
+    assert!(matches!(
+        dl.load(&mut store, "libuser_of_plugin.so"),
+        Err(Error::UndefinedSymbol { .. })
+    ));
+    // A library that needs it by name sees it.
+    let needs = wat::parse_str(
+        r#"(module (@dylink.0 (needed "libplugin.so"))
+             (import "env" "plugin_scale" (func $s (param i32) (result i32)))
+             (func (export "scale_needed") (param i32) (result i32) (call $s (local.get 0))))"#,
+    )
+    .unwrap();
+    dl.load_bytes(&mut store, "libneeds_plugin.so", needs)
+        .unwrap();
+    assert_eq!(call_sym(&mut store, &mut dl, "scale_needed", &[6]), 42);
+    // NOLOAD of a loaded library, made global: same handle, now global.
+    let global_noload = OpenFlags {
+        no_load: true,
+        ..OpenFlags::global()
+    };
+    assert_eq!(
+        dl.dlopen_with(&mut store, Some("libplugin.so"), global_noload)
+            .unwrap(),
+        h
+    );
+    assert!(dl.library(plugin).unwrap().is_global());
+    dl.load(&mut store, "libuser_of_plugin.so").unwrap();
+    assert_eq!(call_sym(&mut store, &mut dl, "scale_by_plugin", &[2]), 14);
+    // Opened twice (local, then NOLOAD|GLOBAL): valid until closed twice.
+    dl.dlclose(h).unwrap();
+    assert!(dl.dlsym(&mut store, h, "plugin_scale").is_ok());
+    dl.dlclose(h).unwrap();
+    assert!(matches!(
+        dl.dlsym(&mut store, h, "plugin_scale"),
+        Err(Error::InvalidHandle(_))
+    ));
+    assert!(matches!(dl.dlclose(h), Err(Error::InvalidHandle(_))));
+    // Reopening gives the same handle again.
+    assert_eq!(dl.dlopen(&mut store, "libplugin.so").unwrap(), h);
+    // The global namespace.
+    let g = dl
+        .dlopen_with(&mut store, None, OpenFlags::local())
+        .unwrap();
+    assert_eq!(g, Handle::GLOBAL);
+    assert!(matches!(
+        dl.dlsym(&mut store, g, "twice").unwrap(),
+        Symbol::Func { .. }
+    ));
+    dl.dlclose(g).unwrap();
+    // Mode bits.
+    let f = OpenFlags::from_mode(OpenFlags::RTLD_NOW | OpenFlags::RTLD_NOLOAD).unwrap();
+    assert!(f.no_load && !f.global);
+    assert!(OpenFlags::from_mode(0x8).unwrap_err().contains("0x8"));
 }
 
 macro_rules! linker_tests {
@@ -570,7 +867,11 @@ macro_rules! linker_tests {
                 constructors_run_after_dependencies, weak_undefined_symbols_are_null,
                 missing_symbol_is_a_clear_error, circular_dependencies, dlopen_dlsym_dlclose,
                 names_outside_the_search_path_are_refused, bad_modules_are_refused, wat_side_module,
-                host_functions_are_symbols, shared_memory_combination, guest_calls_dlopen);
+                host_functions_are_symbols, shared_memory_combination, guest_calls_dlopen,
+                guest_noload_loads_nothing, linker_symbols_on_every_load,
+                dlopen_after_growth_goes_beyond_the_heap, main_program_overrides_library_symbols,
+                relocations_when_the_start_function_is_another,
+                a_file_is_loaded_once_whatever_its_name, handles_and_open_flags);
         }
     };
     (@cases $b:ty; $($case:ident),*) => {
