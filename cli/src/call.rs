@@ -204,11 +204,80 @@ fn run_wasi_on<B: Backend>(
     Ok(result?)
 }
 
+fn program_name(file: &std::path::Path) -> String {
+    file.file_name().map_or_else(
+        || file.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
+}
+
+/// A dynamically linked program and where its libraries are.
+struct Linked<'a> {
+    name: String,
+    bytes: &'a [u8],
+    lib_paths: &'a [PathBuf],
+}
+
+/// `run` for a dynamically linked program: the main program and the
+/// libraries it needs in one shared memory, WASI on that memory, the same
+/// limits as any program. Libraries are compiled on each run (the code
+/// cache covers single modules).
+fn run_linked_on<B: Backend>(
+    program: Linked<'_>,
+    config: WasiConfig,
+    limits: LimitArgs,
+    timings: bool,
+) -> Result<i32, Failure> {
+    use anywasm_linker::{DynamicLinker, LinkerConfig};
+    let max_pages = limits.max_memory_mb.map(|mb| mb.saturating_mul(16));
+    let (_engine, mut store) = limited::<B, WasiCtx>(limits, || Ok(config.build()?))?;
+    let start = Instant::now();
+    let mut host = Linker::<B, WasiCtx>::new();
+    anywasm_wasi::add_to_linker(&mut host, |c| c)?;
+    let mut lc = LinkerConfig::new();
+    for dir in program.lib_paths {
+        if !dir.is_dir() {
+            return Err(Failure::Error(format!(
+                "--lib-path {}: not a directory",
+                dir.display()
+            )));
+        }
+        lc = lc.search_dir(dir);
+    }
+    if let Some(pages) = max_pages {
+        lc = lc.max_memory_pages(u32::try_from(pages).unwrap_or(u32::MAX));
+    }
+    let linker_error = |e: anywasm_linker::Error| Failure::Error(e.to_string());
+    let mut dl = DynamicLinker::new(&mut store, lc, host).map_err(linker_error)?;
+    dl.add_library_bytes(&program.name, program.bytes.to_vec());
+    let main = dl.load(&mut store, &program.name).map_err(linker_error)?;
+    let loaded = start.elapsed();
+    store.data_mut().set_memory(dl.memory().clone());
+    let start = Instant::now();
+    let status = dl.run_start(&mut store, main).map_err(|e| match e {
+        anywasm_linker::Error::NoSuchSymbol { .. } => Failure::Error(
+            "the program has no `_start` export; `run` takes WASI command modules".into(),
+        ),
+        e => linker_error(e),
+    });
+    if timings {
+        eprintln!(
+            "timings ({}): load and link {} libraries {:.2?}, run {:.2?}",
+            B::NAME,
+            dl.libraries().count(),
+            loaded,
+            start.elapsed()
+        );
+    }
+    status
+}
+
 /// `anywasm run`: stdio inherited, only the given directories and
 /// variables visible; the program's exit status becomes ours.
 #[allow(clippy::too_many_arguments)] // one per command-line option
 pub fn run_wasi(
     file: &PathBuf,
+    lib_paths: &[PathBuf],
     args: &[String],
     dirs: &[String],
     envs: &[String],
@@ -220,13 +289,9 @@ pub fn run_wasi(
     let kind = backend(backend_name)?;
     let bytes = read_module(file)?;
     let cache = cache.open();
-    let program = file.file_name().map_or_else(
-        || file.display().to_string(),
-        |n| n.to_string_lossy().into_owned(),
-    );
     let mut config = WasiConfig::new()
         .inherit_stdio()
-        .arg(program)
+        .arg(program_name(file))
         .args(args.iter().cloned());
     for d in dirs {
         let (host, guest, read_only) = parse_dir(d)?;
@@ -240,7 +305,28 @@ pub fn run_wasi(
         let (k, v) = parse_env(e)?;
         config = config.env(k, v);
     }
-    let status = anywasm::with_backend!(kind, B => run_wasi_on::<B>(&bytes, config, limits, cache.as_ref(), timings))??;
+    let status = if anywasm_linker::Dylink::parse("", &bytes).is_ok() {
+        let mut dirs = lib_paths.to_vec();
+        if dirs.is_empty() {
+            dirs.push(match file.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+                _ => PathBuf::from("."),
+            });
+        }
+        let linked = Linked {
+            name: program_name(file),
+            bytes: &bytes,
+            lib_paths: &dirs,
+        };
+        anywasm::with_backend!(kind, B => run_linked_on::<B>(linked, config, limits, timings))??
+    } else {
+        if !lib_paths.is_empty() {
+            return Err(Failure::Error(
+                "--lib-path is for dynamically linked programs, and this one has no `dylink.0` section".into(),
+            ));
+        }
+        anywasm::with_backend!(kind, B => run_wasi_on::<B>(&bytes, config, limits, cache.as_ref(), timings))??
+    };
     match status {
         0 => Ok(()),
         code => Err(Failure::Exit(code)),

@@ -145,9 +145,15 @@ enum Command {
         cache: CacheArgs,
     },
     /// Runs a WASI command module (`_start`); its exit status is passed through.
+    /// A dynamically linked program (a `dylink.0` PIE) is loaded with the
+    /// libraries it needs from `--lib-path`.
     Run {
         /// A .wasm file compiled for WASI.
         file: PathBuf,
+        /// Where a dynamically linked program's libraries are (repeatable;
+        /// default: the program's directory). Libraries are found only here.
+        #[arg(long = "lib-path", value_name = "DIR")]
+        lib_paths: Vec<PathBuf>,
         /// Arguments for the program.
         #[arg(last = true)]
         args: Vec<String>,
@@ -271,6 +277,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         } => call::run(&file, &func, &args, &backend, limits, &cache),
         Command::Run {
             file,
+            lib_paths,
             args,
             dirs,
             envs,
@@ -279,7 +286,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             cache,
             timings,
         } => call::run_wasi(
-            &file, &args, &dirs, &envs, &backend, limits, &cache, timings,
+            &file, &lib_paths, &args, &dirs, &envs, &backend, limits, &cache, timings,
         ),
         Command::Bench {
             file,

@@ -468,3 +468,46 @@ fn run_loads_compiled_code_from_the_cache() {
         assert!(err.contains("cache off"), "{err}");
     }
 }
+
+/// A dynamically linked WASI program (the linker's `tests/fixtures/wasi`: a
+/// PIE main and two side modules) runs with its libraries from the
+/// program's directory or from `--lib-path`, on each engine.
+#[test]
+fn run_links_a_dynamically_linked_program() {
+    let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/../linker/tests/fixtures/wasi");
+    let data = tempfile::tempdir().unwrap();
+    std::fs::write(data.path().join("input.txt"), "from the --dir\n").unwrap();
+    let dir = format!("{}::/data", data.path().display());
+    let main = format!("{fixtures}/wasi_main.wasm");
+    for engine in ["wasmtime", "wasmi", "wasmer"] {
+        let o = anywasm(&["run", "-b", engine, "--dir", &dir, &main]);
+        assert_eq!(o.status.code(), Some(7), "{engine}: {}", stderr(&o));
+        assert_eq!(
+            stdout(&o),
+            "hello from a side module\nread: from the --dir\n",
+            "{engine}"
+        );
+    }
+    // The main program elsewhere, its libraries through --lib-path.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let copy = elsewhere.path().join("prog.wasm");
+    std::fs::copy(&main, &copy).unwrap();
+    let copy = copy.to_str().unwrap();
+    let o = anywasm(&["run", "--dir", &dir, copy]);
+    fails_with(
+        &o,
+        1,
+        "library `libgreet.so` needed by `prog.wasm` was not found",
+    );
+    let o = anywasm(&["run", "--dir", &dir, "--lib-path", fixtures, copy]);
+    assert_eq!(o.status.code(), Some(7), "{}", stderr(&o));
+    // Limits apply: the program cannot run out its fuel unnoticed.
+    let o = anywasm(&["run", "--fuel", "10", "--dir", &dir, &main]);
+    assert_ne!(o.status.code(), Some(7), "{}", stdout(&o));
+    assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
+    // --lib-path means nothing for a program that is not dynamically linked.
+    let o = anywasm(&["run", "--lib-path", fixtures, &wasi_fixture("exit3")]);
+    fails_with(&o, 1, "no `dylink.0` section");
+    let o = anywasm(&["run", "--lib-path", "/no/such/dir", &main]);
+    fails_with(&o, 1, "not a directory");
+}

@@ -176,6 +176,9 @@ pub(crate) struct LibraryFacts {
     /// already applied them and calling the export again would add
     /// `__memory_base` twice.
     pub relocs_run_by_start: bool,
+    /// Whether it exports `_start` as a function: a command, whose
+    /// `_start` runs the constructors itself.
+    pub func_exports_start: bool,
 }
 
 /// Exports the loader keeps out of the shared namespace: each library's own
@@ -227,6 +230,19 @@ impl LibraryFacts {
                         let imp = imp.map_err(|e| bad(e.message().to_string()))?;
                         match imp.ty {
                             TypeRef::Func(_) => imported_funcs += 1,
+                            // Shared exception tags (`__c_longjmp`,
+                            // `__cpp_exception`) need tags in the core API.
+                            TypeRef::Tag(_) => {
+                                return Err(Error::Unsupported {
+                                    library: name.to_string(),
+                                    feature: format!(
+                                        "the exception tag `{}.{}` (tags shared between \
+                                         modules, as cross-module setjmp/longjmp and C++ \
+                                         exceptions need, are not supported yet)",
+                                        imp.module, imp.name
+                                    ),
+                                });
+                            }
                             TypeRef::Global(_) => {
                                 if imp.module == "env" && imp.name == "__table_base" {
                                     table_base_global = Some(imported_globals);
@@ -341,6 +357,9 @@ impl LibraryFacts {
             && exports.iter().any(|(n, k, i)| {
                 n == "__wasm_apply_data_relocs" && *k == ExternalKind::Func && Some(*i) == start
             });
+        let func_exports_start = exports
+            .iter()
+            .any(|(n, k, _)| n == "_start" && *k == ExternalKind::Func);
         let mut func_exports = HashMap::new();
         let mut data_exports = Vec::new();
         for (export, kind, index) in exports {
@@ -375,6 +394,7 @@ impl LibraryFacts {
             data_exports,
             table_offsets,
             relocs_run_by_start,
+            func_exports_start,
         })
     }
 }

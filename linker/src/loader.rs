@@ -1627,12 +1627,53 @@ impl<B: Backend, T: Send + 'static> DynamicLinker<B, T> {
                 self.call_if_exported(ctx, id, "__wasm_apply_data_relocs")?;
             }
         }
+        // A command's `_start` runs its own constructors (the WASI
+        // application ABI; wasi-libc's crt1 calls `__wasm_call_ctors`), so
+        // they are not run here too.
         for id in first..self.libs.len() {
+            if self.libs[id].facts.func_exports_start {
+                continue;
+            }
             if !self.call_if_exported(ctx, id, "__wasm_call_ctors")? {
                 self.call_if_exported(ctx, id, "_initialize")?;
             }
         }
         Ok(())
+    }
+
+    /// Runs a loaded command's `_start` (a dynamically linked WASI program,
+    /// say) and gives its exit status: 0 when `_start` returns, the code of
+    /// `proc_exit` ([`anywasm_core::Error::Exit`]) otherwise. A WASI host
+    /// must first point WASI at the shared memory, which the program
+    /// imports instead of exporting (`WasiCtx::set_memory(dl.memory().clone())`).
+    pub fn run_start(
+        &self,
+        mut ctx: impl AsContextMut<Backend = B, Data = T>,
+        program: LibraryId,
+    ) -> Result<i32, Error> {
+        let lib = self
+            .libs
+            .get(program.0)
+            .ok_or_else(|| Error::NoSuchSymbol {
+                symbol: "_start".into(),
+                scope: format!("library {}, which is not loaded", program.0),
+            })?;
+        let wrap = |source| Error::Library {
+            library: lib.name.clone(),
+            source,
+        };
+        if !lib.facts.func_exports_start {
+            return Err(Error::NoSuchSymbol {
+                symbol: "_start".into(),
+                scope: format!("`{}` (not a command)", lib.name),
+            });
+        }
+        let start = lib.instance.get_func(&mut ctx, "_start").map_err(wrap)?;
+        match start.call(&mut ctx, &[], &mut []) {
+            Ok(()) => Ok(0),
+            Err(anywasm_core::Error::Exit(code)) => Ok(code),
+            Err(e) => Err(wrap(e)),
+        }
     }
 
     fn call_if_exported(

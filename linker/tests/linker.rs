@@ -391,6 +391,15 @@ pub fn bad_modules_are_refused<B: Backend>() {
         matches!(&err, Error::Unsupported { feature, .. } if feature.contains("--import-memory")),
         "{err:?}"
     );
+    // An imported exception tag (what cross-module setjmp/longjmp uses).
+    let tag =
+        wat::parse_str(r#"(module (@dylink.0) (import "env" "__c_longjmp" (tag (param i32))))"#)
+            .unwrap();
+    let err = dl.load_bytes(&mut store, "tag.so", tag).unwrap_err();
+    assert!(
+        matches!(&err, Error::Unsupported { feature, .. } if feature.contains("__c_longjmp")),
+        "{err:?}"
+    );
     // Thread-local symbols are refused as unsupported.
     let tls = wat::parse_str(r#"(module (@dylink.0 (export-info "counter" tls)))"#).unwrap();
     assert!(matches!(
@@ -772,6 +781,66 @@ pub fn a_file_is_loaded_once_whatever_its_name<B: Backend>() {
     assert_eq!(call_sym(&mut store, &mut dl, "four", &[]), 4);
 }
 
+/// A dynamically linked WASI command (`tests/fixtures/wasi`: a PIE main
+/// and two side modules calling WASI directly) prints, reads a file from
+/// its preopened directory and exits with 7, with WASI reading and writing
+/// the imported shared memory.
+pub fn wasi_program_with_side_modules<B: Backend>() {
+    use anywasm_wasi::{Captured, Output, WasiConfig, WasiCtx, add_to_linker};
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("input.txt"), "a file on the host\n").unwrap();
+    let out = Captured::new();
+    let ctx = WasiConfig::new()
+        .preopen_dir(dir.path(), "/data")
+        .stdout(Output::Capture(out.clone()))
+        .build()
+        .unwrap();
+    let engine = Engine::<B>::default_config().unwrap();
+    let mut store = Store::new(&engine, ctx);
+    let mut host = Linker::<B, WasiCtx>::new();
+    add_to_linker(&mut host, |c| c).unwrap();
+    let config = LinkerConfig::new().search_dir(fixtures().join("wasi"));
+    let mut dl = DynamicLinker::new(&mut store, config, host).unwrap();
+    let main = dl.load(&mut store, "wasi_main.wasm").unwrap();
+    let names: Vec<&str> = dl.libraries().map(|(_, l)| l.name()).collect();
+    assert_eq!(names, ["libwasio.so", "libgreet.so", "wasi_main.wasm"]);
+    store.data_mut().set_memory(dl.memory().clone());
+    let status = dl.run_start(&mut store, main).unwrap();
+    assert_eq!(
+        out.text(),
+        "hello from a side module\nread: a file on the host\n",
+        "{}",
+        B::NAME
+    );
+    assert_eq!(status, 7, "{}", B::NAME);
+    // A library is not a command.
+    let lib = dl.library_by_name("libwasio.so").unwrap();
+    assert!(matches!(
+        dl.run_start(&mut store, lib),
+        Err(Error::NoSuchSymbol { .. })
+    ));
+}
+
+/// A command's `_start` runs its constructors itself (wasi-libc's crt1
+/// does), so loading does not run them first.
+pub fn a_command_runs_its_own_constructors<B: Backend>() {
+    let (mut store, mut dl) = setup::<B>(Linker::new());
+    let cmd = wat::parse_str(
+        r#"(module (@dylink.0)
+             (global $ctors (mut i32) (i32.const 0))
+             (func $ctors (export "__wasm_call_ctors")
+               (global.set $ctors (i32.add (global.get $ctors) (i32.const 1))))
+             (func (export "_start") (call $ctors)
+               (if (i32.ne (global.get $ctors) (i32.const 1)) (then unreachable)))
+             (func (export "ctor_runs") (result i32) (global.get $ctors)))"#,
+    )
+    .unwrap();
+    let id = dl.load_bytes(&mut store, "cmd.wasm", cmd).unwrap();
+    assert_eq!(call_sym(&mut store, &mut dl, "ctor_runs", &[]), 0);
+    assert_eq!(dl.run_start(&mut store, id).unwrap(), 0, "{}", B::NAME);
+    assert_eq!(call_sym(&mut store, &mut dl, "ctor_runs", &[]), 1);
+}
+
 /// One handle per library, counted; `dlopen(NULL)`; RTLD_NOLOAD,
 /// RTLD_LOCAL and RTLD_GLOBAL with their defined meaning.
 pub fn handles_and_open_flags<B: Backend>() {
@@ -871,7 +940,8 @@ macro_rules! linker_tests {
                 guest_noload_loads_nothing, linker_symbols_on_every_load,
                 dlopen_after_growth_goes_beyond_the_heap, main_program_overrides_library_symbols,
                 relocations_when_the_start_function_is_another,
-                a_file_is_loaded_once_whatever_its_name, handles_and_open_flags);
+                a_file_is_loaded_once_whatever_its_name, handles_and_open_flags,
+                wasi_program_with_side_modules, a_command_runs_its_own_constructors);
         }
     };
     (@cases $b:ty; $($case:ident),*) => {
