@@ -643,12 +643,44 @@ fn link_main_and_three_libs<B: Backend>(g: &mut BenchmarkGroup<WallTime>) {
     });
 }
 
+/// One `dlopen` + `dlsym` of a small library (libplugin.so, which needs
+/// the already loaded libbase.so) into a running program (main.wasm and
+/// its libraries, loaded untimed into a fresh store each time, because a
+/// library is loaded once per store): read, compile, lay out, resolve,
+/// instantiate, relocate, then look one function up.
+fn dlopen_into_running_program<B: Backend>(g: &mut BenchmarkGroup<WallTime>) {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../linker/tests/fixtures");
+    g.bench_function(format!("dlopen_dlsym/{}", B::NAME), |b| {
+        b.iter_custom(|iters| {
+            chunked::<B>(iters, 200, |engine, n| {
+                let mut total = Duration::ZERO;
+                for _ in 0..n {
+                    let mut store = Store::new(engine, ());
+                    let config = anywasm_linker::LinkerConfig::new().search_dir(dir);
+                    let mut dl =
+                        anywasm_linker::DynamicLinker::new(&mut store, config, Linker::new())
+                            .unwrap();
+                    dl.load(&mut store, "main.wasm").unwrap();
+                    let start = Instant::now();
+                    let h = dl.dlopen(&mut store, "libplugin.so").unwrap();
+                    black_box(dl.dlsym(&mut store, h, "plugin_scale").unwrap());
+                    total += start.elapsed();
+                }
+                total
+            })
+        })
+    });
+}
+
 fn dynamic_linking(c: &mut Criterion) {
     let mut g = c.benchmark_group("dynamic_link");
     short(&mut g);
     link_main_and_three_libs::<anywasm::Wasmtime>(&mut g);
     link_main_and_three_libs::<anywasm::Wasmi>(&mut g);
     link_main_and_three_libs::<anywasm::Wasmer>(&mut g);
+    dlopen_into_running_program::<anywasm::Wasmtime>(&mut g);
+    dlopen_into_running_program::<anywasm::Wasmi>(&mut g);
+    dlopen_into_running_program::<anywasm::Wasmer>(&mut g);
     g.finish();
 }
 

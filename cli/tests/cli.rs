@@ -511,3 +511,22 @@ fn run_links_a_dynamically_linked_program() {
     let o = anywasm(&["run", "--lib-path", "/no/such/dir", &main]);
     fails_with(&o, 1, "not a directory");
 }
+
+/// A WASI program (clang) whose libraries were built by emcc: C and C++
+/// side modules, through `anywasm run`, on each engine.
+#[test]
+fn run_links_emscripten_side_modules() {
+    let main = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../linker/tests/fixtures/emscripten/em_main.wasm"
+    );
+    for engine in ["wasmtime", "wasmi", "wasmer"] {
+        let o = anywasm(&["run", "-b", engine, main]);
+        assert!(o.status.success(), "{engine}: {}", stderr(&o));
+        assert_eq!(
+            stdout(&o),
+            "em_add(1, 2) = 5\nem_read() = 40\nshapes_total() = 67\nshapes_rect_area() = 42\n",
+            "{engine}"
+        );
+    }
+}

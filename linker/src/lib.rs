@@ -75,6 +75,12 @@
 //! [`Handle::GLOBAL`]. A module with a memory of its own is refused: every
 //! module must import the shared `env.memory`.
 //!
+//! Side modules from clang/wasm-ld and from Emscripten (`emcc
+//! -sSIDE_MODULE=1`, C and C++) are tested. Emscripten *main* modules are
+//! not supported: they import `env._dlopen_js`/`env._dlsym_js`, the entry
+//! points of Emscripten's JavaScript loader, which work on that loader's
+//! own records in memory.
+//!
 //! Guests can load libraries themselves: [`DynamicLinker::with_guest_dl`]
 //! gives them `dlopen`, `dlsym`, `dlclose` and `dlerror` as `env` imports
 //! with the `<dlfcn.h>` signatures.

@@ -821,6 +821,39 @@ pub fn wasi_program_with_side_modules<B: Backend>() {
     ));
 }
 
+/// Side modules built by Debian's emscripten (emcc 3.1.6,
+/// `tests/fixtures/emscripten`): C with a relocated pointer and a
+/// constructor, C++ with virtual functions (vtables relocated through
+/// `GOT.func`) and global objects built by `__wasm_call_ctors`.
+pub fn emscripten_side_modules<B: Backend>() {
+    let mut host = Linker::<B, ()>::new();
+    // C++'s operator delete, which libshapes.so imports and never calls.
+    host.func_new(
+        "env",
+        "_ZdlPv",
+        FuncType::new([ValType::I32], []),
+        |_, _, _| Ok(()),
+    )
+    .unwrap();
+    let engine = Engine::<B>::default_config().unwrap();
+    let mut store = Store::new(&engine, ());
+    let config = LinkerConfig::new().search_dir(fixtures().join("emscripten"));
+    let mut dl = DynamicLinker::new(&mut store, config, host).unwrap();
+    dl.load(&mut store, "libemside.so").unwrap();
+    dl.load(&mut store, "libshapes.so").unwrap();
+    // 1 + 2 + the constructor's 2; the pointer in data leads to 40.
+    assert_eq!(
+        call_sym(&mut store, &mut dl, "em_add", &[1, 2]),
+        5,
+        "{}",
+        B::NAME
+    );
+    assert_eq!(call_sym(&mut store, &mut dl, "em_read", &[]), 40);
+    // 6 * 7 + 5 * 5 through two vtables.
+    assert_eq!(call_sym(&mut store, &mut dl, "shapes_total", &[]), 67);
+    assert_eq!(call_sym(&mut store, &mut dl, "shapes_rect_area", &[]), 42);
+}
+
 /// A command's `_start` runs its constructors itself (wasi-libc's crt1
 /// does), so loading does not run them first.
 pub fn a_command_runs_its_own_constructors<B: Backend>() {
@@ -941,7 +974,8 @@ macro_rules! linker_tests {
                 dlopen_after_growth_goes_beyond_the_heap, main_program_overrides_library_symbols,
                 relocations_when_the_start_function_is_another,
                 a_file_is_loaded_once_whatever_its_name, handles_and_open_flags,
-                wasi_program_with_side_modules, a_command_runs_its_own_constructors);
+                wasi_program_with_side_modules, a_command_runs_its_own_constructors,
+                emscripten_side_modules);
         }
     };
     (@cases $b:ty; $($case:ident),*) => {
