@@ -213,6 +213,14 @@ pub enum PluginError {
         #[source]
         source: std::io::Error,
     },
+    /// The plugin needs something this runtime does not provide.
+    #[error("plugin `{plugin}` needs {feature}")]
+    Unsupported {
+        /// The plugin's id.
+        plugin: String,
+        /// What it needs.
+        feature: String,
+    },
     /// The manifest is invalid.
     #[error("invalid plugin manifest: {0}")]
     Manifest(String),

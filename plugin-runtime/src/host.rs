@@ -192,6 +192,35 @@ impl KvStore {
                 .max_store_keys
                 .is_none_or(|max| self.keys() + new_keys <= max)
     }
+
+    /// A value by name.
+    pub(crate) fn get_named(&self, key: &[u8]) -> Option<&Vec<u8>> {
+        self.named.get(key)
+    }
+
+    /// Sets a value by name, replacing any; `false` (and nothing changed)
+    /// when it would pass the quota.
+    pub(crate) fn set_named(&mut self, limits: &Limits, key: Vec<u8>, value: Vec<u8>) -> bool {
+        let old = self
+            .named
+            .get(&key)
+            .map_or(0, |v| (key.len() + v.len()) as u64);
+        let new_keys = u64::from(!self.named.contains_key(&key));
+        let add = (key.len() + value.len()) as u64;
+        if !self.fits(limits, add.saturating_sub(old), new_keys) {
+            return false;
+        }
+        self.bytes = self.bytes - old + add;
+        self.named.insert(key, value);
+        true
+    }
+
+    /// Removes a value by name.
+    pub(crate) fn remove_named(&mut self, key: &[u8]) -> Option<Vec<u8>> {
+        let v = self.named.remove(key)?;
+        self.bytes -= (key.len() + v.len()) as u64;
+        Some(v)
+    }
 }
 
 /// The data of each plugin instance's store.
@@ -204,6 +233,8 @@ pub struct PluginState {
     pub(crate) limits: Limits,
     /// The instance's WASI state (empty unless the manifest grants WASI).
     pub(crate) wasi: anywasm_wasi::WasiCtx,
+    /// The kernel memory of an Extism guest (unused by others).
+    pub(crate) kernel: crate::extism::Kernel,
 }
 
 impl PluginState {
@@ -222,6 +253,11 @@ impl PluginState {
             kv,
             limits,
             wasi,
+            kernel: crate::extism::Kernel::new(
+                limits
+                    .max_memory_pages
+                    .map_or(u64::MAX, |p| p.saturating_mul(65536)),
+            ),
         }
     }
 }
@@ -353,6 +389,7 @@ pub(crate) fn define_all<B: Backend>(
     let t = |p: &[ValType], r: &[ValType]| FuncType::new(p.iter().copied(), r.iter().copied());
     // Only plugins whose manifest grants WASI may import it.
     anywasm_wasi::add_to_linker(linker, |s: &mut PluginState| &mut s.wasi)?;
+    crate::extism::define(linker, host)?;
 
     linker.func_new("anywasm", "error", t(&[I32, I32], &[]), |mut c, p, _| {
         let msg = read_message(&mut c, &p[0], &p[1])?;
@@ -513,20 +550,8 @@ pub(crate) fn define_all<B: Backend>(
             }
             let key = read_guest(&mut c, &p[0], &p[1])?;
             let value = read_guest(&mut c, &p[2], &p[3])?;
-            let mut kv = lock_kv(&kv)?;
-            let old = kv
-                .named
-                .get(&key)
-                .map_or(0, |v| (key.len() + v.len()) as u64);
-            let new_keys = u64::from(old == 0);
-            let add = (key.len() + value.len()) as u64;
-            if !kv.fits(&limits, add.saturating_sub(old), new_keys) {
-                r[0] = Val::I32(KV_QUOTA);
-                return Ok(());
-            }
-            kv.bytes = kv.bytes - old + add;
-            kv.named.insert(key, value);
-            r[0] = Val::I32(0);
+            let stored = lock_kv(&kv)?.set_named(&limits, key, value);
+            r[0] = Val::I32(if stored { 0 } else { KV_QUOTA });
             Ok(())
         },
     )?;
@@ -536,7 +561,7 @@ pub(crate) fn define_all<B: Backend>(
         t(&[I32, I32], &[I64]),
         |mut c, p, r| {
             let key = read_guest(&mut c, &p[0], &p[1])?;
-            let value = lock_kv(&c.data().kv.clone())?.named.get(&key).cloned();
+            let value = lock_kv(&c.data().kv.clone())?.get_named(&key).cloned();
             r[0] = match value {
                 Some(v) => set_pending(&mut c, STATUS_OK, v),
                 None => set_pending(&mut c, STATUS_NOT_FOUND, Vec::new()),
@@ -552,11 +577,8 @@ pub(crate) fn define_all<B: Backend>(
             let key = read_guest(&mut c, &p[0], &p[1])?;
             let kv = c.data().kv.clone();
             let mut kv = lock_kv(&kv)?;
-            r[0] = Val::I32(match kv.named.remove(&key) {
-                Some(v) => {
-                    kv.bytes -= (key.len() + v.len()) as u64;
-                    0
-                }
+            r[0] = Val::I32(match kv.remove_named(&key) {
+                Some(_) => 0,
                 None => STATUS_NOT_FOUND as i32,
             });
             Ok(())
@@ -608,7 +630,7 @@ pub(crate) fn define_all<B: Backend>(
 /// `kv_set`'s answer when the quota would be exceeded.
 const KV_QUOTA: i32 = 3;
 
-fn lock_kv(kv: &Mutex<KvStore>) -> Result<std::sync::MutexGuard<'_, KvStore>, Error> {
+pub(crate) fn lock_kv(kv: &Mutex<KvStore>) -> Result<std::sync::MutexGuard<'_, KvStore>, Error> {
     kv.lock()
         .map_err(|_| Error::host_msg("the plugin's store is poisoned"))
 }

@@ -54,6 +54,7 @@
 mod abi;
 mod any;
 mod error;
+mod extism;
 mod host;
 mod manifest;
 mod plugin;
@@ -66,7 +67,7 @@ pub use any::{AnyPlugin, AnyPluginRuntime, AnyPluginRuntimeBuilder};
 pub use error::{PluginError, Result};
 pub use host::{HostContext, HostFunctions, Number};
 pub use manifest::{
-    DEFAULT_DEADLINE, DEFAULT_MAX_MEMORY_PAGES, Format, Limits, Manifest, WasmSource,
+    Abi, DEFAULT_DEADLINE, DEFAULT_MAX_MEMORY_PAGES, Format, Limits, Manifest, WasmSource,
 };
 pub use plugin::{CancelHandle, Plugin, PluginStats};
 pub use reload::{ReloadEvent, ReloadWatcher};

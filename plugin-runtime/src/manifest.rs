@@ -145,6 +145,55 @@ mod millis {
     }
 }
 
+/// Which guest ABI a plugin speaks.
+///
+/// ```
+/// use anywasm_plugin::{Abi, Manifest};
+/// let m = Manifest::from_file("count_vowels", "count_vowels.wasm").abi(Abi::Extism);
+/// assert_eq!(m.get_abi(), Abi::Extism);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Abi {
+    /// Decided from the module: a module importing from `extism:host/env`
+    /// speaks Extism's ABI, any other anywasm's.
+    #[default]
+    Auto,
+    /// anywasm's own ABI (`docs/ABI.md`): the fast path, with formats,
+    /// pending results and lifecycle exports.
+    Anywasm,
+    /// Extism's guest ABI: exports `() -> i32`, input, output, errors,
+    /// config and vars through the `extism:host/env` kernel, so plugins
+    /// built with Extism's PDKs run unchanged (see the crate docs for what
+    /// is mapped and what is refused).
+    Extism,
+}
+
+impl Abi {
+    /// Its name, as in a manifest (`"auto"`, `"anywasm"`, `"extism"`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Abi::Auto => "auto",
+            Abi::Anywasm => "anywasm",
+            Abi::Extism => "extism",
+        }
+    }
+}
+
+impl std::str::FromStr for Abi {
+    type Err = PluginError;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "auto" => Ok(Abi::Auto),
+            "anywasm" => Ok(Abi::Anywasm),
+            "extism" => Ok(Abi::Extism),
+            other => Err(PluginError::Manifest(format!(
+                "unknown ABI `{other}` (auto, anywasm or extism)"
+            ))),
+        }
+    }
+}
+
 /// Where a plugin's code comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WasmSource {
@@ -172,6 +221,7 @@ pub enum WasmSource {
 pub struct Manifest {
     pub(crate) id: String,
     pub(crate) source: WasmSource,
+    pub(crate) abi: Abi,
     pub(crate) format: Format,
     pub(crate) limits: Limits,
     pub(crate) config: BTreeMap<String, String>,
@@ -185,6 +235,8 @@ pub struct Manifest {
 struct ManifestFile {
     id: String,
     wasm: PathBuf,
+    #[serde(default)]
+    abi: Abi,
     #[serde(default)]
     format: Format,
     #[serde(default)]
@@ -202,6 +254,7 @@ impl Manifest {
         Self {
             id: id.into(),
             source,
+            abi: Abi::Auto,
             format: Format::default(),
             limits: Limits::default(),
             config: BTreeMap::new(),
@@ -211,6 +264,17 @@ impl Manifest {
                 .max(2),
             wasi: None,
         }
+    }
+
+    /// Which ABI the plugin speaks (default [`Abi::Auto`]).
+    pub fn abi(mut self, abi: Abi) -> Self {
+        self.abi = abi;
+        self
+    }
+
+    /// The ABI set with [`Manifest::abi`].
+    pub fn get_abi(&self) -> Abi {
+        self.abi
     }
 
     /// A plugin whose code is in a file (binary or text).
@@ -244,6 +308,7 @@ impl Manifest {
             f.wasm
         };
         let mut m = Self::new(f.id, WasmSource::File(wasm));
+        m.abi = f.abi;
         m.format = f.format;
         m.limits = f.limits;
         m.config = f.config;

@@ -15,11 +15,12 @@ use serde::de::DeserializeOwned;
 
 use crate::abi::{self, Metadata};
 use crate::error::{PluginError, Result};
+use crate::extism;
 use crate::host::{
     AbiFault, GuestLimit, HostContext, HostFnFailed, KvStore, PluginState, always_allowed, decode,
     encode,
 };
-use crate::manifest::{Format, Limits, Manifest, WasmSource};
+use crate::manifest::{Abi, Format, Limits, Manifest, WasmSource};
 use crate::runtime::RuntimeInner;
 
 /// Counters of one plugin, over all its instances and reloads.
@@ -54,10 +55,18 @@ struct Counters {
 struct Slot<B: Backend> {
     store: Store<B, PluginState>,
     instance: Instance<B>,
-    memory: Memory<B>,
-    alloc: Func<B>,
+    abi: SlotAbi<B>,
     funcs: HashMap<String, Func<B>>,
     interrupt: InterruptHandle,
+}
+
+/// How calls reach an instance's functions.
+enum SlotAbi<B: Backend> {
+    /// anywasm's ABI: the input goes into the guest's memory through its
+    /// allocation export.
+    Anywasm { memory: Memory<B>, alloc: Func<B> },
+    /// Extism's: through the kernel memory in the store's data.
+    Extism,
 }
 
 struct PoolState<B: Backend> {
@@ -69,6 +78,8 @@ struct PoolState<B: Backend> {
 pub(crate) struct Generation<B: Backend> {
     number: u64,
     module: Module<B>,
+    /// The ABI the code speaks (never `Auto`).
+    abi: Abi,
     metadata: Metadata,
     format: Format,
     state: Option<Vec<u8>>,
@@ -85,6 +96,9 @@ impl<B: Backend> Drop for Generation<B> {
         // the plugin). A panic of a host function there is swallowed: it
         // cannot go on from a destructor.
         let limits = self.limits;
+        if self.abi != Abi::Anywasm {
+            return;
+        }
         if let Ok(pool) = self.pool.get_mut() {
             for slot in pool.idle.iter_mut() {
                 let Ok(f) = slot.instance.get_func(&mut slot.store, abi::SHUTDOWN) else {
@@ -383,12 +397,15 @@ fn call_with_bytes<B: Backend>(
     limits: &Limits,
     output: Output<'_>,
 ) -> std::result::Result<(), CallFailure> {
+    let (memory, alloc) = match &slot.abi {
+        SlotAbi::Anywasm { memory, alloc } => (memory.clone(), alloc.clone()),
+        SlotAbi::Extism => return call_extism(slot, func, input, limits, output),
+    };
     slot.store.data_mut().guest_error = None;
     slot.store.data_mut().pending = None;
     let len = i32::try_from(input.len())
         .map_err(|_| CallFailure::Abi(format!("input of {} bytes is too large", input.len())))?;
-    let ptr = slot
-        .alloc
+    let ptr = alloc
         .invoke(&mut slot.store, &[Val::I32(len)])
         .map_err(CallFailure::Engine)?;
     let ptr = ptr.first().and_then(Val::as_i32).unwrap_or(0) as u32;
@@ -405,13 +422,11 @@ fn call_with_bytes<B: Backend>(
         ))
     };
     match input {
-        Input::Bytes(bytes) => slot
-            .memory
+        Input::Bytes(bytes) => memory
             .write(&mut slot.store, u64::from(ptr), bytes)
             .map_err(out_of_range)?,
         Input::Encoded { len, write } => {
-            let buf = slot
-                .memory
+            let buf = memory
                 .slice_mut(&mut slot.store, u64::from(ptr), *len as u64)
                 .map_err(out_of_range)?;
             write(buf).map_err(CallFailure::Encode)?;
@@ -429,13 +444,65 @@ fn call_with_bytes<B: Backend>(
     {
         return Err(CallFailure::Limit("output size", max));
     }
-    let bytes = slot
-        .memory
+    let bytes = memory
         .slice(&slot.store, u64::from(optr), u64::from(olen))
         .map_err(|_| {
             CallFailure::Abi(format!("output out of range ({olen} bytes at {optr:#x})"))
         })?;
     output(bytes);
+    Ok(())
+}
+
+/// A call by Extism's convention: the input in a fresh kernel memory, the
+/// export called with no arguments, then the error the guest set (whatever
+/// its return code), a non-zero return code, or the output, in that order,
+/// with Extism's own words for a non-zero code.
+fn call_extism<B: Backend>(
+    slot: &mut Slot<B>,
+    func: &Func<B>,
+    input: &Input<'_>,
+    limits: &Limits,
+    output: Output<'_>,
+) -> std::result::Result<(), CallFailure> {
+    let state = slot.store.data_mut();
+    let max = state
+        .limits
+        .max_memory_pages
+        .map_or(u64::MAX, |p| p * 65536);
+    let placed = state
+        .kernel
+        .start_call(input.len() as u64, |buf| match input {
+            Input::Bytes(b) => {
+                buf.copy_from_slice(b);
+                Ok(())
+            }
+            Input::Encoded { write, .. } => write(buf),
+        });
+    match placed {
+        None => return Err(CallFailure::Limit("Extism kernel memory (bytes)", max)),
+        Some(Err(e)) => return Err(CallFailure::Encode(e)),
+        Some(Ok(())) => {}
+    }
+    let r = func
+        .invoke(&mut slot.store, &[])
+        .map_err(CallFailure::Engine)?;
+    let kernel = &slot.store.data().kernel;
+    if let Some(message) = kernel.error() {
+        return Err(CallFailure::Guest(message));
+    }
+    let rc = r.first().and_then(Val::as_i32).unwrap_or(0);
+    if rc != 0 {
+        return Err(CallFailure::Guest(format!(
+            "Returned non-zero exit code: {rc}"
+        )));
+    }
+    let out = kernel.output();
+    if let Some(max) = limits.max_output_bytes
+        && out.len() as u64 > max
+    {
+        return Err(CallFailure::Limit("output size", max));
+    }
+    output(out);
     Ok(())
 }
 
@@ -459,13 +526,42 @@ fn prepare<B: Backend>(
 ) -> Result<Generation<B>> {
     let id = manifest.id.as_str();
     let module = runtime.compile(id, bytes)?;
-    let sections: Vec<&[u8]> = module.custom_sections(abi::METADATA_SECTION).collect();
-    let metadata = Metadata::from_module(id, &sections)?;
+    let abi = match manifest.abi {
+        Abi::Auto if module.imports().iter().any(|i| i.module == extism::ENV) => Abi::Extism,
+        Abi::Auto => Abi::Anywasm,
+        other => other,
+    };
     let format = manifest.format.resolve();
-    metadata.check_format(id, format)?;
+    let metadata = match abi {
+        Abi::Extism => Metadata {
+            abi: 0,
+            name: None,
+            version: None,
+            formats: vec![format.name().to_string()],
+        },
+        _ => {
+            let sections: Vec<&[u8]> = module.custom_sections(abi::METADATA_SECTION).collect();
+            let metadata = Metadata::from_module(id, &sections)?;
+            metadata.check_format(id, format)?;
+            metadata
+        }
+    };
     for import in module.imports() {
         let (m, n) = (import.module.as_str(), import.name.as_str());
-        let granted = always_allowed(m, n) || manifest.grants(m, n);
+        if m == extism::USER {
+            return Err(PluginError::Unsupported {
+                plugin: id.to_string(),
+                feature: format!(
+                    "the Extism host function `{n}` (functions from `{}` are not supported yet)",
+                    extism::USER
+                ),
+            });
+        }
+        let granted = match abi {
+            Abi::Extism => m == extism::ENV,
+            _ => false,
+        } || always_allowed(m, n)
+            || manifest.grants(m, n);
         if !granted || !runtime.linker.is_defined(m, n) {
             return Err(PluginError::ImportNotGranted {
                 plugin: id.to_string(),
@@ -477,6 +573,7 @@ fn prepare<B: Backend>(
     Ok(Generation {
         number,
         module,
+        abi,
         metadata,
         format,
         state,
@@ -633,25 +730,30 @@ impl<B: Backend> PluginInner<B> {
             function: "<load>".into(),
             detail,
         };
-        let memory = instance
-            .get_memory(&mut store, "memory")
-            .map_err(|_| abi_err("the plugin exports no `memory`".into()))?;
-        let alloc = instance
-            .get_func(&mut store, abi::ALLOC)
-            .map_err(|_| abi_err(format!("the plugin does not export `{}`", abi::ALLOC)))?;
-        let alloc_ty = alloc.ty(&store).map_err(|e| engine_err(id, e))?;
-        if alloc_ty.to_string() != "(func (param i32) (result i32))" {
-            return Err(abi_err(format!(
-                "`{}` must have type (i32) -> i32",
-                abi::ALLOC
-            )));
-        }
+        let slot_abi = match generation.abi {
+            Abi::Extism => SlotAbi::Extism,
+            _ => {
+                let memory = instance
+                    .get_memory(&mut store, "memory")
+                    .map_err(|_| abi_err("the plugin exports no `memory`".into()))?;
+                let alloc = instance
+                    .get_func(&mut store, abi::ALLOC)
+                    .map_err(|_| abi_err(format!("the plugin does not export `{}`", abi::ALLOC)))?;
+                let alloc_ty = alloc.ty(&store).map_err(|e| engine_err(id, e))?;
+                if alloc_ty.to_string() != "(func (param i32) (result i32))" {
+                    return Err(abi_err(format!(
+                        "`{}` must have type (i32) -> i32",
+                        abi::ALLOC
+                    )));
+                }
+                SlotAbi::Anywasm { memory, alloc }
+            }
+        };
         let interrupt = store.interrupt_handle().map_err(|e| engine_err(id, e))?;
         let mut slot = Slot {
             store,
             instance,
-            memory,
-            alloc,
+            abi: slot_abi,
             funcs: HashMap::new(),
             interrupt,
         };
@@ -669,6 +771,11 @@ impl<B: Backend> PluginInner<B> {
                 ));
             }
             self.arm(&mut slot.store).map_err(|e| engine_err(id, e))?;
+        }
+        // anywasm's lifecycle exports mean nothing to an Extism guest.
+        if generation.abi == Abi::Extism {
+            self.counters.instances.fetch_add(1, Ordering::Relaxed);
+            return Ok(slot);
         }
         if let Ok(f) = slot.instance.get_func(&mut slot.store, abi::SET_FORMAT) {
             let r = f.invoke(&mut slot.store, &[Val::I32(generation.format.abi_code())]);
@@ -727,13 +834,19 @@ impl<B: Backend> PluginInner<B> {
         if let Some(f) = slot.funcs.get(name) {
             return Ok(f.clone());
         }
+        let extism = matches!(slot.abi, SlotAbi::Extism);
         let f = slot
             .instance
             .get_func(&mut slot.store, name)
             .ok()
             .filter(|f| {
                 f.ty(&slot.store).is_ok_and(|ty| {
-                    ty.params() == [ValType::I32, ValType::I32] && ty.results() == [ValType::I64]
+                    if extism {
+                        ty.params().is_empty() && matches!(ty.results(), [] | [ValType::I32])
+                    } else {
+                        ty.params() == [ValType::I32, ValType::I32]
+                            && ty.results() == [ValType::I64]
+                    }
                 })
             })
             .ok_or_else(|| PluginError::NoSuchFunction {

@@ -1,0 +1,226 @@
+//! Extism guests, unchanged, on every backend: the same calls give the
+//! outputs, errors and var state that Extism's own host gave
+//! (`tests/fixtures/extism/expected_*.json`, recorded by `record.py` with
+//! the `extism` Python package; `build.sh` rebuilds the guests from their
+//! PDKs).
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use anywasm::Backend;
+use anywasm_plugin::{Abi, Limits, Manifest, PluginError, PluginRuntime};
+use serde::Deserialize;
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/extism")
+}
+
+#[derive(Deserialize)]
+struct Recording {
+    recorded_with: String,
+    config: std::collections::BTreeMap<String, String>,
+    calls: Vec<Call>,
+}
+
+#[derive(Deserialize)]
+struct Call {
+    function: String,
+    input: String,
+    output: Option<String>,
+    error: Option<String>,
+}
+
+type Log = Arc<Mutex<Vec<(u32, String)>>>;
+
+fn runtime<B: Backend>(log: &Log) -> PluginRuntime<B> {
+    let log = log.clone();
+    PluginRuntime::<B>::builder()
+        .host(move |h| {
+            h.logger(move |_, level, line| log.lock().unwrap().push((level, line.to_string())))
+        })
+        .build()
+        .unwrap()
+}
+
+/// What anywasm answers, in the words of Extism's host: the guest's own
+/// error message; a non-zero return code as the Python binding words it
+/// ("Error code: N"; anywasm uses the Rust host's "Returned non-zero exit
+/// code: N"); a missing function as "Function not found: NAME".
+fn as_extism_words(e: &PluginError) -> String {
+    match e {
+        PluginError::Guest { message, .. } => {
+            match message.strip_prefix("Returned non-zero exit code: ") {
+                Some(code) => format!("Error code: {code}"),
+                None => message.clone(),
+            }
+        }
+        PluginError::NoSuchFunction { function, .. } => format!("Function not found: {function}"),
+        other => panic!("not an error Extism's host gives: {other}"),
+    }
+}
+
+fn replay<B: Backend>(guest: &str, recording: &str) {
+    let rec: Recording =
+        serde_json::from_slice(&std::fs::read(fixtures().join(recording)).unwrap()).unwrap();
+    assert!(
+        rec.recorded_with.starts_with("extism "),
+        "{}",
+        rec.recorded_with
+    );
+    let log = Log::default();
+    let runtime = runtime::<B>(&log);
+    let mut manifest = Manifest::from_file(guest, fixtures().join(guest));
+    for (k, v) in &rec.config {
+        manifest = manifest.config(k, v);
+    }
+    let plugin = runtime.load(manifest).unwrap();
+    for (i, call) in rec.calls.iter().enumerate() {
+        let got = plugin.call_raw(&call.function, call.input.as_bytes());
+        let what = format!("{}: call {i} `{}`", B::NAME, call.function);
+        match (&call.output, &call.error, got) {
+            (Some(want), None, Ok(out)) => {
+                assert_eq!(String::from_utf8(out).unwrap(), *want, "{what}")
+            }
+            (None, Some(want), Err(e)) => assert_eq!(as_extism_words(&e), *want, "{what}: {e}"),
+            (_, _, got) => panic!(
+                "{what}: Extism gave {:?}/{:?}, anywasm {got:?}",
+                call.output, call.error
+            ),
+        }
+    }
+    let logged = log.lock().unwrap().clone();
+    assert!(
+        logged.contains(&(2, "to the log".to_string())),
+        "{}: the info line reaches the log: {logged:?}",
+        B::NAME
+    );
+}
+
+/// The C PDK guest against Extism's answers.
+pub fn c_pdk_guest_matches_extism<B: Backend>() {
+    replay::<B>("guest_c.wasm", "expected_c.json");
+}
+
+/// The ABI is recognised from the imports, and can be forced.
+pub fn the_abi_is_detected<B: Backend>() {
+    let runtime = runtime::<B>(&Log::default());
+    let path = fixtures().join("guest_c.wasm");
+    let plugin = runtime
+        .load(Manifest::from_file("forced", &path).abi(Abi::Extism))
+        .unwrap();
+    assert_eq!(plugin.call_raw("echo", b"x").unwrap(), b"x");
+    // Forced to anywasm's ABI it is not a plugin of that kind.
+    let err = runtime
+        .load(Manifest::from_file("wrong", &path).abi(Abi::Anywasm))
+        .unwrap_err();
+    assert!(matches!(err, PluginError::NotAPlugin { .. }), "{err}");
+}
+
+/// A hostile Extism guest: handles that are not handles, loads and stores
+/// far outside the kernel memory, allocations past the limit, a huge
+/// output. Every call ends with an answer or a typed error, never a panic,
+/// and the host allocates nothing the limit does not allow.
+pub fn hostile_extism_guest<B: Backend>() {
+    let wat = r#"(module
+      (import "extism:host/env" "alloc" (func $alloc (param i64) (result i64)))
+      (import "extism:host/env" "length" (func $length (param i64) (result i64)))
+      (import "extism:host/env" "load_u64" (func $load (param i64) (result i64)))
+      (import "extism:host/env" "store_u64" (func $store (param i64 i64)))
+      (import "extism:host/env" "output_set" (func $output (param i64 i64)))
+      (import "extism:host/env" "config_get" (func $config (param i64) (result i64)))
+      (import "extism:host/env" "var_set" (func $var_set (param i64 i64)))
+      (import "extism:host/env" "error_set" (func $error (param i64)))
+      (memory (export "memory") 1)
+      (func (export "wild") (result i32)
+        (call $store (i64.const -8) (i64.const 1))
+        (call $store (i64.const 0x7fffffffffff) (i64.const 1))
+        (drop (call $load (i64.const -1)))
+        (drop (call $length (i64.const 12345)))
+        (call $output (i64.const 16) (i64.const -1))
+        (call $error (i64.const -5))
+        (i32.const 0))
+      ;; 1 (a non-zero exit code) when the allocation fails.
+      (func (export "huge_alloc") (result i32)
+        (i64.eqz (call $alloc (i64.const 0x7fffffffffffffff))))
+      (func (export "many_allocs") (result i32)
+        (block $full
+          (loop $l
+            (br_if $full (i64.eqz (call $alloc (i64.const 4096))))
+            (br $l)))
+        (i32.const 0))
+      (func (export "bad_config_key") (result i32)
+        (drop (call $config (i64.const 999)))
+        (i32.const 0))
+      (func (export "bad_var") (result i32)
+        (call $var_set (i64.const 999) (i64.const 0))
+        (i32.const 0)))"#;
+    let runtime = runtime::<B>(&Log::default());
+    let limits = Limits {
+        max_memory_pages: Some(16),
+        ..Limits::default()
+    };
+    let plugin = runtime
+        .load(Manifest::from_bytes("hostile", wat).limits(limits))
+        .unwrap();
+    // Ignored, as in Extism's bounds-checked kernel.
+    assert_eq!(plugin.call_raw("wild", b"").unwrap(), b"", "{}", B::NAME);
+    // Allocation failure is 0, not a host allocation.
+    let err = plugin.call_raw("huge_alloc", b"").unwrap_err();
+    assert!(
+        matches!(&err, PluginError::Guest { message, .. } if message == "Returned non-zero exit code: 1"),
+        "{err}"
+    );
+    // 1 MiB of kernel memory (16 pages) ends the loop.
+    assert_eq!(plugin.call_raw("many_allocs", b"").unwrap(), b"");
+    for f in ["bad_config_key", "bad_var"] {
+        let err = plugin.call_raw(f, b"").unwrap_err();
+        assert!(
+            matches!(&err, PluginError::AbiViolation { detail, .. } if detail.contains("invalid handle offset")),
+            "{}: {f}: {err}",
+            B::NAME
+        );
+    }
+    // An input larger than the kernel memory is refused before the call.
+    let err = plugin.call_raw("wild", &vec![0; 2 << 20]).unwrap_err();
+    assert!(matches!(err, PluginError::LimitExceeded { .. }), "{err}");
+    // And the plugin still works.
+    assert_eq!(plugin.call_raw("wild", b"ok").unwrap(), b"");
+}
+
+/// Functions from `extism:host/user` (the application's functions in
+/// Extism's ABI) are refused clearly at load.
+pub fn extism_user_functions_are_refused<B: Backend>() {
+    let wat = r#"(module
+      (import "extism:host/env" "alloc" (func (param i64) (result i64)))
+      (import "extism:host/user" "lookup" (func (param i64) (result i64)))
+      (memory (export "memory") 1))"#;
+    let runtime = runtime::<B>(&Log::default());
+    let err = runtime
+        .load(Manifest::from_bytes("user_fn", wat))
+        .unwrap_err();
+    assert!(
+        matches!(&err, PluginError::Unsupported { feature, .. } if feature.contains("lookup")),
+        "{err}"
+    );
+}
+
+macro_rules! extism_tests {
+    ($name:ident, $b:ty) => {
+        mod $name {
+            extism_tests!(@cases $b; c_pdk_guest_matches_extism, the_abi_is_detected,
+                hostile_extism_guest, extism_user_functions_are_refused);
+        }
+    };
+    (@cases $b:ty; $($case:ident),*) => {
+        $(
+            #[test]
+            fn $case() {
+                super::$case::<$b>();
+            }
+        )*
+    };
+}
+
+extism_tests!(wasmtime, anywasm::Wasmtime);
+extism_tests!(wasmi, anywasm::Wasmi);
+extism_tests!(wasmer, anywasm::Wasmer);
