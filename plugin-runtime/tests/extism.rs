@@ -101,6 +101,12 @@ pub fn c_pdk_guest_matches_extism<B: Backend>() {
     replay::<B>("guest_c.wasm", "expected_c.json");
 }
 
+/// The AssemblyScript PDK guest (the same exports, written in
+/// AssemblyScript) against Extism's answers for it.
+pub fn assemblyscript_pdk_guest_matches_extism<B: Backend>() {
+    replay::<B>("guest_as.wasm", "expected_as.json");
+}
+
 /// The ABI is recognised from the imports, and can be forced.
 pub fn the_abi_is_detected<B: Backend>() {
     let runtime = runtime::<B>(&Log::default());
@@ -207,7 +213,8 @@ pub fn extism_user_functions_are_refused<B: Backend>() {
 macro_rules! extism_tests {
     ($name:ident, $b:ty) => {
         mod $name {
-            extism_tests!(@cases $b; c_pdk_guest_matches_extism, the_abi_is_detected,
+            extism_tests!(@cases $b; c_pdk_guest_matches_extism,
+                assemblyscript_pdk_guest_matches_extism, the_abi_is_detected,
                 hostile_extism_guest, extism_user_functions_are_refused);
         }
     };
