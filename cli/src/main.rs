@@ -9,6 +9,8 @@
 //! anywasm run untrusted.wasm --fuel 1000000000 --timeout-ms 2000 --max-memory-mb 64
 //! anywasm bench module.wasm fib 25 --backends all --json
 //! anywasm conformance                            # the spec-suite matrix
+//! anywasm plugin call count_vowels.wasm count_vowels "Hello" "World"
+//! anywasm plugin inspect count_vowels.wasm         # which ABI, what it imports
 //! ```
 //!
 //! Bad input (a missing file, bytes that are not wasm, an unknown export,
@@ -23,6 +25,7 @@ mod bench;
 mod call;
 mod demo;
 mod inspect;
+mod plugin;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -199,6 +202,45 @@ enum Command {
     },
     /// Runs the WebAssembly spec testsuite on every engine and prints the matrix.
     Conformance,
+    /// Calls plugins (anywasm's ABI or Extism's) and tells which ABI a module speaks.
+    #[command(subcommand)]
+    Plugin(PluginCommand),
+}
+
+/// `anywasm plugin …`.
+#[derive(Subcommand, Debug)]
+enum PluginCommand {
+    /// Loads one plugin and calls FUNCTION once per INPUT, in order, on the
+    /// same plugin (state such as Extism vars carries over), printing each
+    /// output on its own line. A failed call prints `error: <message>` and
+    /// ends with status 1 after the outputs so far. Plugins get the
+    /// runtime's default limits (1 s per call, 64 MiB of memory).
+    Call {
+        /// The plugin (.wasm or .wat).
+        file: PathBuf,
+        /// The function to call.
+        function: String,
+        /// Inputs, one call each (bytes for Extism plugins, JSON text for
+        /// anywasm's).
+        inputs: Vec<String>,
+        /// The engine.
+        #[arg(long, short, default_value = "wasmtime")]
+        backend: String,
+        /// The plugin's ABI: auto, anywasm or extism.
+        #[arg(long, default_value = "auto")]
+        abi: String,
+        /// A configuration value for the plugin: KEY=VALUE.
+        #[arg(long = "config", value_name = "KEY=VALUE")]
+        config: Vec<String>,
+        /// A host function the plugin may import (`module.name`).
+        #[arg(long = "allow", value_name = "NAME")]
+        allow: Vec<String>,
+    },
+    /// Tells which ABI a module speaks, its functions and its imports.
+    Inspect {
+        /// The module.
+        file: PathBuf,
+    },
 }
 
 /// A failure of the command, with the exit status it deserves.
@@ -305,6 +347,24 @@ fn run(cli: Cli) -> Result<(), Failure> {
             json,
             &cache,
         ),
+        Command::Plugin(PluginCommand::Call {
+            file,
+            function,
+            inputs,
+            backend,
+            abi,
+            config,
+            allow,
+        }) => plugin::call(plugin::CallArgs {
+            file: &file,
+            function: &function,
+            inputs: &inputs,
+            backend: &backend,
+            abi: &abi,
+            config: &config,
+            allow: &allow,
+        }),
+        Command::Plugin(PluginCommand::Inspect { file }) => plugin::inspect(&file),
         Command::Conformance => {
             print!(
                 "{}",

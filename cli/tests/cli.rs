@@ -530,3 +530,131 @@ fn run_links_emscripten_side_modules() {
         );
     }
 }
+
+const EXTISM_GUEST: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../plugin-runtime/tests/fixtures/extism/guest_c.wasm"
+);
+
+/// `plugin call`: an Extism plugin, one call per input on the same plugin
+/// (the var `total` carries over), on each engine; config; errors after the
+/// outputs so far.
+#[test]
+fn plugin_call_runs_an_extism_plugin() {
+    for engine in ["wasmtime", "wasmi", "wasmer"] {
+        let o = anywasm(&[
+            "plugin",
+            "call",
+            "-b",
+            engine,
+            EXTISM_GUEST,
+            "count_vowels",
+            "Hello, World!",
+            "aeiou",
+        ]);
+        assert!(o.status.success(), "{engine}: {}", stderr(&o));
+        assert_eq!(
+            stdout(&o),
+            "{\"count\":3,\"total\":3}\n{\"count\":5,\"total\":8}\n",
+            "{engine}"
+        );
+    }
+    let o = anywasm(&[
+        "plugin",
+        "call",
+        "--config",
+        "greeting=Howdy",
+        EXTISM_GUEST,
+        "greet",
+        "anywasm",
+    ]);
+    assert_eq!(stdout(&o), "Howdy, anywasm!\n", "{}", stderr(&o));
+    // The guest's error, after the output of the calls before it.
+    let o = anywasm(&["plugin", "call", EXTISM_GUEST, "fail", "bad input"]);
+    fails_with(&o, 1, "failed in `fail`: bad input");
+    let o = anywasm(&["plugin", "call", EXTISM_GUEST, "nope", "x"]);
+    fails_with(&o, 1, "has no function `nope`");
+    let o = anywasm(&[
+        "plugin",
+        "call",
+        "--abi",
+        "extasm",
+        EXTISM_GUEST,
+        "echo",
+        "x",
+    ]);
+    fails_with(&o, 1, "unknown ABI `extasm`");
+    let o = anywasm(&[
+        "plugin",
+        "call",
+        "--config",
+        "novalue",
+        EXTISM_GUEST,
+        "echo",
+        "x",
+    ]);
+    fails_with(&o, 1, "not KEY=VALUE");
+    // An anywasm plugin: JSON in, JSON out.
+    let icons = concat!(env!("CARGO_MANIFEST_DIR"), "/../plugins/file_icons_c.wasm");
+    let o = anywasm(&[
+        "plugin",
+        "call",
+        "--allow",
+        "anywasm.calc",
+        "--allow",
+        "anywasm.echo",
+        icons,
+        "handle_event",
+        r#"{"kind":"open","path":"src/main.rs","size":1200}"#,
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("\"icon\""), "{}", stdout(&o));
+}
+
+/// A plugin error ends the command after the outputs so far.
+#[test]
+fn plugin_call_stops_at_the_first_error() {
+    let o = anywasm(&["plugin", "call", EXTISM_GUEST, "greet", "one", "two"]);
+    assert_eq!(stdout(&o), "Hello, one!\nHello, two!\n");
+    let wat = tempfile::NamedTempFile::with_suffix(".wat").unwrap();
+    std::fs::write(
+        wat.path(),
+        r#"(module
+          (import "extism:host/env" "input_length" (func $len (result i64)))
+          (memory (export "memory") 1)
+          ;; Fails (exit code 1) when the input is longer than 3 bytes.
+          (func (export "short") (result i32) (i64.gt_u (call $len) (i64.const 3))))"#,
+    )
+    .unwrap();
+    let o = anywasm(&[
+        "plugin",
+        "call",
+        wat.path().to_str().unwrap(),
+        "short",
+        "a",
+        "bb",
+        "cccc",
+        "d",
+    ]);
+    assert_eq!(stdout(&o), "\n\n", "two outputs (empty), then the error");
+    fails_with(&o, 1, "Returned non-zero exit code: 1");
+}
+
+/// `plugin inspect` names the ABI and the imports.
+#[test]
+fn plugin_inspect_names_the_abi() {
+    let o = anywasm(&["plugin", "inspect", EXTISM_GUEST]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.starts_with("abi: extism"), "{out}");
+    assert!(
+        out.contains("extism:host/env: ") && out.contains("var_set"),
+        "{out}"
+    );
+    assert!(out.contains("count_vowels"), "{out}");
+    let icons = concat!(env!("CARGO_MANIFEST_DIR"), "/../plugins/file_icons_c.wasm");
+    let out = stdout(&anywasm(&["plugin", "inspect", icons]));
+    assert!(out.starts_with("abi: anywasm"), "{out}");
+    let out = stdout(&anywasm(&["plugin", "inspect", MATH]));
+    assert!(out.starts_with("abi: none"), "{out}");
+}

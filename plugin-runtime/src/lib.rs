@@ -47,6 +47,14 @@
 //!   standard output and error into the runtime's log.
 //! - **Hot reload**: [`Plugin::watch`] or [`Plugin::reload`], with an
 //!   optional state hand-over.
+//! - **Extism plugins, unchanged** ([`Abi::Extism`], detected from a
+//!   module's `extism:host/env` imports): Extism's exports `() -> i32`, its
+//!   kernel memory (kept by the host, bounded by the plugin's memory limit,
+//!   every handle and offset checked), input, output, errors and return
+//!   codes, config, vars (the plugin's key/value store, so the same quota)
+//!   and logs, with Extism's semantics. `http_request` is refused (this
+//!   host makes no HTTP requests for plugins) and functions from
+//!   `extism:host/user` are refused at load ([`PluginError::Unsupported`]).
 //!
 //! ## Crate features
 //! `default-backend` (default), `wasmtime`, `wasmi`, `wasmer`: forwarded to `anywasm`.

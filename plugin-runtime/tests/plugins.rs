@@ -671,8 +671,8 @@ plugin_tests!(wasmi, anywasm::Wasmi);
 plugin_tests!(wasmer, anywasm::Wasmer);
 
 /// The README's `no_run` blocks are examples that CI runs
-/// (`examples/readme_plugin_host.rs`, `examples/readme_wasi.rs`): the two
-/// must not drift apart.
+/// (`examples/readme_plugin_host.rs`, `examples/readme_wasi.rs`,
+/// `examples/readme_extism.rs`): block and example must not drift apart.
 #[test]
 fn readme_blocks_are_the_examples() {
     let readme = include_str!("../../README.md");
@@ -686,6 +686,11 @@ fn readme_blocks_are_the_examples() {
             "### WASI programs",
             include_str!("../examples/readme_wasi.rs"),
             "readme_wasi",
+        ),
+        (
+            "### Extism plugins",
+            include_str!("../examples/readme_extism.rs"),
+            "readme_extism",
         ),
     ] {
         let start = readme.find(section).expect("the README's section");
