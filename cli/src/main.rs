@@ -202,7 +202,7 @@ enum Command {
     },
     /// Runs the WebAssembly spec testsuite on every engine and prints the matrix.
     Conformance,
-    /// Calls plugins (anywasm's ABI or Extism's) and tells which ABI a module speaks.
+    /// Calls plugins (anywasm's ABI, Extism's or waPC's) and tells which ABI a module speaks.
     #[command(subcommand)]
     Plugin(PluginCommand),
 }
@@ -220,13 +220,13 @@ enum PluginCommand {
         file: PathBuf,
         /// The function to call.
         function: String,
-        /// Inputs, one call each (bytes for Extism plugins, JSON text for
-        /// anywasm's).
+        /// Inputs, one call each (bytes for Extism and waPC plugins, where
+        /// FUNCTION is the waPC operation; JSON text for anywasm's).
         inputs: Vec<String>,
         /// The engine.
         #[arg(long, short, default_value = "wasmtime")]
         backend: String,
-        /// The plugin's ABI: auto, anywasm or extism.
+        /// The plugin's ABI: auto, anywasm, extism or wapc.
         #[arg(long, default_value = "auto")]
         abi: String,
         /// A configuration value for the plugin: KEY=VALUE.

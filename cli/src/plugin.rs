@@ -1,5 +1,5 @@
-//! `anywasm plugin`: call a plugin (anywasm's ABI or Extism's) from the
-//! shell, and tell what ABI a module speaks.
+//! `anywasm plugin`: call a plugin (anywasm's ABI, Extism's or waPC's)
+//! from the shell, and tell what ABI a module speaks.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -122,9 +122,9 @@ pub fn inspect(file: &PathBuf) -> Result<(), Failure> {
     } else if let Some(m) = &metadata {
         format!("anywasm (metadata: {m})")
     } else if exports.iter().any(|e| e == "__guest_call") {
-        "wapc (exports __guest_call; not supported yet)".to_string()
+        "wapc (exports __guest_call)".to_string()
     } else {
-        "none: not a plugin (no anywasm metadata, no Extism imports)".to_string()
+        "none: not a plugin (no anywasm metadata, no Extism imports, no waPC export)".to_string()
     };
     println!("abi: {abi}");
     println!("functions: {}", exports.join(", "));

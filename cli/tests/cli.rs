@@ -584,6 +584,21 @@ fn plugin_call_runs_an_extism_plugin() {
         "x",
     ]);
     fails_with(&o, 1, "unknown ABI `extasm`");
+    // A waPC guest: FUNCTION is the operation.
+    let wapc = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../plugin-runtime/tests/fixtures/wapc/guest_as.wasm"
+    );
+    for engine in ["wasmtime", "wasmi", "wasmer"] {
+        let o = anywasm(&[
+            "plugin", "call", "-b", engine, wapc, "upper", "hello", "waPC",
+        ]);
+        assert_eq!(stdout(&o), "HELLO\nWAPC\n", "{engine}: {}", stderr(&o));
+    }
+    let o = anywasm(&["plugin", "call", wapc, "nope", "x"]);
+    fails_with(&o, 1, "Could not find function \"nope\"");
+    let out = stdout(&anywasm(&["plugin", "inspect", wapc]));
+    assert!(out.starts_with("abi: wapc"), "{out}");
     let o = anywasm(&[
         "plugin",
         "call",

@@ -69,6 +69,10 @@ type JsonHandler =
     Arc<dyn Fn(&HostContext, serde_json::Value) -> Result<serde_json::Value, String> + Send + Sync>;
 /// Receives the plugins' log lines: plugin id, level (0 error … 4 trace), text.
 pub type LogFn = Arc<dyn Fn(&str, u32, &str) + Send + Sync>;
+/// Answers a waPC guest's `__host_call`: context, binding, namespace,
+/// operation, payload.
+pub(crate) type WapcFn =
+    Arc<dyn Fn(&HostContext, &str, &str, &str, &[u8]) -> Result<Vec<u8>, String> + Send + Sync>;
 
 /// The application's host functions, registered once on the runtime
 /// (see [`PluginRuntimeBuilder`](crate::PluginRuntimeBuilder)).
@@ -78,6 +82,7 @@ pub struct HostFunctions {
     pub(crate) numeric: HashMap<String, (FuncType, NumericFn)>,
     pub(crate) json: HashMap<String, JsonHandler>,
     pub(crate) log: Option<LogFn>,
+    pub(crate) wapc: Option<WapcFn>,
 }
 
 impl std::fmt::Debug for HostFunctions {
@@ -157,12 +162,43 @@ impl HostFunctions {
         self.json.insert(name.to_string(), Arc::new(f));
     }
 
-    /// Receives `anywasm.log` lines.
+    /// Receives `anywasm.log` lines (and Extism's `log_*`, waPC's
+    /// `__console_log`).
     pub fn logger<F>(&mut self, f: F)
     where
         F: Fn(&str, u32, &str) + Send + Sync + 'static,
     {
         self.log = Some(Arc::new(f));
+    }
+
+    /// Answers waPC guests' host calls: `(context, binding, namespace,
+    /// operation, payload)` gives the response bytes or an error message,
+    /// which the guest receives through `__host_error`. Without a handler
+    /// every host call of a waPC guest fails with a message saying so.
+    ///
+    /// ```
+    /// use anywasm_plugin::PluginRuntime;
+    /// let runtime = PluginRuntime::<anywasm::DefaultBackend>::builder()
+    ///     .host(|h| {
+    ///         h.wapc_handler(|_ctx, binding, namespace, operation, payload| {
+    ///             match (binding, namespace, operation) {
+    ///                 ("app", "text", "upper") => Ok(payload.to_ascii_uppercase()),
+    ///                 _ => Err(format!("no {binding}/{namespace}/{operation}")),
+    ///             }
+    ///         })
+    ///     })
+    ///     .build()
+    ///     .unwrap();
+    /// # drop(runtime);
+    /// ```
+    pub fn wapc_handler<F>(&mut self, f: F)
+    where
+        F: Fn(&HostContext, &str, &str, &str, &[u8]) -> Result<Vec<u8>, String>
+            + Send
+            + Sync
+            + 'static,
+    {
+        self.wapc = Some(Arc::new(f));
     }
 }
 
@@ -235,6 +271,8 @@ pub struct PluginState {
     pub(crate) wasi: anywasm_wasi::WasiCtx,
     /// The kernel memory of an Extism guest (unused by others).
     pub(crate) kernel: crate::extism::Kernel,
+    /// The call in flight of a waPC guest (unused by others).
+    pub(crate) wapc: crate::wapc::WapcState,
 }
 
 impl PluginState {
@@ -258,6 +296,7 @@ impl PluginState {
                     .max_memory_pages
                     .map_or(u64::MAX, |p| p.saturating_mul(65536)),
             ),
+            wapc: crate::wapc::WapcState::default(),
         }
     }
 }
@@ -390,6 +429,7 @@ pub(crate) fn define_all<B: Backend>(
     // Only plugins whose manifest grants WASI may import it.
     anywasm_wasi::add_to_linker(linker, |s: &mut PluginState| &mut s.wasi)?;
     crate::extism::define(linker, host)?;
+    crate::wapc::define(linker, host)?;
 
     linker.func_new("anywasm", "error", t(&[I32, I32], &[]), |mut c, p, _| {
         let msg = read_message(&mut c, &p[0], &p[1])?;

@@ -55,6 +55,9 @@
 //!   and logs, with Extism's semantics. `http_request` is refused (this
 //!   host makes no HTTP requests for plugins) and functions from
 //!   `extism:host/user` are refused at load ([`PluginError::Unsupported`]).
+//! - **waPC guests** ([`Abi::Wapc`], detected from the `__guest_call`
+//!   export): operations by name, host calls answered by
+//!   [`HostFunctions::wapc_handler`], `__console_log` into the log.
 //!
 //! ## Crate features
 //! `default-backend` (default), `wasmtime`, `wasmi`, `wasmer`: forwarded to `anywasm`.
@@ -68,6 +71,7 @@ mod manifest;
 mod plugin;
 mod reload;
 mod runtime;
+mod wapc;
 mod wasi;
 
 pub use abi::{ABI_VERSION, METADATA_SECTION, Metadata};

@@ -156,7 +156,8 @@ mod millis {
 #[serde(rename_all = "lowercase")]
 pub enum Abi {
     /// Decided from the module: a module importing from `extism:host/env`
-    /// speaks Extism's ABI, any other anywasm's.
+    /// speaks Extism's ABI, one exporting `__guest_call` waPC's, any other
+    /// anywasm's.
     #[default]
     Auto,
     /// anywasm's own ABI (`docs/ABI.md`): the fast path, with formats,
@@ -167,6 +168,10 @@ pub enum Abi {
     /// built with Extism's PDKs run unchanged (see the crate docs for what
     /// is mapped and what is refused).
     Extism,
+    /// waPC's guest ABI: `__guest_call` with operations by name, the
+    /// application's answers to `__host_call` from
+    /// [`HostFunctions::wapc_handler`](crate::HostFunctions::wapc_handler).
+    Wapc,
 }
 
 impl Abi {
@@ -176,6 +181,7 @@ impl Abi {
             Abi::Auto => "auto",
             Abi::Anywasm => "anywasm",
             Abi::Extism => "extism",
+            Abi::Wapc => "wapc",
         }
     }
 }
@@ -187,8 +193,9 @@ impl std::str::FromStr for Abi {
             "auto" => Ok(Abi::Auto),
             "anywasm" => Ok(Abi::Anywasm),
             "extism" => Ok(Abi::Extism),
+            "wapc" => Ok(Abi::Wapc),
             other => Err(PluginError::Manifest(format!(
-                "unknown ABI `{other}` (auto, anywasm or extism)"
+                "unknown ABI `{other}` (auto, anywasm, extism or wapc)"
             ))),
         }
     }

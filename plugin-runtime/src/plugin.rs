@@ -15,13 +15,13 @@ use serde::de::DeserializeOwned;
 
 use crate::abi::{self, Metadata};
 use crate::error::{PluginError, Result};
-use crate::extism;
 use crate::host::{
     AbiFault, GuestLimit, HostContext, HostFnFailed, KvStore, PluginState, always_allowed, decode,
     encode,
 };
 use crate::manifest::{Abi, Format, Limits, Manifest, WasmSource};
 use crate::runtime::RuntimeInner;
+use crate::{extism, wapc};
 
 /// Counters of one plugin, over all its instances and reloads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -67,6 +67,8 @@ enum SlotAbi<B: Backend> {
     Anywasm { memory: Memory<B>, alloc: Func<B> },
     /// Extism's: through the kernel memory in the store's data.
     Extism,
+    /// waPC's: every operation through `__guest_call`.
+    Wapc { guest_call: Func<B> },
 }
 
 struct PoolState<B: Backend> {
@@ -400,6 +402,9 @@ fn call_with_bytes<B: Backend>(
     let (memory, alloc) = match &slot.abi {
         SlotAbi::Anywasm { memory, alloc } => (memory.clone(), alloc.clone()),
         SlotAbi::Extism => return call_extism(slot, func, input, limits, output),
+        SlotAbi::Wapc { .. } => {
+            return Err(CallFailure::Abi("a waPC guest has no such export".into()));
+        }
     };
     slot.store.data_mut().guest_error = None;
     slot.store.data_mut().pending = None;
@@ -506,6 +511,53 @@ fn call_extism<B: Backend>(
     Ok(())
 }
 
+/// A call by waPC's convention: the operation and payload wait on the host
+/// until the guest asks for them (`__guest_request`); `__guest_call`
+/// answers 1 with a response or 0 with an error.
+fn call_wapc<B: Backend>(
+    slot: &mut Slot<B>,
+    guest_call: &Func<B>,
+    operation: &str,
+    input: &Input<'_>,
+    output: Output<'_>,
+) -> std::result::Result<(), CallFailure> {
+    let payload = match input {
+        Input::Bytes(b) => b.to_vec(),
+        Input::Encoded { len, write } => {
+            let mut buf = vec![0; *len];
+            write(&mut buf).map_err(CallFailure::Encode)?;
+            buf
+        }
+    };
+    let too_large =
+        |what: &str, n: usize| CallFailure::Abi(format!("{what} of {n} bytes is too large"));
+    let op_len =
+        i32::try_from(operation.len()).map_err(|_| too_large("operation", operation.len()))?;
+    let len = i32::try_from(payload.len()).map_err(|_| too_large("input", payload.len()))?;
+    slot.store.data_mut().wapc.start(operation, payload);
+    let r = guest_call
+        .invoke(&mut slot.store, &[Val::I32(op_len), Val::I32(len)])
+        .map_err(CallFailure::Engine)?;
+    let state = &mut slot.store.data_mut().wapc;
+    if r.first().and_then(Val::as_i32) == Some(1) {
+        output(&state.guest_response.take().unwrap_or_default());
+        Ok(())
+    } else {
+        Err(CallFailure::Guest(state.guest_error.take().unwrap_or_else(
+            || "the guest failed without an error message".into(),
+        )))
+    }
+}
+
+/// Whether an export of this type is a plugin function in `abi`: anywasm's
+/// `(ptr, len) -> packed`, Extism's `() -> i32` or `() -> ()`.
+fn callable(abi: Abi, ty: &anywasm::FuncType) -> bool {
+    match abi {
+        Abi::Extism => ty.params().is_empty() && matches!(ty.results(), [] | [ValType::I32]),
+        _ => ty.params() == [ValType::I32, ValType::I32] && ty.results() == [ValType::I64],
+    }
+}
+
 /// Why a call failed, before it is named for the caller.
 enum CallFailure {
     Engine(Error),
@@ -528,12 +580,13 @@ fn prepare<B: Backend>(
     let module = runtime.compile(id, bytes)?;
     let abi = match manifest.abi {
         Abi::Auto if module.imports().iter().any(|i| i.module == extism::ENV) => Abi::Extism,
+        Abi::Auto if module.info().export(wapc::GUEST_CALL).is_some() => Abi::Wapc,
         Abi::Auto => Abi::Anywasm,
         other => other,
     };
     let format = manifest.format.resolve();
     let metadata = match abi {
-        Abi::Extism => Metadata {
+        Abi::Extism | Abi::Wapc => Metadata {
             abi: 0,
             name: None,
             version: None,
@@ -559,6 +612,7 @@ fn prepare<B: Backend>(
         }
         let granted = match abi {
             Abi::Extism => m == extism::ENV,
+            Abi::Wapc => m == wapc::MODULE,
             _ => false,
         } || always_allowed(m, n)
             || manifest.grants(m, n);
@@ -732,6 +786,24 @@ impl<B: Backend> PluginInner<B> {
         };
         let slot_abi = match generation.abi {
             Abi::Extism => SlotAbi::Extism,
+            Abi::Wapc => {
+                let guest_call = instance
+                    .get_func(&mut store, wapc::GUEST_CALL)
+                    .ok()
+                    .filter(|f| {
+                        f.ty(&store).is_ok_and(|ty| {
+                            ty.params() == [ValType::I32, ValType::I32]
+                                && ty.results() == [ValType::I32]
+                        })
+                    })
+                    .ok_or_else(|| {
+                        abi_err(format!(
+                            "a waPC guest must export `{}` of type (i32, i32) -> i32",
+                            wapc::GUEST_CALL
+                        ))
+                    })?;
+                SlotAbi::Wapc { guest_call }
+            }
             _ => {
                 let memory = instance
                     .get_memory(&mut store, "memory")
@@ -772,8 +844,23 @@ impl<B: Backend> PluginInner<B> {
             }
             self.arm(&mut slot.store).map_err(|e| engine_err(id, e))?;
         }
-        // anywasm's lifecycle exports mean nothing to an Extism guest.
-        if generation.abi == Abi::Extism {
+        // waPC guests register their operations in `_start`/`wapc_init`.
+        if generation.abi == Abi::Wapc {
+            for init in wapc::INIT_EXPORTS {
+                if let Ok(f) = slot.instance.get_func(&mut slot.store, init) {
+                    self.arm(&mut slot.store).map_err(|e| engine_err(id, e))?;
+                    if let Err(e) = f.invoke(&mut slot.store, &[]) {
+                        return Err(self.name_failure(
+                            CallFailure::Engine(e),
+                            init,
+                            &mut slot.store,
+                        ));
+                    }
+                }
+            }
+        }
+        // anywasm's lifecycle exports mean nothing to Extism and waPC guests.
+        if matches!(generation.abi, Abi::Extism | Abi::Wapc) {
             self.counters.instances.fetch_add(1, Ordering::Relaxed);
             return Ok(slot);
         }
@@ -834,21 +921,20 @@ impl<B: Backend> PluginInner<B> {
         if let Some(f) = slot.funcs.get(name) {
             return Ok(f.clone());
         }
-        let extism = matches!(slot.abi, SlotAbi::Extism);
+        // waPC: every operation goes through `__guest_call`; the guest
+        // itself answers for operations it does not know.
+        if let SlotAbi::Wapc { guest_call } = &slot.abi {
+            return Ok(guest_call.clone());
+        }
+        let abi = match slot.abi {
+            SlotAbi::Extism => Abi::Extism,
+            _ => Abi::Anywasm,
+        };
         let f = slot
             .instance
             .get_func(&mut slot.store, name)
             .ok()
-            .filter(|f| {
-                f.ty(&slot.store).is_ok_and(|ty| {
-                    if extism {
-                        ty.params().is_empty() && matches!(ty.results(), [] | [ValType::I32])
-                    } else {
-                        ty.params() == [ValType::I32, ValType::I32]
-                            && ty.results() == [ValType::I64]
-                    }
-                })
-            })
+            .filter(|f| f.ty(&slot.store).is_ok_and(|ty| callable(abi, &ty)))
             .ok_or_else(|| PluginError::NoSuchFunction {
                 plugin: self.id().to_string(),
                 function: name.to_string(),
@@ -869,7 +955,11 @@ impl<B: Backend> PluginInner<B> {
         let fuel = self
             .arm(&mut slot.store)
             .map_err(|e| engine_err(self.id(), e))?;
-        let r = call_with_bytes(slot, &func, input, &self.manifest.limits, output);
+        let r = if matches!(slot.abi, SlotAbi::Wapc { .. }) {
+            call_wapc(slot, &func, function, input, output)
+        } else {
+            call_with_bytes(slot, &func, input, &self.manifest.limits, output)
+        };
         if fuel > 0
             && let Ok(left) = slot.store.get_fuel()
         {
@@ -1140,6 +1230,8 @@ impl<B: Backend> Plugin<B> {
     }
 
     /// Whether the current code exports a plugin function called `function`.
+    /// A waPC guest answers for its operations itself, so for one this is
+    /// always `true` (an unknown operation fails when called).
     pub fn has_function(&self, function: &str) -> bool {
         let generation = self
             .inner
@@ -1147,11 +1239,14 @@ impl<B: Backend> Plugin<B> {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .clone();
-        generation.module.info().export(function).is_some_and(|e| {
-            e.ty.func().is_some_and(|t| {
-                t.params() == [ValType::I32, ValType::I32] && t.results() == [ValType::I64]
-            })
-        })
+        if generation.abi == Abi::Wapc {
+            return true;
+        }
+        generation
+            .module
+            .info()
+            .export(function)
+            .is_some_and(|e| e.ty.func().is_some_and(|t| callable(generation.abi, t)))
     }
 
     /// Counters of this plugin.

@@ -115,6 +115,7 @@ pub fn the_abi_is_detected<B: Backend>() {
         .load(Manifest::from_file("forced", &path).abi(Abi::Extism))
         .unwrap();
     assert_eq!(plugin.call_raw("echo", b"x").unwrap(), b"x");
+    assert!(plugin.has_function("count_vowels") && !plugin.has_function("memory"));
     // Forced to anywasm's ABI it is not a plugin of that kind.
     let err = runtime
         .load(Manifest::from_file("wrong", &path).abi(Abi::Anywasm))
