@@ -2,7 +2,7 @@
 //! configuration and what it may import.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -327,6 +327,158 @@ impl Manifest {
         }
         m.check()?;
         Ok(m)
+    }
+
+    /// Reads a manifest in Extism's format, so an Extism plugin's manifest
+    /// works unchanged: `{"wasm": [{"path": "plugin.wasm", "hash": "…"}],
+    /// "memory": {"max_pages": 16, "max_var_bytes": 1024}, "config":
+    /// {…}, "allowed_paths": {"data": "/data", "ro:assets": "/assets"},
+    /// "allowed_hosts": […], "timeout_ms": 100}`. The plugin speaks
+    /// [`Abi::Extism`]. Mapped: the module (a `path`, relative to `dir`, or
+    /// base64 `data`; a `hash` is checked as Extism does, SHA-256 in hex),
+    /// `max_pages` → [`Limits::max_memory_pages`], `max_var_bytes` →
+    /// [`Limits::max_store_bytes`], `config`, `allowed_paths` → WASI
+    /// preopens (`ro:` read-only, as in Extism), `timeout_ms` → the
+    /// deadline. Refused: modules from a `url` and more than one module.
+    /// `allowed_hosts` and `max_http_response_bytes` are read and have no
+    /// effect: this host makes no HTTP requests for plugins.
+    ///
+    /// ```
+    /// use anywasm_plugin::{Abi, Manifest};
+    /// let m = Manifest::from_extism_json(
+    ///     "count_vowels",
+    ///     r#"{"wasm": [{"path": "count_vowels.wasm"}], "memory": {"max_pages": 16},
+    ///         "config": {"vowels": "aeiou"}, "timeout_ms": 250}"#,
+    ///     std::path::Path::new("plugins"),
+    /// ).unwrap();
+    /// assert_eq!(m.get_abi(), Abi::Extism);
+    /// assert_eq!(m.get_limits().max_memory_pages, Some(16));
+    /// ```
+    pub fn from_extism_json(id: impl Into<String>, json: &str, dir: &Path) -> Result<Self> {
+        use base64::Engine as _;
+        use sha2::Digest as _;
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct ExtismManifest {
+            #[serde(default)]
+            wasm: Vec<ExtismWasm>,
+            #[serde(default)]
+            memory: ExtismMemory,
+            #[serde(default)]
+            config: BTreeMap<String, String>,
+            #[serde(default)]
+            allowed_hosts: Option<Vec<String>>,
+            #[serde(default)]
+            allowed_paths: Option<BTreeMap<String, PathBuf>>,
+            #[serde(default)]
+            timeout_ms: Option<u64>,
+        }
+        #[derive(Deserialize, Default)]
+        #[serde(deny_unknown_fields)]
+        struct ExtismMemory {
+            max_pages: Option<u32>,
+            max_http_response_bytes: Option<u64>,
+            max_var_bytes: Option<u64>,
+        }
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct ExtismWasm {
+            path: Option<PathBuf>,
+            data: Option<String>,
+            url: Option<String>,
+            #[serde(default)]
+            headers: Option<BTreeMap<String, String>>,
+            #[serde(default)]
+            method: Option<String>,
+            name: Option<String>,
+            hash: Option<String>,
+        }
+        let id = id.into();
+        let bad = |m: String| PluginError::Manifest(format!("Extism manifest of `{id}`: {m}"));
+        let f: ExtismManifest = serde_json::from_str(json).map_err(|e| bad(e.to_string()))?;
+        let [wasm] = f.wasm.as_slice() else {
+            return Err(bad(format!(
+                "{} modules; exactly one is supported (Extism's linking of several is not)",
+                f.wasm.len()
+            )));
+        };
+        let _ = (&wasm.name, &wasm.headers, &wasm.method, &f.allowed_hosts);
+        let _ = f.memory.max_http_response_bytes;
+        let bytes = match (&wasm.path, &wasm.data, &wasm.url) {
+            (Some(path), None, None) => {
+                let path = if path.is_relative() {
+                    dir.join(path)
+                } else {
+                    path.clone()
+                };
+                std::fs::read(&path).map_err(|source| PluginError::Io {
+                    plugin: id.clone(),
+                    path: path.display().to_string(),
+                    source,
+                })?
+            }
+            (None, Some(data), None) => base64::engine::general_purpose::STANDARD
+                .decode(data)
+                .map_err(|e| bad(format!("`data` is not base64: {e}")))?,
+            (None, None, Some(url)) => {
+                return Err(bad(format!(
+                    "the module is at a URL ({url}); this host loads no code over HTTP: give a `path`"
+                )));
+            }
+            _ => {
+                return Err(bad(
+                    "a module needs exactly one of `path`, `data` or `url`".into()
+                ));
+            }
+        };
+        if let Some(want) = &wasm.hash {
+            let got: String = sha2::Sha256::digest(&bytes)
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            if !got.eq_ignore_ascii_case(want) {
+                return Err(bad(format!(
+                    "hash mismatch: the module's SHA-256 is {got}, the manifest says {want}"
+                )));
+            }
+        }
+        let mut m = Self::from_bytes(id, bytes).abi(Abi::Extism);
+        if let Some(pages) = f.memory.max_pages {
+            m.limits.max_memory_pages = Some(pages.into());
+        }
+        if let Some(bytes) = f.memory.max_var_bytes {
+            m.limits.max_store_bytes = Some(bytes);
+        }
+        if let Some(ms) = f.timeout_ms {
+            m.limits.deadline = Some(Duration::from_millis(ms));
+        }
+        m.config = f.config;
+        if let Some(paths) = f.allowed_paths {
+            let mut grant = WasiGrant::new();
+            for (host, guest) in paths {
+                let guest = guest.to_string_lossy().into_owned();
+                grant = match host.strip_prefix("ro:") {
+                    Some(h) => grant.preopen_read_only(dir.join(h), guest),
+                    None => grant.preopen_read_write(dir.join(&host), guest),
+                };
+            }
+            m.wasi = Some(grant);
+        }
+        m.check()?;
+        Ok(m)
+    }
+
+    /// [`Manifest::from_extism_json`] from a file; relative paths are
+    /// relative to the file's directory.
+    pub fn from_extism_json_file(id: impl Into<String>, path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let id = id.into();
+        let text = std::fs::read_to_string(path).map_err(|source| PluginError::Io {
+            plugin: id.clone(),
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::from_extism_json(id, &text, path.parent().unwrap_or(Path::new(".")))
     }
 
     fn check(&self) -> Result<()> {

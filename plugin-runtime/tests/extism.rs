@@ -194,6 +194,87 @@ pub fn hostile_extism_guest<B: Backend>() {
     assert_eq!(plugin.call_raw("wild", b"ok").unwrap(), b"");
 }
 
+/// An Extism manifest, unchanged: the module and its hash, memory pages,
+/// var bytes, config, paths, timeout; what cannot be honoured is refused.
+pub fn extism_manifests<B: Backend>() {
+    use sha2::Digest as _;
+    let runtime = runtime::<B>(&Log::default());
+    let dir = tempfile::tempdir().unwrap();
+    let wasm = std::fs::read(fixtures().join("guest_c.wasm")).unwrap();
+    std::fs::write(dir.path().join("guest.wasm"), &wasm).unwrap();
+    std::fs::create_dir(dir.path().join("data")).unwrap();
+    std::fs::create_dir(dir.path().join("assets")).unwrap();
+    let hash: String = sha2::Sha256::digest(&wasm)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let json = format!(
+        r#"{{"wasm": [{{"path": "guest.wasm", "hash": "{hash}", "name": "main"}}],
+            "memory": {{"max_pages": 32, "max_var_bytes": 10}},
+            "config": {{"greeting": "Ahoy"}},
+            "allowed_hosts": ["example.com"],
+            "allowed_paths": {{"data": "/data", "ro:assets": "/assets"}},
+            "timeout_ms": 250}}"#
+    );
+    let path = dir.path().join("manifest.json");
+    std::fs::write(&path, &json).unwrap();
+    let m = Manifest::from_extism_json_file("from_extism", &path).unwrap();
+    assert_eq!(m.get_abi(), Abi::Extism);
+    assert_eq!(m.get_limits().max_memory_pages, Some(32));
+    assert_eq!(m.get_limits().max_store_bytes, Some(10));
+    assert_eq!(
+        m.get_limits().deadline,
+        Some(std::time::Duration::from_millis(250))
+    );
+    let preopens = m.get_wasi().unwrap().preopens();
+    let find = |g: &str| preopens.iter().find(|p| p.guest == g).unwrap();
+    assert!(find("/data").writable && !find("/assets").writable);
+    assert_eq!(find("/assets").host, dir.path().join("assets"));
+    let plugin = runtime.load(m).unwrap();
+    assert_eq!(
+        plugin.call_raw("greet", b"sailor").unwrap(),
+        b"Ahoy, sailor!"
+    );
+    // 10 bytes of vars: "total" and its 8 bytes do not fit.
+    let err = plugin.call_raw("count_vowels", b"a").unwrap_err();
+    assert!(
+        matches!(&err, PluginError::AbiViolation { detail, .. } if detail == "Variable store is full"),
+        "{}: {err}",
+        B::NAME
+    );
+    // Inline base64 data works too.
+    use base64::Engine as _;
+    let data = base64::engine::general_purpose::STANDARD.encode(&wasm);
+    let inline = format!(r#"{{"wasm": [{{"data": "{data}"}}]}}"#);
+    let plugin = runtime
+        .load(Manifest::from_extism_json("inline", &inline, dir.path()).unwrap())
+        .unwrap();
+    assert_eq!(plugin.call_raw("echo", b"x").unwrap(), b"x");
+    // Refused with a reason.
+    for (json, reason) in [
+        (
+            r#"{"wasm": [{"path": "guest.wasm", "hash": "00"}]}"#,
+            "hash mismatch",
+        ),
+        (
+            r#"{"wasm": [{"url": "https://example.com/p.wasm"}]}"#,
+            "URL",
+        ),
+        (
+            r#"{"wasm": [{"path": "guest.wasm"}, {"path": "guest.wasm"}]}"#,
+            "2 modules",
+        ),
+        (r#"{"wasm": []}"#, "0 modules"),
+        (
+            r#"{"wasm": [{"path": "guest.wasm"}], "memroy": {}}"#,
+            "unknown field",
+        ),
+    ] {
+        let err = Manifest::from_extism_json("bad", json, dir.path()).unwrap_err();
+        assert!(err.to_string().contains(reason), "{json}: {err}");
+    }
+}
+
 /// Functions from `extism:host/user` (the application's functions in
 /// Extism's ABI) are refused clearly at load.
 pub fn extism_user_functions_are_refused<B: Backend>() {
@@ -215,7 +296,7 @@ macro_rules! extism_tests {
     ($name:ident, $b:ty) => {
         mod $name {
             extism_tests!(@cases $b; c_pdk_guest_matches_extism,
-                assemblyscript_pdk_guest_matches_extism, the_abi_is_detected,
+                assemblyscript_pdk_guest_matches_extism, the_abi_is_detected, extism_manifests,
                 hostile_extism_guest, extism_user_functions_are_refused);
         }
     };
