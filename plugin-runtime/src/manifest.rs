@@ -345,11 +345,12 @@ impl Manifest {
     ///
     /// ```
     /// use anywasm_plugin::{Abi, Manifest};
+    /// // (the module is read now; this one is in the crate's test fixtures)
     /// let m = Manifest::from_extism_json(
     ///     "count_vowels",
-    ///     r#"{"wasm": [{"path": "count_vowels.wasm"}], "memory": {"max_pages": 16},
-    ///         "config": {"vowels": "aeiou"}, "timeout_ms": 250}"#,
-    ///     std::path::Path::new("plugins"),
+    ///     r#"{"wasm": [{"path": "guest_c.wasm"}], "memory": {"max_pages": 16},
+    ///         "config": {"greeting": "Ahoy"}, "timeout_ms": 250}"#,
+    ///     std::path::Path::new("tests/fixtures/extism"),
     /// ).unwrap();
     /// assert_eq!(m.get_abi(), Abi::Extism);
     /// assert_eq!(m.get_limits().max_memory_pages, Some(16));
