@@ -619,6 +619,41 @@ fn plugins(c: &mut Criterion) {
     plugin::<anywasm::Wasmer>(c);
 }
 
+/// The inputs of the Extism-guest rows: 16 bytes and 64 KiB.
+fn extism_guest_inputs() -> [(&'static str, Vec<u8>); 2] {
+    let bytes = |n: usize| (0..n).map(|i| (i * 31) as u8).collect();
+    [("16b", bytes(16)), ("64k", bytes(64 << 10))]
+}
+
+/// An Extism guest (`fixtures/extism_echo.wat`, which moves its input and
+/// output as Extism's PDKs do) through anywasm's Extism ABI; the same
+/// guest on Extism's own host is in `extism_reference`.
+fn extism_guest<B: Backend>(g: &mut BenchmarkGroup<WallTime>) {
+    let wasm = wat::parse_str(include_str!("../fixtures/extism_echo.wat")).unwrap();
+    let runtime = PluginRuntime::<B>::new().unwrap();
+    let p = runtime
+        .load(Manifest::from_bytes("extism_echo", wasm))
+        .unwrap();
+    for (size, input) in extism_guest_inputs() {
+        g.bench_function(format!("{size}/{}", B::NAME), |b| {
+            b.iter(|| {
+                let out = p.call_raw("echo", &input).unwrap();
+                debug_assert_eq!(out, input);
+                out
+            })
+        });
+    }
+}
+
+fn extism_guests(c: &mut Criterion) {
+    let mut g = c.benchmark_group("extism_guest");
+    short(&mut g);
+    extism_guest::<anywasm::Wasmtime>(&mut g);
+    extism_guest::<anywasm::Wasmi>(&mut g);
+    extism_guest::<anywasm::Wasmer>(&mut g);
+    g.finish();
+}
+
 /// Loads main.wasm and the three libraries it needs (the linker's C
 /// fixtures) into a fresh store, from files: read, compile, lay out,
 /// resolve, instantiate, relocate, run constructors.
@@ -712,6 +747,15 @@ fn extism_reference(c: &mut Criterion) {
         });
     }
     g.finish();
+    // The Extism-guest rows: the same guest and inputs as `extism_guest`.
+    let mut g = c.benchmark_group("extism_guest");
+    short(&mut g);
+    for (size, input) in extism_guest_inputs() {
+        g.bench_function(format!("{size}/extism"), |b| {
+            b.iter(|| plugin.call::<&[u8], Vec<u8>>("echo", &input[..]).unwrap())
+        });
+    }
+    g.finish();
 }
 
 /// One Extism echo call with a serde value, encoded and decoded as the
@@ -745,6 +789,7 @@ criterion_group!(
     compiling,
     real_programs,
     plugins,
+    extism_guests,
     extism_reference,
     dynamic_linking
 );

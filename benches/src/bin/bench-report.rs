@@ -460,6 +460,39 @@ fn main() {
              (opt-in: it builds a second wasmtime); it was not part of this run."
         );
     }
+    let _ = writeln!(md, "\n## Extism guests (per call)\n");
+    let _ = writeln!(
+        md,
+        "The same Extism guest (`benches/fixtures/extism_echo.wat`, moving its bytes as Extism's \
+         PDKs do) through anywasm's Extism ABI on each engine and on Extism's own host.\n"
+    );
+    let _ = writeln!(md, "| host | 16 B | 64 KiB | 64 KiB / Extism's |");
+    let _ = writeln!(md, "|---|---|---|---|");
+    let theirs = get("extism_guest", "64k", "extism");
+    for e in ENGINES
+        .iter()
+        .copied()
+        .chain(theirs.is_some().then_some("extism"))
+    {
+        let f = |size: &str| get("extism_guest", size, e).map_or("—".into(), human);
+        let ratio = match (get("extism_guest", "64k", e), theirs) {
+            (Some(a), Some(t)) if t > 0.0 => format!("{:.2}", a / t),
+            _ => "—".into(),
+        };
+        let host = if e == "extism" {
+            "Extism 1.30 (wasmtime 43)".to_string()
+        } else {
+            format!("anywasm on {e}")
+        };
+        let _ = writeln!(md, "| {host} | {} | {} | {ratio} |", f("16b"), f("64k"));
+    }
+    if theirs.is_none() {
+        let _ = writeln!(
+            md,
+            "\nExtism's own host is measured with `cargo bench -p anywasm-benches --features extism`; \
+             it was not part of this run."
+        );
+    }
     // Resident memory under hot reloads: not a criterion measurement, so it
     // comes from the example's own table when it was run.
     let _ = writeln!(md, "\n## Hot reload: resident memory\n");
