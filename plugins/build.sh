@@ -49,4 +49,7 @@ c_plugin pdk_values.c pdk_values_c.wasm
 rust_plugin pdk_values.rs pdk_values_rs.wasm
 c_wasi_plugin wasi_c.c wasi_c.wasm
 rust_plugin wasi_rs.rs wasi_rs.wasm wasm32-wasi
+# The AssemblyScript plugin with pdk/assemblyscript (npm, pinned by its lock
+# file; the PDK is installed as a copy, which AssemblyScript's resolver needs).
+(cd file_icons_as && npm ci --silent --install-links && npm run -s build)
 echo "built: $(ls *.wasm | tr '\n' ' ')"

@@ -13,6 +13,8 @@ const HOSTILE: &str = include_str!("fixtures/hostile.wat");
 const HOSTS: &str = include_str!("fixtures/hosts.wat");
 const C_PLUGIN: &[u8] = include_bytes!("../../plugins/file_icons_c.wasm");
 const RUST_PLUGIN: &[u8] = include_bytes!("../../plugins/file_icons_rs.wasm");
+/// The same plugin in AssemblyScript with `pdk/assemblyscript` (JSON only).
+const AS_PLUGIN: &[u8] = include_bytes!("../../plugins/file_icons_as.wasm");
 
 #[derive(Debug, Serialize, Deserialize, PartialEq, Clone)]
 struct Event {
@@ -80,11 +82,17 @@ fn echo_works<B: Backend>(p: &anywasm_plugin::Plugin<B>) {
     assert_eq!(p.call_raw("echo", b"still here").unwrap(), b"still here");
 }
 
-/// The C and Rust example plugins, called with structs in every format.
+/// The C, Rust and AssemblyScript example plugins, called with structs in
+/// every format each declares.
 pub fn example_plugins_in_both_formats<B: Backend>() {
     let rt = runtime::<B>();
-    for (name, bytes) in [("c", C_PLUGIN), ("rust", RUST_PLUGIN)] {
-        for format in [Format::MsgPack, Format::Json, Format::Hybrid] {
+    let all = &[Format::MsgPack, Format::Json, Format::Hybrid][..];
+    for (name, bytes, formats) in [
+        ("c", C_PLUGIN, all),
+        ("rust", RUST_PLUGIN, all),
+        ("assemblyscript", AS_PLUGIN, &[Format::Json][..]),
+    ] {
+        for &format in formats {
             let plugin = rt
                 .load(
                     Manifest::from_bytes(format!("icons-{name}"), bytes)
@@ -194,6 +202,46 @@ pub fn guest_errors_are_values<B: Backend>() {
         plugin.call_raw("no_such", b""),
         Err(PluginError::NoSuchFunction { .. })
     ));
+}
+
+/// The AssemblyScript PDK: guest errors as values (the instance stays),
+/// a format it does not declare refused at load, malformed JSON a guest
+/// error, not a trap.
+pub fn assemblyscript_pdk_errors<B: Backend>() {
+    let rt = runtime::<B>();
+    let m = || {
+        Manifest::from_bytes("icons-as", AS_PLUGIN)
+            .allow("anywasm.calc")
+            .allow("anywasm.echo")
+    };
+    assert!(matches!(
+        rt.load(m().format(Format::MsgPack)),
+        Err(PluginError::FormatNotSupported { .. })
+    ));
+    let plugin = rt.load(m().format(Format::Json)).unwrap();
+    match plugin.call::<_, Decision>("handle_event", &event("", 1)) {
+        Err(PluginError::Guest { message, .. }) => assert_eq!(message, "empty path"),
+        other => panic!("{}: {other:?}", B::NAME),
+    }
+    for bad in [&b"not json"[..], b"[1,2]", b"{\"kind\":\"open\"}"] {
+        match plugin.call_raw("handle_event", bad) {
+            Err(PluginError::Guest { message, .. }) => {
+                assert_eq!(message, "handle_event expects {kind, path, size}")
+            }
+            other => panic!("{}: {:?}: {other:?}", B::NAME, String::from_utf8_lossy(bad)),
+        }
+    }
+    let d: Decision = plugin.call("handle_event", &event("lib.h", 1)).unwrap();
+    assert_eq!(d.icon, "c");
+    let c: Counts = plugin.call("stats", &()).unwrap();
+    assert_eq!(
+        c,
+        Counts {
+            calls: 1,
+            initialized: 1
+        },
+        "the instance survived the guest errors"
+    );
 }
 
 /// Serde, numeric and built-in host functions, and their errors as values.
@@ -649,7 +697,8 @@ macro_rules! plugin_tests {
     ($name:ident, $b:ty) => {
         mod $name {
             plugin_tests!(@cases $b;
-                example_plugins_in_both_formats, guest_errors_are_values, host_functions,
+                example_plugins_in_both_formats, guest_errors_are_values, assemblyscript_pdk_errors,
+                host_functions,
                 every_limit_is_a_typed_error_and_the_next_call_works, abi_violations_are_typed_errors,
                 bad_plugins_do_not_load, concurrent_calls_from_eight_threads,
                 modules_are_cached_by_content, compiled_code_is_kept_on_disk, hot_reload_swaps_and_keeps_serving, manifest_from_json,

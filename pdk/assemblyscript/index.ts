@@ -1,0 +1,2 @@
+// The package entry AssemblyScript resolves for `@anywasm/pdk`.
+export * from "./assembly/index";
