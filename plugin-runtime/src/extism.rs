@@ -17,11 +17,15 @@
 //! - Before each call the memory is cleared, the input is placed in a new
 //!   block, and the error and output are unset.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::io::Read as _;
+use std::sync::Arc;
+use std::time::Duration;
 
 use anywasm::{Backend, Caller, Error, FuncType, Linker, Val, ValType};
 
-use crate::host::{AbiFault, HostFunctions, PluginState, lock_kv};
+use crate::host::{AbiFault, HostFnFailed, HostFunctions, PluginState, lock_kv};
+use crate::manifest::Manifest;
 
 /// The module Extism's PDKs import the kernel and host API from.
 pub(crate) const ENV: &str = "extism:host/env";
@@ -236,6 +240,133 @@ impl Kernel {
     }
 }
 
+/// What a plugin's `http_request` may do: the hosts its manifest allows
+/// and the largest response; shared by the plugin's instances.
+#[derive(Debug)]
+pub(crate) struct HttpGrant {
+    hosts: Vec<glob::Pattern>,
+    max_response: u64,
+    timeout: Duration,
+}
+
+impl HttpGrant {
+    /// The grant of a manifest (its patterns were checked when it was made).
+    pub(crate) fn of(m: &Manifest) -> Arc<Self> {
+        Arc::new(Self {
+            hosts: m
+                .http_hosts
+                .iter()
+                .filter_map(|p| glob::Pattern::new(p).ok())
+                .collect(),
+            max_response: m.max_http_response_bytes,
+            timeout: m.limits.deadline.unwrap_or(Duration::from_secs(30)),
+        })
+    }
+
+    /// Nothing allowed.
+    pub(crate) fn none() -> Arc<Self> {
+        Arc::new(Self {
+            hosts: Vec::new(),
+            max_response: 0,
+            timeout: Duration::ZERO,
+        })
+    }
+}
+
+/// The last HTTP response of an instance, for `http_status_code` and
+/// `http_headers`.
+#[derive(Debug, Default)]
+pub(crate) struct HttpLast {
+    status: u16,
+    headers: BTreeMap<String, String>,
+}
+
+/// An Extism guest's request, as its PDKs write it.
+#[derive(serde::Deserialize)]
+struct HttpRequest {
+    url: String,
+    #[serde(default)]
+    headers: BTreeMap<String, String>,
+    method: Option<String>,
+}
+
+fn http_failed(message: String) -> Error {
+    Error::host(HostFnFailed {
+        function: "http_request".into(),
+        message,
+    })
+}
+
+/// Sends a request the grant allows; the response body, bounded.
+fn http_send(
+    grant: &HttpGrant,
+    req: &HttpRequest,
+    body: Option<Vec<u8>>,
+) -> Result<(HttpLast, Vec<u8>), Error> {
+    let uri: ureq::http::Uri = req
+        .url
+        .parse()
+        .map_err(|e| http_failed(format!("Invalid URL: {e}")))?;
+    let host = uri.host().unwrap_or_default();
+    if !grant.hosts.iter().any(|p| p.matches(host)) {
+        return Err(http_failed(format!(
+            "HTTP request to {} is not allowed",
+            req.url
+        )));
+    }
+    let method = req.method.as_deref().unwrap_or("GET").to_uppercase();
+    let mut builder = ureq::http::Request::builder()
+        .method(method.as_str())
+        .uri(uri);
+    for (k, v) in &req.headers {
+        builder = builder.header(k, v);
+    }
+    let bad = |e: ureq::http::Error| http_failed(e.to_string());
+    let sent = match body {
+        Some(b) => send(builder.body(b).map_err(bad)?, grant.timeout),
+        None => send(builder.body(()).map_err(bad)?, grant.timeout),
+    };
+    let res = sent.map_err(|e| http_failed(e.to_string()))?;
+    let mut last = HttpLast {
+        status: res.status().as_u16(),
+        headers: BTreeMap::new(),
+    };
+    for (name, value) in res.headers() {
+        if let Ok(v) = value.to_str() {
+            last.headers
+                .insert(name.as_str().to_string(), v.to_string());
+        }
+    }
+    let mut buf = Vec::new();
+    res.into_body()
+        .into_reader()
+        .take(grant.max_response.saturating_add(1))
+        .read_to_end(&mut buf)
+        .map_err(|e| http_failed(e.to_string()))?;
+    if buf.len() as u64 > grant.max_response {
+        return Err(http_failed(format!(
+            "HTTP response exceeds the configured maximum number of bytes: {}",
+            grant.max_response
+        )));
+    }
+    Ok((last, buf))
+}
+
+/// Runs a request within `timeout`; a status of 400 or more is a response,
+/// not an error (the guest reads it with `http_status_code`).
+fn send(
+    request: ureq::http::Request<impl ureq::AsSendBody>,
+    timeout: Duration,
+) -> Result<ureq::http::Response<ureq::Body>, ureq::Error> {
+    let agent = ureq::Agent::new_with_defaults();
+    let request = agent
+        .configure_request(request)
+        .http_status_as_error(false)
+        .timeout_global(Some(timeout))
+        .build();
+    agent.run(request)
+}
+
 fn fault(msg: impl Into<String>) -> Error {
     Error::host(AbiFault(msg.into()))
 }
@@ -404,18 +535,42 @@ pub(crate) fn define<B: Backend>(
         r[0] = Val::I32(if logging { 0 } else { i32::MAX });
         Ok(())
     })?;
-    linker.func_new(ENV, "http_request", t(&[I64, I64], &[I64]), |_, p, _| {
-        let _ = (arg(&p[0]), arg(&p[1]));
-        Err(fault(
-            "http_request: this host makes no HTTP requests for plugins (no host is allowed)",
-        ))
-    })?;
-    linker.func_new(ENV, "http_status_code", t(&[], &[I32]), |_, _, r| {
-        r[0] = Val::I32(0);
+    linker.func_new(
+        ENV,
+        "http_request",
+        t(&[I64, I64], &[I64]),
+        |mut c, p, r| {
+            let k = kernel(&mut c);
+            let req = k.take(arg(&p[0]), "http request")?;
+            let req: HttpRequest = serde_json::from_slice(&req)
+                .map_err(|e| http_failed(format!("the request is not Extism's JSON: {e}")))?;
+            let body = match arg(&p[1]) {
+                0 => None,
+                h => Some(k.take(h, "http request body")?),
+            };
+            c.data_mut().http_last = HttpLast::default();
+            let grant = c.data().http.clone();
+            let (last, bytes) = http_send(&grant, &req, body)?;
+            c.data_mut().http_last = last;
+            let k = kernel(&mut c);
+            let h = k.put(&bytes);
+            if h == 0 && !bytes.is_empty() {
+                return Err(http_failed(format!(
+                    "the response of {} bytes does not fit the kernel memory",
+                    bytes.len()
+                )));
+            }
+            r[0] = Val::I64(h as i64);
+            Ok(())
+        },
+    )?;
+    linker.func_new(ENV, "http_status_code", t(&[], &[I32]), |c, _, r| {
+        r[0] = Val::I32(i32::from(c.data().http_last.status));
         Ok(())
     })?;
-    linker.func_new(ENV, "http_headers", t(&[], &[I64]), |_, _, r| {
-        r[0] = Val::I64(0);
+    linker.func_new(ENV, "http_headers", t(&[], &[I64]), |mut c, _, r| {
+        let json = serde_json::to_vec(&c.data().http_last.headers).unwrap_or_default();
+        r[0] = Val::I64(kernel(&mut c).put(&json) as i64);
         Ok(())
     })?;
     Ok(())

@@ -273,6 +273,10 @@ pub struct PluginState {
     pub(crate) kernel: crate::extism::Kernel,
     /// The call in flight of a waPC guest (unused by others).
     pub(crate) wapc: crate::wapc::WapcState,
+    /// What an Extism guest's `http_request` may reach.
+    pub(crate) http: Arc<crate::extism::HttpGrant>,
+    /// The last HTTP response of an Extism guest.
+    pub(crate) http_last: crate::extism::HttpLast,
 }
 
 impl PluginState {
@@ -297,6 +301,8 @@ impl PluginState {
                     .map_or(u64::MAX, |p| p.saturating_mul(65536)),
             ),
             wapc: crate::wapc::WapcState::default(),
+            http: crate::extism::HttpGrant::none(),
+            http_last: crate::extism::HttpLast::default(),
         }
     }
 }

@@ -52,8 +52,8 @@
 //!   kernel memory (kept by the host, bounded by the plugin's memory limit,
 //!   every handle and offset checked), input, output, errors and return
 //!   codes, config, vars (the plugin's key/value store, so the same quota)
-//!   and logs, with Extism's semantics. `http_request` is refused (this
-//!   host makes no HTTP requests for plugins) and functions from
+//!   and logs, with Extism's semantics; `http_request` to the hosts the
+//!   manifest allows ([`Manifest::allow_http_host`]). Functions from
 //!   `extism:host/user` are refused at load ([`PluginError::Unsupported`]).
 //! - **waPC guests** ([`Abi::Wapc`], detected from the `__guest_call`
 //!   export): operations by name, host calls answered by
@@ -79,7 +79,8 @@ pub use any::{AnyPlugin, AnyPluginRuntime, AnyPluginRuntimeBuilder};
 pub use error::{PluginError, Result};
 pub use host::{HostContext, HostFunctions, Number};
 pub use manifest::{
-    Abi, DEFAULT_DEADLINE, DEFAULT_MAX_MEMORY_PAGES, Format, Limits, Manifest, WasmSource,
+    Abi, DEFAULT_DEADLINE, DEFAULT_MAX_HTTP_RESPONSE_BYTES, DEFAULT_MAX_MEMORY_PAGES, Format,
+    Limits, Manifest, WasmSource,
 };
 pub use plugin::{CancelHandle, Plugin, PluginStats};
 pub use reload::{ReloadEvent, ReloadWatcher};

@@ -97,6 +97,9 @@ pub struct Limits {
 
 /// The default time limit of a call.
 pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(1);
+/// The default bound of an HTTP response an Extism guest receives (Extism's
+/// own default): 50 MiB.
+pub const DEFAULT_MAX_HTTP_RESPONSE_BYTES: u64 = 50 << 20;
 /// The default memory limit of an instance, in 64 KiB pages (64 MiB).
 pub const DEFAULT_MAX_MEMORY_PAGES: u64 = 1024;
 
@@ -233,6 +236,10 @@ pub struct Manifest {
     pub(crate) limits: Limits,
     pub(crate) config: BTreeMap<String, String>,
     pub(crate) allowed: Vec<String>,
+    /// Hosts an Extism guest may reach with `http_request` (glob patterns).
+    pub(crate) http_hosts: Vec<String>,
+    /// The largest HTTP response body an Extism guest may receive.
+    pub(crate) max_http_response_bytes: u64,
     pub(crate) max_instances: usize,
     pub(crate) wasi: Option<WasiGrant>,
 }
@@ -266,11 +273,36 @@ impl Manifest {
             limits: Limits::default(),
             config: BTreeMap::new(),
             allowed: Vec::new(),
+            http_hosts: Vec::new(),
+            max_http_response_bytes: DEFAULT_MAX_HTTP_RESPONSE_BYTES,
             max_instances: std::thread::available_parallelism()
                 .map_or(2, |n| n.get())
                 .max(2),
             wasi: None,
         }
+    }
+
+    /// Lets an Extism guest's `http_request` reach hosts matching `pattern`
+    /// (a glob such as `api.example.com` or `*.example.com`, matched against
+    /// the URL's host, as Extism's `allowed_hosts`). Without any, every
+    /// request is refused. A request is bounded by the call's deadline (30
+    /// seconds when the plugin has none) and its response by
+    /// [`Manifest::max_http_response_bytes`].
+    pub fn allow_http_host(mut self, pattern: impl Into<String>) -> Self {
+        self.http_hosts.push(pattern.into());
+        self
+    }
+
+    /// The HTTP hosts an Extism guest may reach.
+    pub fn get_http_hosts(&self) -> &[String] {
+        &self.http_hosts
+    }
+
+    /// The largest HTTP response body an Extism guest may receive (default
+    /// [`DEFAULT_MAX_HTTP_RESPONSE_BYTES`]); a larger one fails the call.
+    pub fn max_http_response_bytes(mut self, bytes: u64) -> Self {
+        self.max_http_response_bytes = bytes;
+        self
     }
 
     /// Which ABI the plugin speaks (default [`Abi::Auto`]).
@@ -339,9 +371,9 @@ impl Manifest {
     /// `max_pages` → [`Limits::max_memory_pages`], `max_var_bytes` →
     /// [`Limits::max_store_bytes`], `config`, `allowed_paths` → WASI
     /// preopens (`ro:` read-only, as in Extism), `timeout_ms` → the
-    /// deadline. Refused: modules from a `url` and more than one module.
-    /// `allowed_hosts` and `max_http_response_bytes` are read and have no
-    /// effect: this host makes no HTTP requests for plugins.
+    /// deadline, `allowed_hosts` → [`Manifest::allow_http_host`],
+    /// `max_http_response_bytes` → [`Manifest::max_http_response_bytes`].
+    /// Refused: modules from a `url` and more than one module.
     ///
     /// ```
     /// use anywasm_plugin::{Abi, Manifest};
@@ -403,8 +435,7 @@ impl Manifest {
                 f.wasm.len()
             )));
         };
-        let _ = (&wasm.name, &wasm.headers, &wasm.method, &f.allowed_hosts);
-        let _ = f.memory.max_http_response_bytes;
+        let _ = (&wasm.name, &wasm.headers, &wasm.method);
         let bytes = match (&wasm.path, &wasm.data, &wasm.url) {
             (Some(path), None, None) => {
                 let path = if path.is_relative() {
@@ -454,6 +485,10 @@ impl Manifest {
             m.limits.deadline = Some(Duration::from_millis(ms));
         }
         m.config = f.config;
+        m.http_hosts = f.allowed_hosts.unwrap_or_default();
+        if let Some(max) = f.memory.max_http_response_bytes {
+            m.max_http_response_bytes = max;
+        }
         if let Some(paths) = f.allowed_paths {
             let mut grant = WasiGrant::new();
             for (host, guest) in paths {
@@ -482,9 +517,14 @@ impl Manifest {
         Self::from_extism_json(id, &text, path.parent().unwrap_or(Path::new(".")))
     }
 
-    fn check(&self) -> Result<()> {
+    pub(crate) fn check(&self) -> Result<()> {
         if self.id.is_empty() {
             return Err(PluginError::Manifest("the plugin id is empty".into()));
+        }
+        for p in &self.http_hosts {
+            glob::Pattern::new(p).map_err(|e| {
+                PluginError::Manifest(format!("allowed HTTP host `{p}` is not a pattern: {e}"))
+            })?;
         }
         Ok(())
     }

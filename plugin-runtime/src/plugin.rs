@@ -342,6 +342,7 @@ pub(crate) struct PluginInner<B: Backend> {
     manifest: Manifest,
     ctx: HostContext,
     kv: Arc<Mutex<KvStore>>,
+    http: Arc<extism::HttpGrant>,
     current: RwLock<Arc<Generation<B>>>,
     counters: Counters,
     reload_lock: Mutex<()>,
@@ -758,6 +759,7 @@ impl<B: Backend> PluginInner<B> {
                 wasi,
             ),
         );
+        store.data_mut().http = self.http.clone();
         let mut limits = StoreLimits::new();
         limits.max_memory_pages = self.manifest.limits.max_memory_pages;
         limits.max_table_elements = self.manifest.limits.max_table_elements;
@@ -1123,6 +1125,7 @@ impl<B: Backend> PluginInner<B> {
 
 impl<B: Backend> Plugin<B> {
     pub(crate) fn load(runtime: Arc<RuntimeInner<B>>, manifest: Manifest) -> Result<Self> {
+        manifest.check()?;
         let bytes = read_source(&manifest)?;
         let generation = prepare(&runtime, &manifest, 1, &bytes, None)?;
         let ctx = HostContext {
@@ -1133,6 +1136,7 @@ impl<B: Backend> Plugin<B> {
             runtime,
             ctx,
             kv: Arc::default(),
+            http: extism::HttpGrant::of(&manifest),
             counters: Counters::default(),
             reload_lock: Mutex::new(()),
             current: RwLock::new(Arc::new(generation)),

@@ -275,6 +275,96 @@ pub fn extism_manifests<B: Backend>() {
     }
 }
 
+/// A one-shot HTTP server on 127.0.0.1: answers one request with `status`
+/// and `body`, and hands back the request it read.
+fn serve_once(status: &str, body: &'static [u8]) -> (String, std::thread::JoinHandle<String>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!(
+        "http://127.0.0.1:{}/hello",
+        listener.local_addr().unwrap().port()
+    );
+    let status = status.to_string();
+    let server = std::thread::spawn(move || {
+        let (mut conn, _) = listener.accept().unwrap();
+        conn.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        let mut request = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !request.ends_with(b"\r\n\r\n") {
+            let n = conn.read(&mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            request.extend_from_slice(&buf[..n]);
+        }
+        let head = format!(
+            "HTTP/1.1 {status}\r\nContent-Length: {}\r\nX-Served: yes\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
+        conn.write_all(head.as_bytes()).unwrap();
+        conn.write_all(body).unwrap();
+        String::from_utf8_lossy(&request).into_owned()
+    });
+    (url, server)
+}
+
+/// `http_request` reaches the hosts a manifest allows (a glob, as
+/// Extism's `allowed_hosts`), with the guest's headers; the status comes
+/// back (a 404 is a response, not an error); other hosts and responses
+/// past the bound fail the call with the host function's error.
+pub fn http_requests_to_allowed_hosts<B: Backend>() {
+    let runtime = runtime::<B>(&Log::default());
+    let load = |m: Manifest| runtime.load(m).unwrap();
+    let guest = || Manifest::from_file("http", fixtures().join("guest_c.wasm"));
+    let plugin = load(guest().allow_http_host("127.0.0.*"));
+    let (url, server) = serve_once("201 Created", b"hello");
+    assert_eq!(
+        plugin.call_raw("http_get", url.as_bytes()).unwrap(),
+        b"201 hello",
+        "{}",
+        B::NAME
+    );
+    let request = server.join().unwrap();
+    assert!(request.starts_with("GET /hello HTTP/1.1\r\n"), "{request}");
+    assert!(
+        request.to_ascii_lowercase().contains("x-guest: c"),
+        "{request}"
+    );
+    let (url, server) = serve_once("404 Not Found", b"");
+    assert_eq!(
+        plugin.call_raw("http_get", url.as_bytes()).unwrap(),
+        b"404 "
+    );
+    server.join().unwrap();
+    // No host allowed: refused before anything is sent.
+    let closed = load(guest());
+    let err = closed.call_raw("http_get", url.as_bytes()).unwrap_err();
+    assert!(
+        matches!(&err, PluginError::Host { host_function, message, .. }
+            if host_function == "http_request" && message.contains("is not allowed")),
+        "{err}"
+    );
+    // A response past the bound.
+    let small = load(
+        guest()
+            .allow_http_host("127.0.0.1")
+            .max_http_response_bytes(3),
+    );
+    let (url, server) = serve_once("200 OK", b"too long");
+    let err = small.call_raw("http_get", url.as_bytes()).unwrap_err();
+    assert!(
+        err.to_string().contains("exceeds the configured maximum"),
+        "{err}"
+    );
+    server.join().unwrap();
+    // A bad pattern is a manifest error.
+    assert!(matches!(
+        runtime.load(guest().allow_http_host("[")),
+        Err(PluginError::Manifest(_))
+    ));
+}
+
 /// Functions from `extism:host/user` (the application's functions in
 /// Extism's ABI) are refused clearly at load.
 pub fn extism_user_functions_are_refused<B: Backend>() {
@@ -297,6 +387,7 @@ macro_rules! extism_tests {
         mod $name {
             extism_tests!(@cases $b; c_pdk_guest_matches_extism,
                 assemblyscript_pdk_guest_matches_extism, the_abi_is_detected, extism_manifests,
+                http_requests_to_allowed_hosts,
                 hostile_extism_guest, extism_user_functions_are_refused);
         }
     };
