@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use anywasm::{Backend, Config, Engine, Func, Instance, Linker, Module, Store, Val};
 use anywasm_benches::{
-    ECHO_PLUGIN_WAT, FIB_N, HOST_CALLS, KERNEL_N, SHORT_GROUP, bench_wasm, big_module,
+    ECHO_PLUGIN_WAT, FIB_N, HOST_CALLS, KERNEL_N, LONG_GROUP, SHORT_GROUP, bench_wasm, big_module,
 };
 use anywasm_plugin::{Format, Manifest, PluginRuntime};
 use criterion::{
@@ -321,7 +321,11 @@ fn raw_benches(g: &mut BenchmarkGroup<WallTime>, workload: &str) {
 }
 
 fn short(g: &mut BenchmarkGroup<WallTime>) {
-    let (warm_up, measure, samples) = SHORT_GROUP;
+    settings(g, SHORT_GROUP);
+}
+
+/// Applies `(warm-up ms, measurement ms, samples)` (`SHORT_GROUP`, `LONG_GROUP`).
+fn settings(g: &mut BenchmarkGroup<WallTime>, (warm_up, measure, samples): (u64, u64, usize)) {
     g.warm_up_time(Duration::from_millis(warm_up));
     g.measurement_time(Duration::from_millis(measure));
     g.sample_size(samples);
@@ -393,9 +397,7 @@ fn fuel_metering(c: &mut Criterion) {
 fn compile_and_instantiate<B: Backend>(c: &mut Criterion, big: &[u8]) {
     let engine = Engine::<B>::new(&Config::new()).unwrap();
     let mut g = c.benchmark_group("compile_1mb");
-    g.sample_size(10);
-    g.warm_up_time(Duration::from_millis(100));
-    g.measurement_time(Duration::from_secs(5));
+    settings(&mut g, LONG_GROUP);
     g.bench_function(format!("anywasm/{}", B::NAME), |b| {
         b.iter(|| Module::new(&engine, big).unwrap())
     });
@@ -486,9 +488,7 @@ fn chunked<B: Backend>(
 fn real_program<B: Backend>(c: &mut Criterion, wasm: &[u8], cache: &anywasm::CodeCache) {
     let engine = Engine::<B>::new(&Config::new()).unwrap();
     let mut g = c.benchmark_group("real_program");
-    g.sample_size(10);
-    g.warm_up_time(Duration::from_millis(100));
-    g.measurement_time(Duration::from_secs(5));
+    settings(&mut g, LONG_GROUP);
     g.bench_function(format!("cold/{}", B::NAME), |b| {
         b.iter(|| Module::new(&engine, wasm).unwrap())
     });
@@ -534,9 +534,7 @@ fn compiling(c: &mut Criterion) {
     compile_and_instantiate::<anywasm::Wasmer>(c, &big);
     // The raw engines compiling the same bytes.
     let mut g = c.benchmark_group("compile_1mb");
-    g.sample_size(10);
-    g.warm_up_time(Duration::from_millis(100));
-    g.measurement_time(Duration::from_secs(5));
+    settings(&mut g, LONG_GROUP);
     let wt = wasmtime::Engine::default();
     g.bench_function("raw/wasmtime", |b| {
         b.iter(|| wasmtime::Module::new(&wt, &big).unwrap())

@@ -12,6 +12,9 @@ pub const HOST_CALLS: i32 = 1_000;
 /// Criterion settings of the short groups: warm-up and measurement time
 /// (milliseconds) and sample count.
 pub const SHORT_GROUP: (u64, u64, usize) = (500, 2_000, 30);
+/// Criterion settings of the slow groups (compiling 1 MB, real programs),
+/// as `SHORT_GROUP`.
+pub const LONG_GROUP: (u64, u64, usize) = (100, 5_000, 10);
 
 use wasm_encoder::{
     CodeSection, ExportKind, ExportSection, Function, FunctionSection, Instruction, Module,

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use anywasm_raw_wasmi_bench::workloads::{
-    FIB_N, HOST_CALLS, KERNEL_N, SHORT_GROUP, bench_wasm, big_module,
+    FIB_N, HOST_CALLS, KERNEL_N, LONG_GROUP, SHORT_GROUP, bench_wasm, big_module,
 };
 use criterion::{Criterion, black_box, criterion_group, criterion_main};
 
@@ -101,9 +101,10 @@ fn calls_and_compute(c: &mut Criterion) {
 fn compiling(c: &mut Criterion) {
     let big = big_module(1 << 20);
     let mut g = c.benchmark_group("compile_1mb");
-    g.sample_size(10);
-    g.warm_up_time(Duration::from_millis(100));
-    g.measurement_time(Duration::from_secs(5));
+    let (warm_up, measure, samples) = LONG_GROUP;
+    g.warm_up_time(Duration::from_millis(warm_up));
+    g.measurement_time(Duration::from_millis(measure));
+    g.sample_size(samples);
     let engine = wasmi::Engine::default();
     g.bench_function("raw/wasmi", |b| {
         b.iter(|| wasmi::Module::new(&engine, &big).unwrap())
