@@ -400,13 +400,10 @@ fn call_with_bytes<B: Backend>(
     limits: &Limits,
     output: Output<'_>,
 ) -> std::result::Result<(), CallFailure> {
-    let (memory, alloc) = match &slot.abi {
-        SlotAbi::Anywasm { memory, alloc } => (memory.clone(), alloc.clone()),
-        SlotAbi::Extism => return call_extism(slot, func, input, limits, output),
-        SlotAbi::Wapc { .. } => {
-            return Err(CallFailure::Abi("a waPC guest has no such export".into()));
-        }
+    let SlotAbi::Anywasm { memory, alloc } = &slot.abi else {
+        return Err(CallFailure::Abi("not an instance of anywasm's ABI".into()));
     };
+    let (memory, alloc) = (memory.clone(), alloc.clone());
     slot.store.data_mut().guest_error = None;
     slot.store.data_mut().pending = None;
     let len = i32::try_from(input.len())
@@ -474,7 +471,7 @@ fn call_extism<B: Backend>(
     let max = state
         .limits
         .max_memory_pages
-        .map_or(u64::MAX, |p| p * 65536);
+        .map_or(u64::MAX, |p| p.saturating_mul(65536));
     let placed = state
         .kernel
         .start_call(input.len() as u64, |buf| match input {
@@ -957,10 +954,11 @@ impl<B: Backend> PluginInner<B> {
         let fuel = self
             .arm(&mut slot.store)
             .map_err(|e| engine_err(self.id(), e))?;
-        let r = if matches!(slot.abi, SlotAbi::Wapc { .. }) {
-            call_wapc(slot, &func, function, input, output)
-        } else {
-            call_with_bytes(slot, &func, input, &self.manifest.limits, output)
+        let limits = &self.manifest.limits;
+        let r = match slot.abi {
+            SlotAbi::Anywasm { .. } => call_with_bytes(slot, &func, input, limits, output),
+            SlotAbi::Extism => call_extism(slot, &func, input, limits, output),
+            SlotAbi::Wapc { .. } => call_wapc(slot, &func, function, input, output),
         };
         if fuel > 0
             && let Ok(left) = slot.store.get_fuel()
