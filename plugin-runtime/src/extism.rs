@@ -1,28 +1,35 @@
 //! The Extism guest ABI: the `extism:host/env` imports that Extism's PDKs
-//! use, on a kernel memory the host keeps for each instance, so that
-//! plugins written for Extism run unchanged on every backend.
+//! use, on a kernel memory of each instance, so that plugins written for
+//! Extism run unchanged on every backend.
 //!
-//! Extism's own host keeps this memory inside a small wasm module (its
-//! "kernel"); here it is a byte vector in the store's data with the same
-//! observable rules:
+//! As in Extism's own host, the kernel memory is the memory of a small wasm
+//! module instantiated beside the guest (`extism_kernel.wat`). The calls a
+//! guest makes per byte or per word (`load_*`, `store_*`, `input_*`) are
+//! bound to that module's exports, so they run as wasm-to-wasm calls; the
+//! rest (allocation, handles, output, errors, config, vars, logs, HTTP) is
+//! the host's, with the same observable rules as Extism:
 //! - `alloc(n)` gives the offset of `n` zeroed bytes, 0 for `n == 0` or
 //!   when the memory limit would be passed; `free` makes a block reusable;
 //!   `length`/`length_unsafe` give a live block's length, 0 for anything
 //!   else.
-//! - `load_*`/`store_*` reach any address inside the kernel memory; outside
-//!   it loads give 0 and stores do nothing (Extism's bounds-checked kernel
-//!   behaves the same).
+//! - `load_*`/`store_*` reach any address below the end of the blocks
+//!   handed out; beyond it loads give 0 and stores do nothing (Extism's
+//!   bounds-checked kernel behaves the same).
 //! - `config_get`, `var_get`, `var_set` and `log_*` take ownership of the
 //!   handles they are given (they free them), as in Extism.
-//! - Before each call the memory is cleared, the input is placed in a new
-//!   block, and the error and output are unset.
+//! - Before each call the blocks are forgotten, the input is placed in a
+//!   new block, and the error and output are unset.
 
+use std::any::Any;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::Read as _;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
-use anywasm::{Backend, Caller, Error, FuncType, Linker, Val, ValType};
+use anywasm::{
+    AsContextMut, Backend, Caller, Engine, Error, Extern, FuncType, Global, Instance, Linker,
+    Memory, Module, Val, ValType,
+};
 
 use crate::host::{AbiFault, HostFnFailed, HostFunctions, PluginState, lock_kv};
 use crate::manifest::Manifest;
@@ -33,10 +40,88 @@ pub(crate) const ENV: &str = "extism:host/env";
 pub(crate) const USER: &str = "extism:host/user";
 
 /// Bytes charged against the limit for each block, besides its data, so
-/// that many tiny blocks cannot use unbounded host memory.
+/// that many tiny blocks cannot use unbounded memory.
 const BLOCK_OVERHEAD: u64 = 32;
 /// The lowest offset given out: 0 means "no block".
 const BASE: u64 = 8;
+/// The kernel memory is a 32-bit memory.
+const KERNEL_MAX: u64 = 1 << 32;
+const PAGE: u64 = 65536;
+
+/// The functions of `extism:host/env` that the kernel module exports.
+const KERNEL_FUNCS: [&str; 8] = [
+    "load_u8",
+    "load_u64",
+    "store_u8",
+    "store_u64",
+    "input_length",
+    "input_offset",
+    "input_load_u8",
+    "input_load_u64",
+];
+
+static KERNEL_WASM: LazyLock<Result<Vec<u8>, String>> =
+    LazyLock::new(|| wat::parse_str(include_str!("extism_kernel.wat")).map_err(|e| e.to_string()));
+
+/// Whether `extism:host/env`.`name` is one the kernel module provides.
+pub(crate) fn kernel_provides(module: &str, name: &str) -> bool {
+    module == ENV && KERNEL_FUNCS.contains(&name)
+}
+
+/// Compiles the kernel module for `engine` (the guest's own engine: a
+/// store holds instances of one engine only).
+pub(crate) fn compile_kernel<B: Backend>(engine: &Engine<B>) -> anywasm::Result<Module<B>> {
+    let wasm = KERNEL_WASM.as_ref().map_err(|message| Error::Wat {
+        message: message.clone(),
+    })?;
+    Module::new(engine, wasm)
+}
+
+/// Instantiates the kernel module in `store`, binds the kernel memory to
+/// the store's data and instantiates the guest with its kernel imports
+/// bound to the kernel's exports, everything else from `linker`.
+pub(crate) fn instantiate<B: Backend>(
+    linker: &Linker<B, PluginState>,
+    mut store: impl AsContextMut<Backend = B, Data = PluginState>,
+    kernel: &Module<B>,
+    guest: &Module<B>,
+) -> anywasm::Result<Instance<B>> {
+    let mut store = store.as_context_mut();
+    let instance = Instance::new(&mut store, kernel, &[])?;
+    let bound = Bound::<B> {
+        memory: instance.get_memory(&mut store, "memory")?,
+        end: instance.get_global(&mut store, "end")?,
+        input_at: instance.get_global(&mut store, "input_at")?,
+        input_len: instance.get_global(&mut store, "input_len")?,
+    };
+    store.data_mut().kernel.bound = Some(Box::new(bound));
+    let mut linker = linker.clone();
+    linker.allow_shadowing(true);
+    for name in KERNEL_FUNCS {
+        let f = instance.get_func(&mut store, name)?;
+        linker.define(ENV, name, Extern::Func(f))?;
+    }
+    linker.instantiate(&mut store, guest)
+}
+
+/// The kernel instance's memory and globals, in the store's data.
+struct Bound<B: Backend> {
+    memory: Memory<B>,
+    end: Global<B>,
+    input_at: Global<B>,
+    input_len: Global<B>,
+}
+
+impl<B: Backend> Clone for Bound<B> {
+    fn clone(&self) -> Self {
+        Self {
+            memory: self.memory.clone(),
+            end: self.end.clone(),
+            input_at: self.input_at.clone(),
+            input_len: self.input_len.clone(),
+        }
+    }
+}
 
 #[derive(Debug, Clone, Copy)]
 struct Block {
@@ -45,139 +130,118 @@ struct Block {
     live: bool,
 }
 
-/// The kernel memory of one instance.
+/// Where a new block goes: a free block reused, or fresh bytes at the end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Place {
+    at: u64,
+    size: u64,
+    /// For fresh bytes: the new end and the new charge.
+    fresh: Option<(u64, u64)>,
+}
+
+/// The bookkeeping of one instance's kernel memory (the bytes are in the
+/// kernel instance's memory).
 #[derive(Debug)]
 pub(crate) struct Kernel {
-    bytes: Vec<u8>,
     blocks: HashMap<u64, Block>,
     /// Free blocks by (size, offset), for best-fit reuse.
     free: BTreeSet<(u64, u64)>,
     /// Bytes charged: data and per-block overhead.
     charged: u64,
+    /// The end of the bytes handed out.
+    end: u64,
     max: u64,
     input: (u64, u64),
     output: (u64, u64),
     error: u64,
+    /// The kernel instance (a `Bound<B>`; the store's data is not generic).
+    bound: Option<Box<dyn Any + Send + Sync>>,
 }
 
 impl Kernel {
     /// An empty kernel memory of at most `max` bytes.
     pub(crate) fn new(max: u64) -> Self {
         Self {
-            bytes: vec![0; BASE as usize],
             blocks: HashMap::new(),
             free: BTreeSet::new(),
             charged: BASE,
-            max,
+            end: BASE,
+            max: max.min(KERNEL_MAX),
             input: (0, 0),
             output: (0, 0),
             error: 0,
+            bound: None,
         }
     }
 
-    /// Clears everything before a call and places `len` bytes of input,
-    /// written by `write`; returns `None` when the input does not fit.
-    pub(crate) fn start_call(
-        &mut self,
-        len: u64,
-        write: impl FnOnce(&mut [u8]) -> Result<(), String>,
-    ) -> Option<Result<(), String>> {
-        self.bytes.truncate(BASE as usize);
-        self.bytes.shrink_to(1 << 20);
+    fn reset(&mut self) {
         self.blocks.clear();
         self.free.clear();
         self.charged = BASE;
+        self.end = BASE;
+        self.input = (0, 0);
         self.output = (0, 0);
         self.error = 0;
-        if len == 0 {
-            self.input = (0, 0);
-            return Some(Ok(()));
-        }
-        let h = self.alloc(len);
-        if h == 0 {
-            return None;
-        }
-        self.input = (h, len);
-        let range = h as usize..(h + len) as usize;
-        Some(write(&mut self.bytes[range]))
     }
 
-    /// The output the guest set, if it is inside the memory.
-    pub(crate) fn output(&self) -> &[u8] {
-        self.slice(self.output.0, self.output.1).unwrap_or(&[])
-    }
-
-    /// The error message the guest set, if any.
-    pub(crate) fn error(&self) -> Option<String> {
-        if self.error == 0 {
-            return None;
-        }
-        let len = self.length(self.error);
-        let bytes = self.slice(self.error, len).unwrap_or(&[]);
-        Some(String::from_utf8_lossy(bytes).into_owned())
-    }
-
-    fn slice(&self, at: u64, len: u64) -> Option<&[u8]> {
-        let end = at.checked_add(len)?;
-        self.bytes
-            .get(usize::try_from(at).ok()?..usize::try_from(end).ok()?)
-    }
-
-    fn alloc(&mut self, n: u64) -> u64 {
+    /// Where `n` bytes would go, or `None` (0 bytes, or past the limit).
+    fn place(&self, n: u64) -> Option<Place> {
         if n == 0 {
-            return 0;
+            return None;
         }
         if let Some(&(size, at)) = self.free.range((n, 0)..).next() {
-            self.free.remove(&(size, at));
-            self.blocks.insert(
+            return Some(Place {
                 at,
-                Block {
-                    size,
-                    used: n,
-                    live: true,
-                },
-            );
-            self.bytes[at as usize..(at + size) as usize].fill(0);
-            return at;
+                size,
+                fresh: None,
+            });
         }
-        let at = self.bytes.len() as u64;
-        let at = at.div_ceil(8) * 8;
-        let Some(charged) = self
+        let at = self.end.div_ceil(8) * 8;
+        let charged = self
             .charged
-            .checked_add(n)
-            .and_then(|c| c.checked_add(BLOCK_OVERHEAD + (at - self.bytes.len() as u64)))
-        else {
-            return 0;
-        };
-        if charged > self.max {
-            return 0;
-        }
-        let Ok(end) = usize::try_from(at + n) else {
-            return 0;
-        };
-        self.bytes.resize(end, 0);
-        self.charged = charged;
-        self.blocks.insert(
+            .checked_add(n)?
+            .checked_add(BLOCK_OVERHEAD + (at - self.end))?;
+        let end = at.checked_add(n)?;
+        (charged <= self.max && end <= KERNEL_MAX).then_some(Place {
             at,
+            size: n,
+            fresh: Some((end, charged)),
+        })
+    }
+
+    fn commit(&mut self, place: Place, n: u64) {
+        match place.fresh {
+            None => {
+                self.free.remove(&(place.size, place.at));
+            }
+            Some((end, charged)) => {
+                self.end = end;
+                self.charged = charged;
+            }
+        }
+        self.blocks.insert(
+            place.at,
             Block {
-                size: n,
+                size: place.size,
                 used: n,
                 live: true,
             },
         );
-        at
     }
 
-    fn free(&mut self, h: u64) {
+    /// Frees a live block; true when it was the input.
+    fn free(&mut self, h: u64) -> bool {
         if let Some(b) = self.blocks.get_mut(&h)
             && b.live
         {
             b.live = false;
             self.free.insert((b.size, h));
-            if h == self.input.0 {
+            if h == self.input.0 && self.input.1 != 0 {
                 self.input.1 = 0;
+                return true;
             }
         }
+        false
     }
 
     fn length(&self, h: u64) -> u64 {
@@ -187,57 +251,132 @@ impl Kernel {
         }
     }
 
-    fn load<const N: usize>(&self, p: u64) -> [u8; N] {
-        self.slice(p, N as u64)
-            .and_then(|s| s.try_into().ok())
-            .unwrap_or([0; N])
-    }
-
-    fn store(&mut self, p: u64, x: &[u8]) {
-        let Some(end) = p.checked_add(x.len() as u64) else {
-            return;
-        };
-        if let (Ok(p), Ok(end)) = (usize::try_from(p), usize::try_from(end))
-            && let Some(dst) = self.bytes.get_mut(p..end)
-        {
-            dst.copy_from_slice(x);
-        }
-    }
-
-    fn input_load<const N: usize>(&self, offset: u64) -> [u8; N] {
-        match offset.checked_add(N as u64) {
-            Some(end) if end <= self.input.1 => self.load(self.input.0 + offset),
-            _ => [0; N],
-        }
-    }
-
     fn in_bounds(&self, p: u64) -> bool {
-        p < self.bytes.len() as u64
+        p < self.end
     }
 
-    /// A block's bytes, taking ownership of the handle (freeing it), as
-    /// Extism's `config_get`/`var_*`/`log_*` do. Handle 0 is empty.
-    fn take(&mut self, h: u64, what: &str) -> Result<Vec<u8>, Error> {
-        if h == 0 {
-            return Ok(Vec::new());
-        }
-        let len = self.length(h);
-        if len == 0 {
-            return Err(fault(format!("invalid handle offset for {what}: {h}")));
-        }
-        let bytes = self.slice(h, len).unwrap_or(&[]).to_vec();
-        self.free(h);
-        Ok(bytes)
+    fn bound<B: Backend>(&self) -> anywasm::Result<Bound<B>> {
+        self.bound
+            .as_ref()
+            .and_then(|b| b.downcast_ref::<Bound<B>>())
+            .cloned()
+            .ok_or_else(|| fault("the Extism kernel memory is missing"))
     }
+}
 
-    /// A new block holding `bytes`, or 0 when it does not fit.
-    fn put(&mut self, bytes: &[u8]) -> u64 {
-        let h = self.alloc(bytes.len() as u64);
-        if h != 0 {
-            self.bytes[h as usize..h as usize + bytes.len()].copy_from_slice(bytes);
-        }
-        h
+type Ctx<'a, B> = anywasm::StoreContextMut<'a, B, PluginState>;
+
+/// Allocates `n` zeroed bytes in the kernel memory, growing it as needed;
+/// 0 when `n` is 0 or the bytes do not fit.
+fn alloc<B: Backend>(ctx: &mut Ctx<'_, B>, n: u64) -> anywasm::Result<u64> {
+    let k = &ctx.data().kernel;
+    let Some(place) = k.place(n) else {
+        return Ok(0);
+    };
+    let b = k.bound::<B>()?;
+    let have = b.memory.data_size(&*ctx)? as u64;
+    let needed = place.fresh.map_or(0, |(end, _)| end);
+    if needed > have
+        && b.memory
+            .grow(&mut *ctx, (needed - have).div_ceil(PAGE))
+            .is_err()
+    {
+        return Ok(0);
     }
+    b.memory.fill(&mut *ctx, place.at, 0, place.size as usize)?;
+    let k = &mut ctx.data_mut().kernel;
+    k.commit(place, n);
+    let end = k.end as i64;
+    b.end.set(&mut *ctx, Val::I64(end))?;
+    Ok(place.at)
+}
+
+fn free<B: Backend>(ctx: &mut Ctx<'_, B>, h: u64) -> anywasm::Result<()> {
+    let k = &mut ctx.data_mut().kernel;
+    if k.free(h) {
+        let b = k.bound::<B>()?;
+        b.input_len.set(&mut *ctx, Val::I64(0))?;
+    }
+    Ok(())
+}
+
+/// A block's bytes, taking ownership of the handle (freeing it), as
+/// Extism's `config_get`/`var_*`/`log_*` do. Handle 0 is empty.
+fn take<B: Backend>(ctx: &mut Ctx<'_, B>, h: u64, what: &str) -> anywasm::Result<Vec<u8>> {
+    if h == 0 {
+        return Ok(Vec::new());
+    }
+    let k = &ctx.data().kernel;
+    let len = k.length(h);
+    if len == 0 {
+        return Err(fault(format!("invalid handle offset for {what}: {h}")));
+    }
+    let bytes =
+        k.bound::<B>()?
+            .memory
+            .read_vec(&*ctx, h, usize::try_from(len).unwrap_or(usize::MAX))?;
+    free(ctx, h)?;
+    Ok(bytes)
+}
+
+/// A new block holding `bytes`, or 0 when it does not fit.
+fn put<B: Backend>(ctx: &mut Ctx<'_, B>, bytes: &[u8]) -> anywasm::Result<u64> {
+    let h = alloc(ctx, bytes.len() as u64)?;
+    if h != 0 {
+        let b = ctx.data().kernel.bound::<B>()?;
+        b.memory.write(&mut *ctx, h, bytes)?;
+    }
+    Ok(h)
+}
+
+/// Forgets every block before a call and places `len` bytes of input,
+/// written by `write`; `Ok(None)` when the input does not fit.
+pub(crate) fn start_call<B: Backend>(
+    mut ctx: impl AsContextMut<Backend = B, Data = PluginState>,
+    len: u64,
+    write: impl FnOnce(&mut [u8]) -> Result<(), String>,
+) -> anywasm::Result<Option<Result<(), String>>> {
+    let mut ctx = ctx.as_context_mut();
+    ctx.data_mut().kernel.reset();
+    let b = ctx.data().kernel.bound::<B>()?;
+    let h = alloc(&mut ctx, len)?;
+    if h == 0 && len != 0 {
+        return Ok(None);
+    }
+    ctx.data_mut().kernel.input = (h, len);
+    let end = ctx.data().kernel.end as i64;
+    b.end.set(&mut ctx, Val::I64(end))?;
+    b.input_at.set(&mut ctx, Val::I64(h as i64))?;
+    b.input_len.set(&mut ctx, Val::I64(len as i64))?;
+    let buf = b.memory.slice_mut(&mut ctx, h, len)?;
+    Ok(Some(write(buf)))
+}
+
+/// The output the guest set (empty when it is not inside the memory).
+pub(crate) fn output<B: Backend>(store: &anywasm::Store<B, PluginState>) -> anywasm::Result<&[u8]> {
+    let k = &store.data().kernel;
+    let (at, len) = k.output;
+    Ok(k.bound::<B>()?
+        .memory
+        .slice(store, at, len)
+        .unwrap_or_default())
+}
+
+/// The error message the guest set, if any.
+pub(crate) fn error<B: Backend>(
+    store: &anywasm::Store<B, PluginState>,
+) -> anywasm::Result<Option<String>> {
+    let k = &store.data().kernel;
+    if k.error == 0 {
+        return Ok(None);
+    }
+    let len = k.length(k.error);
+    let bytes = k.bound::<B>()?.memory.read_vec(
+        store,
+        k.error,
+        usize::try_from(len).unwrap_or(usize::MAX),
+    )?;
+    Ok(Some(String::from_utf8_lossy(&bytes).into_owned()))
 }
 
 /// What a plugin's `http_request` may do: the hosts its manifest allows
@@ -388,12 +527,11 @@ pub(crate) fn define<B: Backend>(
     let t = |p: &[ValType], r: &[ValType]| FuncType::new(p.iter().copied(), r.iter().copied());
 
     linker.func_new(ENV, "alloc", t(&[I64], &[I64]), |mut c, p, r| {
-        r[0] = Val::I64(kernel(&mut c).alloc(arg(&p[0])) as i64);
+        r[0] = Val::I64(alloc(&mut c.as_context_mut(), arg(&p[0]))? as i64);
         Ok(())
     })?;
     linker.func_new(ENV, "free", t(&[I64], &[]), |mut c, p, _| {
-        kernel(&mut c).free(arg(&p[0]));
-        Ok(())
+        free(&mut c.as_context_mut(), arg(&p[0]))
     })?;
     for name in ["length", "length_unsafe"] {
         linker.func_new(ENV, name, t(&[I64], &[I64]), |mut c, p, r| {
@@ -401,41 +539,8 @@ pub(crate) fn define<B: Backend>(
             Ok(())
         })?;
     }
-    linker.func_new(ENV, "load_u8", t(&[I64], &[I32]), |mut c, p, r| {
-        r[0] = Val::I32(i32::from(kernel(&mut c).load::<1>(arg(&p[0]))[0]));
-        Ok(())
-    })?;
-    linker.func_new(ENV, "load_u64", t(&[I64], &[I64]), |mut c, p, r| {
-        r[0] = Val::I64(i64::from_le_bytes(kernel(&mut c).load::<8>(arg(&p[0]))));
-        Ok(())
-    })?;
-    linker.func_new(ENV, "store_u8", t(&[I64, I32], &[]), |mut c, p, _| {
-        let x = p[1].as_i32().unwrap_or(0) as u8;
-        kernel(&mut c).store(arg(&p[0]), &[x]);
-        Ok(())
-    })?;
-    linker.func_new(ENV, "store_u64", t(&[I64, I64], &[]), |mut c, p, _| {
-        let x = p[1].as_i64().unwrap_or(0).to_le_bytes();
-        kernel(&mut c).store(arg(&p[0]), &x);
-        Ok(())
-    })?;
-    linker.func_new(ENV, "input_length", t(&[], &[I64]), |mut c, _, r| {
-        r[0] = Val::I64(kernel(&mut c).input.1 as i64);
-        Ok(())
-    })?;
-    linker.func_new(ENV, "input_offset", t(&[], &[I64]), |mut c, _, r| {
-        r[0] = Val::I64(kernel(&mut c).input.0 as i64);
-        Ok(())
-    })?;
-    linker.func_new(ENV, "input_load_u8", t(&[I64], &[I32]), |mut c, p, r| {
-        r[0] = Val::I32(i32::from(kernel(&mut c).input_load::<1>(arg(&p[0]))[0]));
-        Ok(())
-    })?;
-    linker.func_new(ENV, "input_load_u64", t(&[I64], &[I64]), |mut c, p, r| {
-        let k = kernel(&mut c);
-        r[0] = Val::I64(i64::from_le_bytes(k.input_load::<8>(arg(&p[0]))));
-        Ok(())
-    })?;
+    // `load_*`, `store_*` and `input_*` are the kernel module's (see
+    // `instantiate`).
     linker.func_new(ENV, "output_set", t(&[I64, I64], &[]), |mut c, p, _| {
         let k = kernel(&mut c);
         let (at, len) = (arg(&p[0]), arg(&p[1]));
@@ -459,22 +564,28 @@ pub(crate) fn define<B: Backend>(
         Ok(())
     })?;
     linker.func_new(ENV, "config_get", t(&[I64], &[I64]), |mut c, p, r| {
-        let key = kernel(&mut c).take(arg(&p[0]), "config key")?;
+        let mut c = c.as_context_mut();
+        let key = take(&mut c, arg(&p[0]), "config key")?;
         let key = String::from_utf8_lossy(&key).into_owned();
         let value = c.data().ctx.config.get(&key).cloned();
-        let k = kernel(&mut c);
-        r[0] = Val::I64(value.map_or(0, |v| k.put(v.as_bytes())) as i64);
+        r[0] = Val::I64(match value {
+            Some(v) => put(&mut c, v.as_bytes())? as i64,
+            None => 0,
+        });
         Ok(())
     })?;
     // Vars are the plugin's key/value store (shared by its instances, kept
     // across calls and bounded by `max_store_bytes`/`max_store_keys`), the
     // same store the anywasm ABI's `kv_*` functions use.
     linker.func_new(ENV, "var_get", t(&[I64], &[I64]), |mut c, p, r| {
-        let key = kernel(&mut c).take(arg(&p[0]), "var key")?;
+        let mut c = c.as_context_mut();
+        let key = take(&mut c, arg(&p[0]), "var key")?;
         let kv = c.data().kv.clone();
         let value = lock_kv(&kv)?.get_named(&key).cloned();
-        let k = kernel(&mut c);
-        r[0] = Val::I64(value.map_or(0, |v| k.put(&v)) as i64);
+        r[0] = Val::I64(match value {
+            Some(v) => put(&mut c, &v)? as i64,
+            None => 0,
+        });
         Ok(())
     })?;
     linker.func_new(ENV, "var_set", t(&[I64, I64], &[]), |mut c, p, _| {
@@ -492,10 +603,12 @@ pub(crate) fn define<B: Backend>(
                 "invalid handle offset for var value: {value_h}"
             )));
         }
-        let key = k.take(key_h, "var key")?;
-        let value = (value_h != 0)
-            .then(|| k.take(value_h, "var value"))
-            .transpose()?;
+        let mut c = c.as_context_mut();
+        let key = take(&mut c, key_h, "var key")?;
+        let value = match value_h {
+            0 => None,
+            h => Some(take(&mut c, h, "var value")?),
+        };
         let kv = c.data().kv.clone();
         let mut kv = lock_kv(&kv)?;
         match value {
@@ -521,7 +634,7 @@ pub(crate) fn define<B: Backend>(
     ] {
         let log = host.log.clone();
         linker.func_new(ENV, name, t(&[I64], &[]), move |mut c, p, _| {
-            let line = kernel(&mut c).take(arg(&p[0]), "log message")?;
+            let line = take(&mut c.as_context_mut(), arg(&p[0]), "log message")?;
             if let Some(log) = &log {
                 log(&c.data().ctx.plugin, ours, &String::from_utf8_lossy(&line));
             }
@@ -540,20 +653,19 @@ pub(crate) fn define<B: Backend>(
         "http_request",
         t(&[I64, I64], &[I64]),
         |mut c, p, r| {
-            let k = kernel(&mut c);
-            let req = k.take(arg(&p[0]), "http request")?;
+            let mut c = c.as_context_mut();
+            let req = take(&mut c, arg(&p[0]), "http request")?;
             let req: HttpRequest = serde_json::from_slice(&req)
                 .map_err(|e| http_failed(format!("the request is not Extism's JSON: {e}")))?;
             let body = match arg(&p[1]) {
                 0 => None,
-                h => Some(k.take(h, "http request body")?),
+                h => Some(take(&mut c, h, "http request body")?),
             };
             c.data_mut().http_last = HttpLast::default();
             let grant = c.data().http.clone();
             let (last, bytes) = http_send(&grant, &req, body)?;
             c.data_mut().http_last = last;
-            let k = kernel(&mut c);
-            let h = k.put(&bytes);
+            let h = put(&mut c, &bytes)?;
             if h == 0 && !bytes.is_empty() {
                 return Err(http_failed(format!(
                     "the response of {} bytes does not fit the kernel memory",
@@ -570,7 +682,7 @@ pub(crate) fn define<B: Backend>(
     })?;
     linker.func_new(ENV, "http_headers", t(&[], &[I64]), |mut c, _, r| {
         let json = serde_json::to_vec(&c.data().http_last.headers).unwrap_or_default();
-        r[0] = Val::I64(kernel(&mut c).put(&json) as i64);
+        r[0] = Val::I64(put(&mut c.as_context_mut(), &json)? as i64);
         Ok(())
     })?;
     Ok(())
@@ -583,38 +695,38 @@ mod tests {
     #[test]
     fn blocks_are_checked_reused_and_bounded() {
         let mut k = Kernel::new(4096);
-        assert_eq!(k.alloc(0), 0);
-        let a = k.alloc(10);
+        let alloc = |k: &mut Kernel, n| match k.place(n) {
+            Some(p) => {
+                k.commit(p, n);
+                p.at
+            }
+            None => 0,
+        };
+        assert_eq!(alloc(&mut k, 0), 0);
+        let a = alloc(&mut k, 10);
         assert!(a >= super::BASE && a.is_multiple_of(8));
         assert_eq!(k.length(a), 10);
         assert_eq!(k.length(a + 1), 0, "inside a block is not a handle");
-        k.store(a, &[1, 2, 3]);
-        assert_eq!(k.load::<1>(a + 2), [3]);
+        assert!(k.in_bounds(a + 9) && !k.in_bounds(a + 10));
         k.free(a);
         assert_eq!(k.length(a), 0);
-        let b = k.alloc(4);
+        let b = alloc(&mut k, 4);
         assert_eq!(b, a, "a freed block is reused");
-        assert_eq!(k.load::<4>(b), [0; 4], "and zeroed");
-        // Out of bounds: zero, ignored, never a panic.
-        assert_eq!(k.load::<8>(u64::MAX - 3), [0; 8]);
-        k.store(u64::MAX, &[1; 8]);
+        assert_eq!(k.length(b), 4);
         // The limit counts data and per-block overhead.
-        assert_eq!(k.alloc(1 << 40), 0);
+        assert_eq!(alloc(&mut k, 1 << 40), 0);
+        assert_eq!(alloc(&mut k, u64::MAX), 0);
         let mut n = 0;
-        while k.alloc(1) != 0 {
+        while alloc(&mut k, 1) != 0 {
             n += 1;
         }
         assert!(n < 4096 / 32, "{n} blocks of 1 byte in 4 KiB");
         // A call starts from nothing.
-        assert_eq!(
-            k.start_call(3, |b| {
-                b.copy_from_slice(b"abc");
-                Ok(())
-            }),
-            Some(Ok(()))
-        );
-        assert_eq!(k.input_load::<1>(2), [b'c']);
-        assert_eq!(k.input_load::<8>(0), [0; 8], "past the input");
-        assert!(k.start_call(1 << 20, |_| Ok(())).is_none());
+        k.reset();
+        assert_eq!(k.length(b), 0);
+        assert_eq!(alloc(&mut k, 8), a);
+        // The memory is 32-bit whatever the limit.
+        let k = Kernel::new(u64::MAX);
+        assert!(k.place(1 << 32).is_none());
     }
 }

@@ -49,8 +49,9 @@
 //!   optional state hand-over.
 //! - **Extism plugins, unchanged** ([`Abi::Extism`], detected from a
 //!   module's `extism:host/env` imports): Extism's exports `() -> i32`, its
-//!   kernel memory (kept by the host, bounded by the plugin's memory limit,
-//!   every handle and offset checked), input, output, errors and return
+//!   kernel memory (a small wasm module beside the guest, as in Extism;
+//!   bounded by the plugin's memory limit, every handle and offset
+//!   checked), input, output, errors and return
 //!   codes, config, vars (the plugin's key/value store, so the same quota)
 //!   and logs, with Extism's semantics; `http_request` to the hosts the
 //!   manifest allows ([`Manifest::allow_http_host`]). Functions from

@@ -65,7 +65,7 @@ enum SlotAbi<B: Backend> {
     /// anywasm's ABI: the input goes into the guest's memory through its
     /// allocation export.
     Anywasm { memory: Memory<B>, alloc: Func<B> },
-    /// Extism's: through the kernel memory in the store's data.
+    /// Extism's: through the kernel instance's memory beside the guest.
     Extism,
     /// waPC's: every operation through `__guest_call`.
     Wapc { guest_call: Func<B> },
@@ -82,6 +82,8 @@ pub(crate) struct Generation<B: Backend> {
     module: Module<B>,
     /// The ABI the code speaks (never `Auto`).
     abi: Abi,
+    /// For Extism guests: the kernel module, on the code's engine.
+    kernel: Option<Module<B>>,
     metadata: Metadata,
     format: Format,
     state: Option<Vec<u8>>,
@@ -467,20 +469,20 @@ fn call_extism<B: Backend>(
     limits: &Limits,
     output: Output<'_>,
 ) -> std::result::Result<(), CallFailure> {
-    let state = slot.store.data_mut();
-    let max = state
+    let max = slot
+        .store
+        .data()
         .limits
         .max_memory_pages
         .map_or(u64::MAX, |p| p.saturating_mul(65536));
-    let placed = state
-        .kernel
-        .start_call(input.len() as u64, |buf| match input {
-            Input::Bytes(b) => {
-                buf.copy_from_slice(b);
-                Ok(())
-            }
-            Input::Encoded { write, .. } => write(buf),
-        });
+    let placed = extism::start_call(&mut slot.store, input.len() as u64, |buf| match input {
+        Input::Bytes(b) => {
+            buf.copy_from_slice(b);
+            Ok(())
+        }
+        Input::Encoded { write, .. } => write(buf),
+    })
+    .map_err(CallFailure::Engine)?;
     match placed {
         None => return Err(CallFailure::Limit("Extism kernel memory (bytes)", max)),
         Some(Err(e)) => return Err(CallFailure::Encode(e)),
@@ -489,8 +491,7 @@ fn call_extism<B: Backend>(
     let r = func
         .invoke(&mut slot.store, &[])
         .map_err(CallFailure::Engine)?;
-    let kernel = &slot.store.data().kernel;
-    if let Some(message) = kernel.error() {
+    if let Some(message) = extism::error(&slot.store).map_err(CallFailure::Engine)? {
         return Err(CallFailure::Guest(message));
     }
     let rc = r.first().and_then(Val::as_i32).unwrap_or(0);
@@ -499,7 +500,7 @@ fn call_extism<B: Backend>(
             "Returned non-zero exit code: {rc}"
         )));
     }
-    let out = kernel.output();
+    let out = extism::output(&slot.store).map_err(CallFailure::Engine)?;
     if let Some(max) = limits.max_output_bytes
         && out.len() as u64 > max
     {
@@ -614,7 +615,9 @@ fn prepare<B: Backend>(
             _ => false,
         } || always_allowed(m, n)
             || manifest.grants(m, n);
-        if !granted || !runtime.linker.is_defined(m, n) {
+        let defined = runtime.linker.is_defined(m, n)
+            || (abi == Abi::Extism && extism::kernel_provides(m, n));
+        if !granted || !defined {
             return Err(PluginError::ImportNotGranted {
                 plugin: id.to_string(),
                 module: m.to_string(),
@@ -622,10 +625,21 @@ fn prepare<B: Backend>(
             });
         }
     }
+    let kernel =
+        match abi {
+            Abi::Extism => Some(extism::compile_kernel(module.engine()).map_err(|source| {
+                PluginError::Engine {
+                    plugin: id.to_string(),
+                    source,
+                }
+            })?),
+            _ => None,
+        };
     Ok(Generation {
         number,
         module,
         abi,
+        kernel,
         metadata,
         format,
         state,
@@ -767,11 +781,12 @@ impl<B: Backend> PluginInner<B> {
                 .map_err(|e| engine_err(id, e))?;
         }
         self.arm(&mut store).map_err(|e| engine_err(id, e))?;
-        let instance = match self
-            .runtime
-            .linker
-            .instantiate(&mut store, &generation.module)
-        {
+        let linker = &self.runtime.linker;
+        let instantiated = match &generation.kernel {
+            Some(kernel) => extism::instantiate(linker, &mut store, kernel, &generation.module),
+            None => linker.instantiate(&mut store, &generation.module),
+        };
+        let instance = match instantiated {
             Ok(i) => i,
             Err(e) => {
                 let f = CallFailure::Engine(e);

@@ -192,6 +192,99 @@ pub fn hostile_extism_guest<B: Backend>() {
     assert!(matches!(err, PluginError::LimitExceeded { .. }), "{err}");
     // And the plugin still works.
     assert_eq!(plugin.call_raw("wild", b"ok").unwrap(), b"");
+    // A kernel function imported with the wrong type, or a kernel export
+    // that is not part of the ABI: refused by name, not a panic.
+    for import in [
+        r#"(import "extism:host/env" "load_u8" (func (param i32) (result i32)))"#,
+        r#"(import "extism:host/env" "end" (global i64))"#,
+    ] {
+        let wat = format!(r#"(module {import} (func (export "f") (result i32) (i32.const 0)))"#);
+        let err = match runtime.load(Manifest::from_bytes("wrong-kernel", wat).abi(Abi::Extism)) {
+            Ok(p) => p.call_raw("f", b"").unwrap_err(),
+            Err(e) => e,
+        };
+        let name = if import.contains("load_u8") {
+            "load_u8"
+        } else {
+            "end"
+        };
+        assert!(err.to_string().contains(name), "{}: {err}", B::NAME);
+    }
+}
+
+/// The kernel's loads and stores at the edges: the end of the blocks
+/// handed out, the end of the input, and after the input is freed. The
+/// guest writes what it saw, one little-endian u64 each, as its output.
+pub fn kernel_edges<B: Backend>() {
+    let wat = r#"(module
+      (import "extism:host/env" "alloc" (func $alloc (param i64) (result i64)))
+      (import "extism:host/env" "free" (func $free (param i64)))
+      (import "extism:host/env" "load_u8" (func $load8 (param i64) (result i32)))
+      (import "extism:host/env" "load_u64" (func $load (param i64) (result i64)))
+      (import "extism:host/env" "store_u8" (func $store8 (param i64 i32)))
+      (import "extism:host/env" "store_u64" (func $store (param i64 i64)))
+      (import "extism:host/env" "input_offset" (func $in_off (result i64)))
+      (import "extism:host/env" "input_length" (func $in_len (result i64)))
+      (import "extism:host/env" "input_load_u8" (func $in8 (param i64) (result i32)))
+      (import "extism:host/env" "input_load_u64" (func $in64 (param i64) (result i64)))
+      (import "extism:host/env" "output_set" (func $output (param i64 i64)))
+      (memory (export "memory") 1)
+      (func (export "edges") (result i32) (local $o i64) (local $h i64)
+        ;; The output block first, then $h: the last block, ending the bytes.
+        (local.set $o (call $alloc (i64.const 96)))
+        (local.set $h (call $alloc (i64.const 16)))
+        (call $store (i64.add (local.get $h) (i64.const 8)) (i64.const 0x0807060504030201))
+        (call $store8 (i64.add (local.get $h) (i64.const 16)) (i32.const 9))
+        (call $store (i64.add (local.get $h) (i64.const 9)) (i64.const -1))
+        (call $store (local.get $o)
+          (call $load (i64.add (local.get $h) (i64.const 8))))
+        (call $store (i64.add (local.get $o) (i64.const 8))
+          (call $load (i64.add (local.get $h) (i64.const 9))))
+        (call $store (i64.add (local.get $o) (i64.const 16))
+          (i64.extend_i32_u (call $load8 (i64.add (local.get $h) (i64.const 15)))))
+        (call $store (i64.add (local.get $o) (i64.const 24))
+          (i64.extend_i32_u (call $load8 (i64.add (local.get $h) (i64.const 16)))))
+        (call $store (i64.add (local.get $o) (i64.const 32)) (call $in64 (i64.const 2)))
+        (call $store (i64.add (local.get $o) (i64.const 40)) (call $in64 (i64.const 3)))
+        (call $store (i64.add (local.get $o) (i64.const 48))
+          (i64.extend_i32_u (call $in8 (i64.const 9))))
+        (call $store (i64.add (local.get $o) (i64.const 56))
+          (i64.extend_i32_u (call $in8 (i64.const 10))))
+        (call $store (i64.add (local.get $o) (i64.const 64)) (call $load (i64.const -8)))
+        (call $free (call $in_off))
+        (call $store (i64.add (local.get $o) (i64.const 72)) (call $in_len))
+        (call $store (i64.add (local.get $o) (i64.const 80))
+          (i64.extend_i32_u (call $in8 (i64.const 0))))
+        (call $store (i64.add (local.get $o) (i64.const 88)) (call $in64 (i64.const 0)))
+        (call $output (local.get $o) (i64.const 96))
+        (i32.const 0)))"#;
+    let runtime = runtime::<B>(&Log::default());
+    let plugin = runtime
+        .load(Manifest::from_bytes("edges", wat).abi(Abi::Extism))
+        .unwrap();
+    let expected: [u64; 12] = [
+        0x0807_0605_0403_0201,            // the last 8 bytes of the last block
+        0,                                // 8 bytes crossing the end
+        0x08,                             // the last byte
+        0,                                // the first byte past the end (the store was ignored)
+        u64::from_le_bytes(*b"cdefghij"), // the input's last 8 bytes
+        0,                                // 8 bytes crossing the input's end
+        u64::from(b'j'),                  // the input's last byte
+        0,                                // past the input
+        0,                                // far outside the memory
+        0,                                // the input's length once freed
+        0,                                // its bytes once freed
+        0,
+    ];
+    // Twice: the second call starts from a clean kernel.
+    for _ in 0..2 {
+        let out = plugin.call_raw("edges", b"abcdefghij").unwrap();
+        let seen: Vec<u64> = out
+            .chunks(8)
+            .map(|c| u64::from_le_bytes(c.try_into().unwrap()))
+            .collect();
+        assert_eq!(seen, expected, "{}", B::NAME);
+    }
 }
 
 /// An Extism manifest, unchanged: the module and its hash, memory pages,
@@ -388,7 +481,7 @@ macro_rules! extism_tests {
             extism_tests!(@cases $b; c_pdk_guest_matches_extism,
                 assemblyscript_pdk_guest_matches_extism, the_abi_is_detected, extism_manifests,
                 http_requests_to_allowed_hosts,
-                hostile_extism_guest, extism_user_functions_are_refused);
+                hostile_extism_guest, kernel_edges, extism_user_functions_are_refused);
         }
     };
     (@cases $b:ty; $($case:ident),*) => {

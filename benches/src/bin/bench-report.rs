@@ -488,10 +488,11 @@ fn main() {
     }
     let _ = writeln!(
         md,
-        "\nanywasm keeps an Extism guest's kernel memory on the host, so each `input_load_u64` and \
-         `store_u64` the guest makes is a host call through the layer's dynamic host functions; \
-         Extism's kernel is a wasm module the guest calls directly. A call costs less through \
-         anywasm (the 16 B column); bytes moved 8 at a time cost more (the 64 KiB column)."
+        "\nAs in Extism, an Extism guest's kernel memory is the memory of a small wasm module \
+         instantiated beside it (`plugin-runtime/src/extism_kernel.wat`): the guest's \
+         `input_load_u64` and `store_u64`, made 8 bytes at a time, are calls from wasm to wasm; \
+         allocation, output and errors are host calls. The 64 KiB column is bytes moved 8 at a \
+         time; on wasmi each of those calls is interpreted."
     );
     if theirs.is_none() {
         let _ = writeln!(
