@@ -213,13 +213,18 @@ pub enum PluginError {
         #[source]
         source: std::io::Error,
     },
-    /// The plugin needs something this runtime does not provide.
-    #[error("plugin `{plugin}` needs {feature}")]
-    Unsupported {
+    /// The plugin imports a host function the application did not
+    /// register (an Extism guest's `extism:host/user` function).
+    #[error(
+        "plugin `{plugin}` imports the host function `{module}`.`{name}`, which the application did not register"
+    )]
+    MissingHostFunction {
         /// The plugin's id.
         plugin: String,
-        /// What it needs.
-        feature: String,
+        /// Import module.
+        module: String,
+        /// Import name.
+        name: String,
     },
     /// The manifest is invalid.
     #[error("invalid plugin manifest: {0}")]

@@ -31,7 +31,9 @@ use anywasm::{
     Memory, Module, Val, ValType,
 };
 
-use crate::host::{AbiFault, HostFnFailed, HostFunctions, PluginState, lock_kv};
+use crate::host::{
+    AbiFault, HostContext, HostFnFailed, HostFunctions, Number, PluginState, lock_kv,
+};
 use crate::manifest::Manifest;
 
 /// The module Extism's PDKs import the kernel and host API from.
@@ -300,9 +302,9 @@ fn free<B: Backend>(ctx: &mut Ctx<'_, B>, h: u64) -> anywasm::Result<()> {
     Ok(())
 }
 
-/// A block's bytes, taking ownership of the handle (freeing it), as
-/// Extism's `config_get`/`var_*`/`log_*` do. Handle 0 is empty.
-fn take<B: Backend>(ctx: &mut Ctx<'_, B>, h: u64, what: &str) -> anywasm::Result<Vec<u8>> {
+/// A live block's bytes; handle 0 is empty, anything else is an error
+/// naming `what`.
+fn read_block<B: Backend>(ctx: &Ctx<'_, B>, h: u64, what: &str) -> anywasm::Result<Vec<u8>> {
     if h == 0 {
         return Ok(Vec::new());
     }
@@ -311,10 +313,14 @@ fn take<B: Backend>(ctx: &mut Ctx<'_, B>, h: u64, what: &str) -> anywasm::Result
     if len == 0 {
         return Err(fault(format!("invalid handle offset for {what}: {h}")));
     }
-    let bytes =
-        k.bound::<B>()?
-            .memory
-            .read_vec(&*ctx, h, usize::try_from(len).unwrap_or(usize::MAX))?;
+    let len = usize::try_from(len).unwrap_or(usize::MAX);
+    k.bound::<B>()?.memory.read_vec(ctx, h, len)
+}
+
+/// A block's bytes, taking ownership of the handle (freeing it), as
+/// Extism's `config_get`/`var_*`/`log_*` do. Handle 0 is empty.
+fn take<B: Backend>(ctx: &mut Ctx<'_, B>, h: u64, what: &str) -> anywasm::Result<Vec<u8>> {
+    let bytes = read_block(ctx, h, what)?;
     free(ctx, h)?;
     Ok(bytes)
 }
@@ -327,6 +333,83 @@ fn put<B: Backend>(ctx: &mut Ctx<'_, B>, bytes: &[u8]) -> anywasm::Result<u64> {
         b.memory.write(&mut *ctx, h, bytes)?;
     }
     Ok(h)
+}
+
+/// What an Extism host function ([`HostFunctions::extism_function`]) can do
+/// with the plugin that called it: read the blocks of the kernel memory it
+/// is handed (Extism's PDKs pass them as `i64` handles) and give it new
+/// ones, within the plugin's memory limit. Every handle is checked.
+pub struct ExtismCurrent<'a> {
+    kernel: &'a mut dyn KernelAccess,
+    context: HostContext,
+}
+
+/// The kernel memory of the calling instance, whatever its backend.
+trait KernelAccess {
+    fn read(&self, h: u64) -> anywasm::Result<Vec<u8>>;
+    fn put(&mut self, bytes: &[u8]) -> anywasm::Result<u64>;
+    fn free(&mut self, h: u64) -> anywasm::Result<()>;
+    fn length(&self, h: u64) -> u64;
+}
+
+impl<B: Backend> KernelAccess for Ctx<'_, B> {
+    fn read(&self, h: u64) -> anywasm::Result<Vec<u8>> {
+        read_block(self, h, "host function")
+    }
+    fn put(&mut self, bytes: &[u8]) -> anywasm::Result<u64> {
+        put(self, bytes)
+    }
+    fn free(&mut self, h: u64) -> anywasm::Result<()> {
+        free(self, h)
+    }
+    fn length(&self, h: u64) -> u64 {
+        self.data().kernel.length(h)
+    }
+}
+
+impl ExtismCurrent<'_> {
+    /// The calling plugin's id and configuration.
+    pub fn context(&self) -> &HostContext {
+        &self.context
+    }
+
+    /// The bytes of the block `handle` (empty for handle 0); an error for
+    /// anything that is not a live block.
+    pub fn memory_get(&self, handle: u64) -> Result<Vec<u8>, String> {
+        self.kernel.read(handle).map_err(|e| e.to_string())
+    }
+
+    /// The block `handle` as UTF-8 text; an error if it is not a live block
+    /// or not UTF-8.
+    pub fn memory_string(&self, handle: u64) -> Result<String, String> {
+        String::from_utf8(self.memory_get(handle)?)
+            .map_err(|e| format!("block {handle} is not UTF-8: {e}"))
+    }
+
+    /// A new block holding `bytes`, for the guest (which then owns it); an
+    /// error when it does not fit the plugin's memory limit. Empty bytes
+    /// give handle 0, as in Extism.
+    pub fn memory_new(&mut self, bytes: &[u8]) -> Result<u64, String> {
+        match self.kernel.put(bytes) {
+            Ok(0) if !bytes.is_empty() => Err(format!(
+                "a block of {} bytes does not fit the plugin's kernel memory",
+                bytes.len()
+            )),
+            Ok(h) => Ok(h),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// Frees the block `handle` (nothing for anything else).
+    pub fn memory_free(&mut self, handle: u64) -> Result<(), String> {
+        self.kernel.free(handle).map_err(|e| e.to_string())
+    }
+
+    /// The length of the block `handle`, 0 for anything that is not a live
+    /// block.
+    pub fn memory_length(&self, handle: u64) -> u64 {
+        self.kernel.length(handle)
+    }
 }
 
 /// Forgets every block before a call and places `len` bytes of input,
@@ -685,6 +768,37 @@ pub(crate) fn define<B: Backend>(
         r[0] = Val::I64(put(&mut c.as_context_mut(), &json)? as i64);
         Ok(())
     })?;
+    for (name, (ty, f)) in &host.extism {
+        let f = f.clone();
+        let want = ty.clone();
+        let function = name.clone();
+        linker.func_new(USER, name, ty.clone(), move |mut c, p, r| {
+            let failed = |message: String| {
+                Error::host(HostFnFailed {
+                    function: function.clone(),
+                    message,
+                })
+            };
+            let args: Vec<Number> = p.iter().filter_map(Number::from_val).collect();
+            let context = c.data().ctx.clone();
+            let mut ctx = c.as_context_mut();
+            let mut current = ExtismCurrent {
+                kernel: &mut ctx,
+                context,
+            };
+            let out = f(&mut current, &args).map_err(failed)?;
+            if out.len() != r.len() || out.iter().zip(want.results()).any(|(o, t)| o.ty() != *t) {
+                return Err(failed(format!(
+                    "returned {out:?}, expected {:?}",
+                    want.results()
+                )));
+            }
+            for (slot, v) in r.iter_mut().zip(out) {
+                *slot = v.into_val();
+            }
+            Ok(())
+        })?;
+    }
     Ok(())
 }
 

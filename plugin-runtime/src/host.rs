@@ -25,7 +25,7 @@ pub enum Number {
 }
 
 impl Number {
-    fn ty(self) -> ValType {
+    pub(crate) fn ty(self) -> ValType {
         match self {
             Number::I32(_) => ValType::I32,
             Number::I64(_) => ValType::I64,
@@ -34,7 +34,7 @@ impl Number {
         }
     }
 
-    fn from_val<B: Backend>(v: &Val<B>) -> Option<Self> {
+    pub(crate) fn from_val<B: Backend>(v: &Val<B>) -> Option<Self> {
         Some(match v {
             Val::I32(x) => Number::I32(*x),
             Val::I64(x) => Number::I64(*x),
@@ -44,7 +44,7 @@ impl Number {
         })
     }
 
-    fn into_val<B: Backend>(self) -> Val<B> {
+    pub(crate) fn into_val<B: Backend>(self) -> Val<B> {
         match self {
             Number::I32(x) => Val::I32(x),
             Number::I64(x) => Val::I64(x),
@@ -65,6 +65,11 @@ pub struct HostContext {
 
 type BytesFn = Arc<dyn Fn(&HostContext, &[u8], Format) -> Result<Vec<u8>, String> + Send + Sync>;
 type NumericFn = Arc<dyn Fn(&HostContext, &[Number]) -> Result<Vec<Number>, String> + Send + Sync>;
+pub(crate) type ExtismFn = Arc<
+    dyn Fn(&mut crate::extism::ExtismCurrent<'_>, &[Number]) -> Result<Vec<Number>, String>
+        + Send
+        + Sync,
+>;
 type JsonHandler =
     Arc<dyn Fn(&HostContext, serde_json::Value) -> Result<serde_json::Value, String> + Send + Sync>;
 /// Receives the plugins' log lines: plugin id, level (0 error … 4 trace), text.
@@ -80,6 +85,7 @@ pub(crate) type WapcFn =
 pub struct HostFunctions {
     pub(crate) bytes: HashMap<String, BytesFn>,
     pub(crate) numeric: HashMap<String, (FuncType, NumericFn)>,
+    pub(crate) extism: HashMap<String, (FuncType, ExtismFn)>,
     pub(crate) json: HashMap<String, JsonHandler>,
     pub(crate) log: Option<LogFn>,
     pub(crate) wapc: Option<WapcFn>,
@@ -90,6 +96,7 @@ impl std::fmt::Debug for HostFunctions {
         f.debug_struct("HostFunctions")
             .field("bytes", &self.bytes.keys().collect::<Vec<_>>())
             .field("numeric", &self.numeric.keys().collect::<Vec<_>>())
+            .field("extism", &self.extism.keys().collect::<Vec<_>>())
             .field("json", &self.json.keys().collect::<Vec<_>>())
             .finish()
     }
@@ -149,6 +156,44 @@ impl HostFunctions {
     {
         let ty = FuncType::new(params.iter().copied(), results.iter().copied());
         self.numeric.insert(name.to_string(), (ty, Arc::new(f)));
+    }
+
+    /// Registers `extism:host/user.<name>` for Extism guests (what Extism's
+    /// hosts call a host function), with the given parameter and result
+    /// types (numbers; Extism's PDKs pass blocks of the kernel memory as
+    /// `i64` handles). The function reads the blocks it is handed and
+    /// gives the guest new ones through [`ExtismCurrent`]. An `Err` ends
+    /// the guest's call with [`PluginError::Host`](crate::PluginError::Host),
+    /// as a failing host function does on Extism's host.
+    ///
+    /// ```
+    /// use anywasm::ValType::I64;
+    /// use anywasm_plugin::{Number, PluginRuntime};
+    /// let runtime = PluginRuntime::<anywasm::DefaultBackend>::builder()
+    ///     .host(|h| {
+    ///         // A guest's `EXTISM_IMPORT_USER("shout") ExtismHandle shout(ExtismHandle);`
+    ///         h.extism_function("shout", &[I64], &[I64], |plugin, args| {
+    ///             let Some(Number::I64(handle)) = args.first() else {
+    ///                 return Err("shout takes a handle".into());
+    ///             };
+    ///             let text = plugin.memory_string(*handle as u64)?;
+    ///             let answer = plugin.memory_new((text.to_uppercase() + "!").as_bytes())?;
+    ///             Ok(vec![Number::I64(answer as i64)])
+    ///         })
+    ///     })
+    ///     .build()
+    ///     .unwrap();
+    /// # drop(runtime);
+    /// ```
+    pub fn extism_function<F>(&mut self, name: &str, params: &[ValType], results: &[ValType], f: F)
+    where
+        F: Fn(&mut crate::extism::ExtismCurrent<'_>, &[Number]) -> Result<Vec<Number>, String>
+            + Send
+            + Sync
+            + 'static,
+    {
+        let ty = FuncType::new(params.iter().copied(), results.iter().copied());
+        self.extism.insert(name.to_string(), (ty, Arc::new(f)));
     }
 
     /// Registers a handler for `anywasm.json_execute` requests named `name`.

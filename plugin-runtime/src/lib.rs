@@ -55,7 +55,10 @@
 //!   codes, config, vars (the plugin's key/value store, so the same quota)
 //!   and logs, with Extism's semantics; `http_request` to the hosts the
 //!   manifest allows ([`Manifest::allow_http_host`]). Functions from
-//!   `extism:host/user` are refused at load ([`PluginError::Unsupported`]).
+//!   `extism:host/user` are the application's
+//!   ([`HostFunctions::extism_function`], with [`ExtismCurrent`] to read and
+//!   give blocks); an unregistered one is refused at load
+//!   ([`PluginError::MissingHostFunction`]).
 //! - **waPC guests** ([`Abi::Wapc`], detected from the `__guest_call`
 //!   export): operations by name, host calls answered by
 //!   [`HostFunctions::wapc_handler`], `__console_log` into the log.
@@ -78,6 +81,7 @@ mod wasi;
 pub use abi::{ABI_VERSION, METADATA_SECTION, Metadata};
 pub use any::{AnyPlugin, AnyPluginRuntime, AnyPluginRuntimeBuilder};
 pub use error::{PluginError, Result};
+pub use extism::ExtismCurrent;
 pub use host::{HostContext, HostFunctions, Number};
 pub use manifest::{
     Abi, DEFAULT_DEADLINE, DEFAULT_MAX_HTTP_RESPONSE_BYTES, DEFAULT_MAX_MEMORY_PAGES, Format,

@@ -600,17 +600,15 @@ fn prepare<B: Backend>(
     };
     for import in module.imports() {
         let (m, n) = (import.module.as_str(), import.name.as_str());
-        if m == extism::USER {
-            return Err(PluginError::Unsupported {
+        if abi == Abi::Extism && m == extism::USER && !runtime.linker.is_defined(m, n) {
+            return Err(PluginError::MissingHostFunction {
                 plugin: id.to_string(),
-                feature: format!(
-                    "the Extism host function `{n}` (functions from `{}` are not supported yet)",
-                    extism::USER
-                ),
+                module: m.to_string(),
+                name: n.to_string(),
             });
         }
         let granted = match abi {
-            Abi::Extism => m == extism::ENV,
+            Abi::Extism => m == extism::ENV || m == extism::USER,
             Abi::Wapc => m == wapc::MODULE,
             _ => false,
         } || always_allowed(m, n)

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use anywasm::Backend;
-use anywasm_plugin::{Abi, Limits, Manifest, PluginError, PluginRuntime};
+use anywasm_plugin::{Abi, Limits, Manifest, Number, PluginError, PluginRuntime};
 use serde::Deserialize;
 
 fn fixtures() -> PathBuf {
@@ -59,7 +59,7 @@ fn as_extism_words(e: &PluginError) -> String {
     }
 }
 
-fn replay<B: Backend>(guest: &str, recording: &str) {
+fn replay<B: Backend>(runtime: &PluginRuntime<B>, guest: &str, recording: &str) {
     let rec: Recording =
         serde_json::from_slice(&std::fs::read(fixtures().join(recording)).unwrap()).unwrap();
     assert!(
@@ -67,8 +67,6 @@ fn replay<B: Backend>(guest: &str, recording: &str) {
         "{}",
         rec.recorded_with
     );
-    let log = Log::default();
-    let runtime = runtime::<B>(&log);
     let mut manifest = Manifest::from_file(guest, fixtures().join(guest));
     for (k, v) in &rec.config {
         manifest = manifest.config(k, v);
@@ -88,6 +86,12 @@ fn replay<B: Backend>(guest: &str, recording: &str) {
             ),
         }
     }
+}
+
+/// Replays a guest of the `guest.c` family and checks its log line.
+fn replay_guest<B: Backend>(guest: &str, recording: &str) {
+    let log = Log::default();
+    replay(&runtime::<B>(&log), guest, recording);
     let logged = log.lock().unwrap().clone();
     assert!(
         logged.contains(&(2, "to the log".to_string())),
@@ -98,13 +102,132 @@ fn replay<B: Backend>(guest: &str, recording: &str) {
 
 /// The C PDK guest against Extism's answers.
 pub fn c_pdk_guest_matches_extism<B: Backend>() {
-    replay::<B>("guest_c.wasm", "expected_c.json");
+    replay_guest::<B>("guest_c.wasm", "expected_c.json");
 }
 
 /// The AssemblyScript PDK guest (the same exports, written in
 /// AssemblyScript) against Extism's answers for it.
 pub fn assemblyscript_pdk_guest_matches_extism<B: Backend>() {
-    replay::<B>("guest_as.wasm", "expected_as.json");
+    replay_guest::<B>("guest_as.wasm", "expected_as.json");
+}
+
+/// A runtime with the host functions `host_guest.c` imports, as
+/// `record.py` gives them to Extism's host.
+fn host_runtime<B: Backend>() -> PluginRuntime<B> {
+    use anywasm::ValType::I64;
+    let handle = |args: &[Number]| match args.first() {
+        Some(Number::I64(h)) => Ok(*h as u64),
+        other => Err(format!("expected a handle, got {other:?}")),
+    };
+    PluginRuntime::<B>::builder()
+        .host(move |h| {
+            h.extism_function("shout", &[I64], &[I64], move |plugin, args| {
+                let text = plugin.memory_string(handle(args)?)?;
+                let out = plugin.memory_new((text.to_uppercase() + "!").as_bytes())?;
+                Ok(vec![Number::I64(out as i64)])
+            });
+            h.extism_function("add_numbers", &[I64, I64], &[I64], |_, args| match args {
+                [Number::I64(a), Number::I64(b)] => Ok(vec![Number::I64(a.wrapping_add(*b))]),
+                other => Err(format!("expected two i64, got {other:?}")),
+            });
+            h.extism_function("fail_with", &[I64], &[], move |plugin, args| {
+                Err(plugin.memory_string(handle(args)?)?)
+            });
+        })
+        .build()
+        .unwrap()
+}
+
+/// A guest calling the application's host functions (`extism:host/user`)
+/// against Extism's answers; then what Extism's Python binding cannot
+/// show: a failing host function ends the call with its error, and the
+/// plugin goes on.
+pub fn host_functions_match_extism<B: Backend>() {
+    let runtime = host_runtime::<B>();
+    replay(&runtime, "guest_host_c.wasm", "expected_host_c.json");
+    let plugin = runtime
+        .load(Manifest::from_file(
+            "host",
+            fixtures().join("guest_host_c.wasm"),
+        ))
+        .unwrap();
+    let err = plugin.call_raw("call_fail", b"no luck").unwrap_err();
+    assert!(
+        matches!(&err, PluginError::Host { host_function, message, .. }
+            if host_function == "fail_with" && message == "no luck"),
+        "{}: {err}",
+        B::NAME
+    );
+    assert_eq!(
+        plugin.call_raw("call_shout", b"still here").unwrap(),
+        b"STILL HERE!"
+    );
+}
+
+/// Host functions handed what is not a block, or answering with the wrong
+/// types, fail the call with a `Host` error naming the function; a guest
+/// importing one the application did not register is refused at load.
+pub fn hostile_host_function_calls<B: Backend>() {
+    let wat = r#"(module
+      (import "extism:host/user" "shout" (func $shout (param i64) (result i64)))
+      (import "extism:host/user" "wrong" (func $wrong (param i64) (result i64)))
+      (import "extism:host/env" "output_set" (func $output (param i64 i64)))
+      (memory (export "memory") 1)
+      (func (export "not_a_handle") (result i32)
+        (drop (call $shout (i64.const 12345)))
+        (i32.const 0))
+      (func (export "huge_handle") (result i32)
+        (drop (call $shout (i64.const -1)))
+        (i32.const 0))
+      (func (export "wrong_answer") (result i32)
+        (drop (call $wrong (i64.const 0)))
+        (i32.const 0)))"#;
+    use anywasm::ValType::I64;
+    let host = PluginRuntime::<B>::builder()
+        .host(|h| {
+            h.extism_function("shout", &[I64], &[I64], |plugin, args| {
+                let Some(Number::I64(h)) = args.first() else {
+                    return Err("no handle".into());
+                };
+                let text = plugin.memory_string(*h as u64)?;
+                Ok(vec![
+                    Number::I64(plugin.memory_new(text.as_bytes())? as i64),
+                ])
+            });
+            h.extism_function("wrong", &[I64], &[I64], |_, _| Ok(vec![Number::I32(1)]));
+        })
+        .build()
+        .unwrap();
+    let plugin = host
+        .load(Manifest::from_bytes("hostile-host", wat).abi(Abi::Extism))
+        .unwrap();
+    for (f, host_fn, words) in [
+        ("not_a_handle", "shout", "invalid handle offset"),
+        ("huge_handle", "shout", "invalid handle offset"),
+        ("wrong_answer", "wrong", "expected [I64]"),
+    ] {
+        let err = plugin.call_raw(f, b"").unwrap_err();
+        assert!(
+            matches!(&err, PluginError::Host { host_function, message, .. }
+                if host_function == host_fn && message.contains(words)),
+            "{}: {f}: {err}",
+            B::NAME
+        );
+    }
+    // Not registered: refused at load, naming the function.
+    let err = runtime::<B>(&Log::default())
+        .load(Manifest::from_file(
+            "host",
+            fixtures().join("guest_host_c.wasm"),
+        ))
+        .unwrap_err();
+    assert!(
+        matches!(&err, PluginError::MissingHostFunction { module, name, .. }
+            if module == "extism:host/user"
+                && ["shout", "add_numbers", "fail_with"].contains(&name.as_str())),
+        "{}: {err}",
+        B::NAME
+    );
 }
 
 /// The ABI is recognised from the imports, and can be forced.
@@ -458,30 +581,14 @@ pub fn http_requests_to_allowed_hosts<B: Backend>() {
     ));
 }
 
-/// Functions from `extism:host/user` (the application's functions in
-/// Extism's ABI) are refused clearly at load.
-pub fn extism_user_functions_are_refused<B: Backend>() {
-    let wat = r#"(module
-      (import "extism:host/env" "alloc" (func (param i64) (result i64)))
-      (import "extism:host/user" "lookup" (func (param i64) (result i64)))
-      (memory (export "memory") 1))"#;
-    let runtime = runtime::<B>(&Log::default());
-    let err = runtime
-        .load(Manifest::from_bytes("user_fn", wat))
-        .unwrap_err();
-    assert!(
-        matches!(&err, PluginError::Unsupported { feature, .. } if feature.contains("lookup")),
-        "{err}"
-    );
-}
-
 macro_rules! extism_tests {
     ($name:ident, $b:ty) => {
         mod $name {
             extism_tests!(@cases $b; c_pdk_guest_matches_extism,
                 assemblyscript_pdk_guest_matches_extism, the_abi_is_detected, extism_manifests,
                 http_requests_to_allowed_hosts,
-                hostile_extism_guest, kernel_edges, extism_user_functions_are_refused);
+                hostile_extism_guest, kernel_edges, host_functions_match_extism,
+                hostile_host_function_calls);
         }
     };
     (@cases $b:ty; $($case:ident),*) => {
