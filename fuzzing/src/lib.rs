@@ -12,6 +12,7 @@
 //! | [`wasi`](wasi::run) | a sequence of WASI calls with chosen arguments on the probe module, against a temporary preopen |
 //! | [`plugin_abi`](plugin_abi::run) | a plugin whose allocator, results and host calls return chosen pointers, lengths and payloads |
 //! | [`dylink`](dylink::run) | `dylink.0` sections and libraries for the dynamic linker |
+//! | [`guest_abis`](guest_abis::run) | an Extism or waPC guest calling its ABI's host imports (and an Extism host function) with chosen handles, pointers and lengths |
 //!
 //! `fuzz/` runs them under libFuzzer (`cargo +nightly fuzz run <target>`);
 //! `tests/bounded.rs` runs a fixed-seed sample of inputs of each in
@@ -19,6 +20,7 @@
 
 pub mod compile;
 pub mod dylink;
+pub mod guest_abis;
 pub mod hostile_imports;
 pub mod plugin_abi;
 pub mod wasi;

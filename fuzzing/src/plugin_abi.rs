@@ -14,7 +14,7 @@ use anywasm_plugin::{Format, Manifest, PluginRuntime};
 use crate::Reader;
 
 /// A guest pointer or length: inside the memory, at its edges, or wild.
-trait Addr {
+pub(crate) trait Addr {
     fn addr(&mut self, size: u32) -> u32;
 }
 

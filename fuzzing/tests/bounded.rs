@@ -2,7 +2,7 @@
 //! few thousand inputs in all, every one run on all three backends. The
 //! long runs are `cargo +nightly fuzz run <target>` (see fuzz/README.md).
 
-use anywasm_fuzzing::{Inputs, compile, dylink, hostile_imports, plugin_abi, wasi};
+use anywasm_fuzzing::{Inputs, compile, dylink, guest_abis, hostile_imports, plugin_abi, wasi};
 
 /// A valid module from `wasm-smith`, for mutation.
 fn smith_module(inputs: &mut Inputs) -> Vec<u8> {
@@ -48,6 +48,14 @@ fn plugin_abi_bounded() {
     let mut inputs = Inputs::new(0xd44);
     for _ in 0..500 {
         plugin_abi::run(&inputs.input(256));
+    }
+}
+
+#[test]
+fn guest_abis_bounded() {
+    let mut inputs = Inputs::new(0xf66);
+    for _ in 0..500 {
+        guest_abis::run(&inputs.input(256));
     }
 }
 

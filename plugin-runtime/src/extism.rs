@@ -354,7 +354,7 @@ trait KernelAccess {
 
 impl<B: Backend> KernelAccess for Ctx<'_, B> {
     fn read(&self, h: u64) -> anywasm::Result<Vec<u8>> {
-        read_block(self, h, "host function")
+        read_block(self, h, "host function argument")
     }
     fn put(&mut self, bytes: &[u8]) -> anywasm::Result<u64> {
         put(self, bytes)
