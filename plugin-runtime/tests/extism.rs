@@ -581,6 +581,110 @@ pub fn http_requests_to_allowed_hosts<B: Backend>() {
     ));
 }
 
+/// `http_headers` gives the last response's headers as JSON, and a server
+/// that never answers ends the call within the plugin's deadline with the
+/// host function's error.
+pub fn http_headers_and_timeout<B: Backend>() {
+    let wat = r#"(module
+      (import "extism:host/env" "input_offset" (func $input (result i64)))
+      (import "extism:host/env" "http_request" (func $request (param i64 i64) (result i64)))
+      (import "extism:host/env" "http_headers" (func $headers (result i64)))
+      (import "extism:host/env" "http_status_code" (func $status (result i32)))
+      (import "extism:host/env" "length" (func $length (param i64) (result i64)))
+      (import "extism:host/env" "output_set" (func $output (param i64 i64)))
+      (memory (export "memory") 1)
+      ;; The input is Extism's request JSON; the output, the headers' JSON.
+      (func (export "headers") (result i32) (local $h i64)
+        (drop (call $request (call $input) (i64.const 0)))
+        (local.set $h (call $headers))
+        (call $output (local.get $h) (call $length (local.get $h)))
+        (i32.sub (call $status) (i32.const 200))))"#;
+    let runtime = runtime::<B>(&Log::default());
+    let deadline = std::time::Duration::from_millis(500);
+    let plugin = runtime
+        .load(
+            Manifest::from_bytes("headers", wat)
+                .allow_http_host("127.0.0.1")
+                .deadline(deadline),
+        )
+        .unwrap();
+    let (url, server) = serve_once("200 OK", b"body");
+    let request = format!(r#"{{"url": "{url}", "method": "GET", "headers": {{}}}}"#);
+    let out = plugin.call_raw("headers", request.as_bytes()).unwrap();
+    server.join().unwrap();
+    let headers: std::collections::BTreeMap<String, String> = serde_json::from_slice(&out).unwrap();
+    assert_eq!(
+        headers.get("x-served").map(String::as_str),
+        Some("yes"),
+        "{headers:?}"
+    );
+    assert_eq!(headers.get("content-length").map(String::as_str), Some("4"));
+    // A server that accepts and never answers.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!(
+        "http://127.0.0.1:{}/",
+        listener.local_addr().unwrap().port()
+    );
+    let (done, wait) = std::sync::mpsc::channel::<()>();
+    let silent = std::thread::spawn(move || {
+        let (conn, _) = listener.accept().unwrap();
+        let _ = wait.recv_timeout(std::time::Duration::from_secs(20));
+        drop(conn);
+    });
+    let request = format!(r#"{{"url": "{url}"}}"#);
+    let started = std::time::Instant::now();
+    let err = plugin.call_raw("headers", request.as_bytes()).unwrap_err();
+    let took = started.elapsed();
+    assert!(
+        matches!(&err, PluginError::Host { host_function, .. } if host_function == "http_request")
+            || matches!(&err, PluginError::Deadline { .. }),
+        "{}: {err}",
+        B::NAME
+    );
+    // Bounded by the deadline (with a wide margin for a loaded machine),
+    // not by the server, which would hold the connection for 20 s.
+    assert!(took < std::time::Duration::from_secs(10), "{took:?}: {err}");
+    done.send(()).unwrap();
+    silent.join().unwrap();
+}
+
+/// `get_log_level` tells a guest whether logging is wanted: everything
+/// (Extism's trace, 0) when the application has a logger, nothing (above
+/// every level) when it has none; and a line logged then reaches the log
+/// with the level mapped to ours (Extism's warn is our 1).
+pub fn log_level<B: Backend>() {
+    let wat = r#"(module
+      (import "extism:host/env" "get_log_level" (func $level (result i32)))
+      (import "extism:host/env" "alloc" (func $alloc (param i64) (result i64)))
+      (import "extism:host/env" "store_u8" (func $store (param i64 i32)))
+      (import "extism:host/env" "log_warn" (func $warn (param i64)))
+      (memory (export "memory") 1)
+      ;; Logs "w" at warn and returns the level as its exit code + 1.
+      (func (export "level") (result i32) (local $h i64)
+        (local.set $h (call $alloc (i64.const 1)))
+        (call $store (local.get $h) (i32.const 119))
+        (call $warn (local.get $h))
+        (i32.add (call $level) (i32.const 1))))"#;
+    let log = Log::default();
+    let logged = runtime::<B>(&log)
+        .load(Manifest::from_bytes("level", wat))
+        .unwrap();
+    let err = logged.call_raw("level", b"").unwrap_err();
+    assert!(
+        err.to_string().contains("exit code: 1"),
+        "{}: {err}",
+        B::NAME
+    );
+    assert_eq!(log.lock().unwrap().as_slice(), &[(1, "w".to_string())]);
+    let silent = PluginRuntime::<B>::new()
+        .unwrap()
+        .load(Manifest::from_bytes("level", wat))
+        .unwrap();
+    let err = silent.call_raw("level", b"").unwrap_err();
+    let expected = format!("exit code: {}", i32::MAX.wrapping_add(1));
+    assert!(err.to_string().contains(&expected), "{}: {err}", B::NAME);
+}
+
 macro_rules! extism_tests {
     ($name:ident, $b:ty) => {
         mod $name {
@@ -588,7 +692,7 @@ macro_rules! extism_tests {
                 assemblyscript_pdk_guest_matches_extism, the_abi_is_detected, extism_manifests,
                 http_requests_to_allowed_hosts,
                 hostile_extism_guest, kernel_edges, host_functions_match_extism,
-                hostile_host_function_calls);
+                hostile_host_function_calls, http_headers_and_timeout, log_level);
         }
     };
     (@cases $b:ty; $($case:ident),*) => {
