@@ -145,7 +145,7 @@ fn wapc_wat(r: &mut Reader<'_>) -> String {
 /// Runs the input on every backend.
 pub fn run(data: &[u8]) {
     let mut r = Reader::new(data);
-    let extism = r.u8() % 2 == 0;
+    let extism = r.u8().is_multiple_of(2);
     let wat = if extism {
         extism_wat(&mut r)
     } else {
