@@ -333,11 +333,7 @@ impl Manifest {
     /// `wasm` path is relative to the manifest; `wasi` as in [`WasiGrant`]).
     pub fn from_json_file(path: impl Into<PathBuf>) -> Result<Self> {
         let path = path.into();
-        let text = std::fs::read_to_string(&path).map_err(|source| PluginError::Io {
-            plugin: "<manifest>".into(),
-            path: path.display().to_string(),
-            source,
-        })?;
+        let text = read_text("<manifest>", &path)?;
         let f: ManifestFile = serde_json::from_str(&text)
             .map_err(|e| PluginError::Manifest(format!("{}: {e}", path.display())))?;
         let wasm = if f.wasm.is_relative() {
@@ -509,11 +505,7 @@ impl Manifest {
     pub fn from_extism_json_file(id: impl Into<String>, path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
         let id = id.into();
-        let text = std::fs::read_to_string(path).map_err(|source| PluginError::Io {
-            plugin: id.clone(),
-            path: path.display().to_string(),
-            source,
-        })?;
+        let text = read_text(&id, path)?;
         Self::from_extism_json(id, &text, path.parent().unwrap_or(Path::new(".")))
     }
 
@@ -620,4 +612,13 @@ impl Manifest {
             .iter()
             .any(|a| a == &format!("{module}.{name}") || a.strip_suffix(".*") == Some(module))
     }
+}
+
+/// A manifest file's text; a failure names the plugin and the path.
+fn read_text(plugin: &str, path: &Path) -> Result<String> {
+    std::fs::read_to_string(path).map_err(|source| PluginError::Io {
+        plugin: plugin.to_string(),
+        path: path.display().to_string(),
+        source,
+    })
 }

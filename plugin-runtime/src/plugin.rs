@@ -444,11 +444,7 @@ fn call_with_bytes<B: Backend>(
         return Err(CallFailure::Guest(message));
     }
     let (optr, olen) = abi::unpack(r.first().and_then(Val::as_i64).unwrap_or(0));
-    if let Some(max) = limits.max_output_bytes
-        && u64::from(olen) > max
-    {
-        return Err(CallFailure::Limit("output size", max));
-    }
+    check_output_size(limits, u64::from(olen))?;
     let bytes = memory
         .slice(&slot.store, u64::from(optr), u64::from(olen))
         .map_err(|_| {
@@ -456,6 +452,14 @@ fn call_with_bytes<B: Backend>(
         })?;
     output(bytes);
     Ok(())
+}
+
+/// Refuses an output past the manifest's `max_output_bytes`.
+fn check_output_size(limits: &Limits, len: u64) -> std::result::Result<(), CallFailure> {
+    match limits.max_output_bytes {
+        Some(max) if len > max => Err(CallFailure::Limit("output size", max)),
+        _ => Ok(()),
+    }
 }
 
 /// A call by Extism's convention: the input in a fresh kernel memory, the
@@ -501,11 +505,7 @@ fn call_extism<B: Backend>(
         )));
     }
     let out = extism::output(&slot.store).map_err(CallFailure::Engine)?;
-    if let Some(max) = limits.max_output_bytes
-        && out.len() as u64 > max
-    {
-        return Err(CallFailure::Limit("output size", max));
-    }
+    check_output_size(limits, out.len() as u64)?;
     output(out);
     Ok(())
 }
