@@ -3,7 +3,7 @@
 
 use anywasm_core::{
     Error, Extern, ExternRef, Func, FuncType, Global, GlobalType, Memory, MemoryType, Mutability,
-    StoreId, Table, TableType, TrapCode, V128, Val, ValType,
+    StoreId, Table, TableType, Tag, TrapCode, V128, Val, ValType,
 };
 
 use crate::{Wasmer, WrFunc};
@@ -200,6 +200,7 @@ pub(crate) fn extern_to_wr(e: &Extern<Wasmer>) -> wasmer::Extern {
         Extern::Memory(m) => wasmer::Extern::Memory(m.raw().clone()),
         Extern::Table(t) => wasmer::Extern::Table(t.raw().clone()),
         Extern::Global(g) => wasmer::Extern::Global(g.raw().clone()),
+        Extern::Tag(t) => wasmer::Extern::Tag(t.raw().clone()),
     }
 }
 
@@ -215,6 +216,6 @@ pub(crate) fn extern_from_wr(
         wasmer::Extern::Memory(m) => Extern::Memory(Memory::from_raw(m, store)),
         wasmer::Extern::Table(t) => Extern::Table(Table::from_raw(t, store)),
         wasmer::Extern::Global(g) => Extern::Global(Global::from_raw(g, store)),
-        _ => return None,
+        wasmer::Extern::Tag(t) => Extern::Tag(Tag::from_raw(t, store)),
     })
 }

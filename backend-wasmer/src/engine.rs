@@ -98,11 +98,10 @@ impl Drop for Compiler {
     }
 }
 
-/// The proposals the layer supports on wasmer. wasmer also implements
-/// exceptions, but the layer cannot represent tags or exception references
-/// yet, so it does not claim them.
+/// The proposals the layer supports on wasmer.
 fn supported_features() -> Features {
     let mut f = Features::wasm2();
+    f.exceptions = true;
     f.relaxed_simd = true;
     f.multi_memory = true;
     f.extended_const = true;

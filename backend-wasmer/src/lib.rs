@@ -63,6 +63,7 @@ mod memory;
 mod module;
 mod store;
 mod table;
+mod tag;
 mod thunk;
 
 use anywasm_core::BackendTypes;
@@ -94,6 +95,7 @@ impl BackendTypes for Wasmer {
     type Table = wasmer::Table;
     type Global = wasmer::Global;
     type ExternRef = wasmer::ExternRef;
+    type Tag = wasmer::Tag;
 }
 
 /// A shared store context of this backend.

@@ -257,6 +257,7 @@ pub(crate) fn extern_to_wi(e: &Extern<Wasmi>) -> wasmi::Extern {
         Extern::Memory(m) => wasmi::Extern::Memory(*m.raw()),
         Extern::Table(t) => wasmi::Extern::Table(*t.raw()),
         Extern::Global(g) => wasmi::Extern::Global(*g.raw()),
+        Extern::Tag(t) => match *t.raw() {},
     }
 }
 

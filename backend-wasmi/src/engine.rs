@@ -30,9 +30,10 @@ impl BackendEngine for Wasmi {
         // wasmi keeps compiled functions in the engine's code map until the
         // engine is dropped.
         c.code_freed_with_module = false;
-        // Everything the layer represents; wasmi implements no threads,
-        // exceptions, typed references or GC.
+        // Everything the layer represents but exceptions, which wasmi does
+        // not implement (nor threads, typed references or GC).
         c.features = Features::representable();
+        c.features.exceptions = false;
         c
     }
 

@@ -48,6 +48,7 @@ mod memory;
 mod module;
 mod store;
 mod table;
+mod tag;
 
 use anywasm_core::BackendTypes;
 
@@ -77,6 +78,7 @@ impl BackendTypes for Wasmi {
     type Table = wasmi::Table;
     type Global = wasmi::Global;
     type ExternRef = wasmi::ExternRef;
+    type Tag = tag::NoTag;
 }
 
 /// A shared store context of this backend.

@@ -3,7 +3,7 @@
 
 use anywasm_core::{
     Error, Extern, ExternRef, Func, FuncType, Global, GlobalType, Memory, MemoryType, Mutability,
-    StoreId, Table, TableType, TrapCode, V128, Val, ValType,
+    StoreId, Table, TableType, Tag, TrapCode, V128, Val, ValType,
 };
 use wasmtime::{AsContextMut, HeapType};
 
@@ -62,6 +62,9 @@ pub(crate) fn map_err(e: wasmtime::Error) -> Error {
         };
         return Error::trap("wasmtime", code, message);
     }
+    if e.is::<wasmtime::ThrownException>() {
+        return Error::trap("wasmtime", TrapCode::UncaughtException, "");
+    }
     if e.is::<wasmtime::UnknownImportError>() {
         return Error::Backend {
             backend: "wasmtime",
@@ -69,6 +72,20 @@ pub(crate) fn map_err(e: wasmtime::Error) -> Error {
         };
     }
     backend_err(e)
+}
+
+/// [`map_err`] for a call's error: an exception that escaped the call is
+/// also taken off the store (wasmtime keeps it there, rooted, until taken).
+pub(crate) fn call_err<T: Send + 'static>(
+    ctx: &mut wasmtime::StoreContextMut<'_, crate::StoreData<T>>,
+    e: wasmtime::Error,
+) -> Error {
+    if e.is::<wasmtime::ThrownException>() {
+        // In a root scope, so that the exception's root goes with it.
+        let mut scope = wasmtime::RootScope::new(&mut *ctx);
+        let _ = scope.as_context_mut().take_pending_exception();
+    }
+    map_err(e)
 }
 
 pub(crate) fn val_type_from_wt(t: &wasmtime::ValType) -> ValType {
@@ -260,6 +277,7 @@ pub(crate) fn extern_to_wt(e: &Extern<Wasmtime>) -> wasmtime::Extern {
         Extern::Memory(m) => wasmtime::Extern::Memory(*m.raw()),
         Extern::Table(t) => wasmtime::Extern::Table(*t.raw()),
         Extern::Global(g) => wasmtime::Extern::Global(*g.raw()),
+        Extern::Tag(t) => wasmtime::Extern::Tag(*t.raw()),
     }
 }
 
@@ -269,6 +287,7 @@ pub(crate) fn extern_from_wt(e: wasmtime::Extern, store: StoreId) -> Option<Exte
         wasmtime::Extern::Memory(m) => Extern::Memory(Memory::from_raw(m, store)),
         wasmtime::Extern::Table(t) => Extern::Table(Table::from_raw(t, store)),
         wasmtime::Extern::Global(g) => Extern::Global(Global::from_raw(g, store)),
+        wasmtime::Extern::Tag(t) => Extern::Tag(Tag::from_raw(t, store)),
         _ => return None,
     })
 }

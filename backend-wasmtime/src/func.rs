@@ -8,7 +8,9 @@ use wasmtime::{AsContext, AsContextMut};
 
 use crate::Ctx;
 use crate::CtxMut;
-use crate::convert::{func_type_from_wt, func_type_to_wt, map_err, val_from_wt, val_to_wt};
+use crate::convert::{
+    call_err, func_type_from_wt, func_type_to_wt, map_err, val_from_wt, val_to_wt,
+};
 use crate::{StoreData, Wasmtime};
 
 /// How the layer reaches wasmtime's `Caller` from a host function.
@@ -60,7 +62,8 @@ impl BackendFunc for Wasmtime {
                 for (slot, v) in wt_params.iter_mut().zip(params) {
                     *slot = val_to_wt(&mut ctx, v);
                 }
-                func.call(&mut ctx, wt_params, out).map_err(map_err)?;
+                func.call(&mut ctx, wt_params, out)
+                    .map_err(|e| call_err(&mut ctx, e))?;
                 for (slot, v) in results.iter_mut().zip(out.iter()) {
                     *slot = val_from_wt(&mut ctx, *v, store);
                 }
@@ -116,7 +119,9 @@ where
         mut ctx: CtxMut<'_, T>,
         params: P,
     ) -> Result<R> {
-        native.call(&mut ctx, params).map_err(map_err)
+        native
+            .call(&mut ctx, params)
+            .map_err(|e| call_err(&mut ctx, e))
     }
 }
 

@@ -47,6 +47,7 @@ mod memory;
 mod module;
 mod store;
 mod table;
+mod tag;
 
 use anywasm_core::BackendTypes;
 
@@ -74,6 +75,7 @@ impl BackendTypes for Wasmtime {
     type Table = wasmtime::Table;
     type Global = wasmtime::Global;
     type ExternRef = wasmtime::OwnedRooted<wasmtime::ExternRef>;
+    type Tag = wasmtime::Tag;
 }
 
 /// A shared store context of this backend.

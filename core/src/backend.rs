@@ -6,7 +6,7 @@
 //! crate with one marker type implementing the contract's parts, one per
 //! concept of the core ([`BackendTypes`], [`BackendEngine`], [`BackendModule`],
 //! [`BackendStore`], [`BackendInstance`], [`BackendFunc`], [`BackendMemory`],
-//! [`BackendTable`], [`BackendGlobal`], [`BackendExternRef`]), each in the file
+//! [`BackendTable`], [`BackendGlobal`], [`BackendTag`], [`BackendExternRef`]), each in the file
 //! named like the core's, plus impls of [`TypedSig`] and [`HostSig`] for the
 //! signatures it can call natively. [`Backend`] is every part together.
 //!
@@ -108,6 +108,7 @@ pub trait Backend:
     + BackendMemory
     + BackendTable
     + BackendGlobal
+    + BackendTag
     + BackendExternRef
 {
 }
@@ -121,6 +122,7 @@ impl<B> Backend for B where
         + BackendMemory
         + BackendTable
         + BackendGlobal
+        + BackendTag
         + BackendExternRef
 {
 }
@@ -159,6 +161,9 @@ pub trait BackendTypes: Sized + Send + Sync + Debug + Copy + Default + 'static {
     type Global: Clone + Send + Sync + Debug + 'static;
     /// An `externref` handle.
     type ExternRef: Clone + Send + Sync + Debug + 'static;
+    /// An exception tag handle (an uninhabited type where the engine has
+    /// no exceptions).
+    type Tag: Clone + Send + Sync + Debug + 'static;
 }
 
 /// Engines: what the backend can do, and creating an engine.
@@ -360,6 +365,15 @@ pub trait BackendGlobal: BackendTypes {
         global: &Self::Global,
         value: Val<Self>,
     ) -> Result<()>;
+}
+
+/// Exception tags.
+pub trait BackendTag: BackendTypes {
+    /// Creates a tag owned by the host; the layer has checked that `ty` has
+    /// no results and that the backend claims exceptions.
+    fn tag_new<T: Send + 'static>(ctx: Self::CtxMut<'_, T>, ty: &FuncType) -> Result<Self::Tag>;
+    /// A tag's type.
+    fn tag_ty<T: Send + 'static>(ctx: Self::Ctx<'_, T>, tag: &Self::Tag) -> FuncType;
 }
 
 /// `externref` values.

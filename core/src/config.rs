@@ -114,13 +114,14 @@ impl Features {
     }
 
     /// Every proposal the layer can represent in its types today: all but
-    /// shared memories (threads), exception tags and typed references (GC,
-    /// function references). A backend claims these where its engine runs
-    /// them.
+    /// shared memories (threads) and typed references (GC, function
+    /// references). Exceptions are represented by [`Tag`](crate::Tag)s;
+    /// `exnref` values are not, so a module whose imports or exports carry
+    /// one is refused at compile time. A backend claims these where its
+    /// engine runs them.
     pub fn representable() -> Self {
         Self {
             threads: false,
-            exceptions: false,
             function_references: false,
             gc: false,
             ..Self::all()

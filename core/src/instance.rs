@@ -9,10 +9,12 @@ use crate::memory::Memory;
 use crate::module::Module;
 use crate::store::{AsContext, AsContextMut, StoreId, check_store};
 use crate::table::Table;
+use crate::tag::Tag;
 use crate::types::{ExportType, ExternType, MemoryType, TableType};
 use crate::values::{SigOf, WasmTyList};
 
-/// An item that can be imported or exported: a function, memory, table or global.
+/// An item that can be imported or exported: a function, memory, table,
+/// global or exception tag.
 pub enum Extern<B: BackendTypes> {
     /// A function.
     Func(Func<B>),
@@ -22,6 +24,8 @@ pub enum Extern<B: BackendTypes> {
     Table(Table<B>),
     /// A global.
     Global(Global<B>),
+    /// An exception tag.
+    Tag(Tag<B>),
 }
 
 impl<B: Backend> Clone for Extern<B> {
@@ -31,6 +35,7 @@ impl<B: Backend> Clone for Extern<B> {
             Extern::Memory(x) => Extern::Memory(x.clone()),
             Extern::Table(x) => Extern::Table(x.clone()),
             Extern::Global(x) => Extern::Global(x.clone()),
+            Extern::Tag(x) => Extern::Tag(x.clone()),
         }
     }
 }
@@ -42,6 +47,7 @@ impl<B: Backend> std::fmt::Debug for Extern<B> {
             Extern::Memory(x) => x.fmt(f),
             Extern::Table(x) => x.fmt(f),
             Extern::Global(x) => x.fmt(f),
+            Extern::Tag(x) => x.fmt(f),
         }
     }
 }
@@ -54,6 +60,7 @@ impl<B: Backend> Extern<B> {
             Extern::Memory(x) => ExternType::Memory(x.ty(ctx)?),
             Extern::Table(x) => ExternType::Table(x.ty(ctx)?),
             Extern::Global(x) => ExternType::Global(x.ty(ctx)?),
+            Extern::Tag(x) => ExternType::Tag(x.ty(ctx)?),
         })
     }
 
@@ -64,6 +71,7 @@ impl<B: Backend> Extern<B> {
             Extern::Memory(x) => x.store_id(),
             Extern::Table(x) => x.store_id(),
             Extern::Global(x) => x.store_id(),
+            Extern::Tag(x) => x.store_id(),
         }
     }
 
@@ -98,6 +106,14 @@ impl<B: Backend> Extern<B> {
             _ => None,
         }
     }
+
+    /// The tag, if this is one.
+    pub fn into_tag(self) -> Option<Tag<B>> {
+        match self {
+            Extern::Tag(x) => Some(x),
+            _ => None,
+        }
+    }
 }
 
 macro_rules! extern_from {
@@ -109,7 +125,7 @@ macro_rules! extern_from {
         }
     )*};
 }
-extern_from!(Func, Memory, Table, Global);
+extern_from!(Func, Memory, Table, Global, Tag);
 
 fn limits_match(
     found_min: u64,
@@ -147,6 +163,8 @@ pub fn extern_type_matches(found: &ExternType, expected: &ExternType) -> bool {
         (ExternType::Global(f), ExternType::Global(w)) => f == w,
         (ExternType::Memory(f), ExternType::Memory(w)) => memory_matches(f, w),
         (ExternType::Table(f), ExternType::Table(w)) => table_matches(f, w),
+        // Tag types match exactly (their results are always empty).
+        (ExternType::Tag(f), ExternType::Tag(w)) => f == w,
         _ => false,
     }
 }
@@ -320,6 +338,7 @@ impl<B: Backend> Instance<B> {
             Extern::Memory(_) => "memory",
             Extern::Table(_) => "table",
             Extern::Global(_) => "global",
+            Extern::Tag(_) => "tag",
         };
         Error::TypeMismatch {
             context: format!("export `{name}`"),
@@ -357,6 +376,14 @@ impl<B: Backend> Instance<B> {
         match self.get_kind(ctx, name, "exported global")? {
             Extern::Global(g) => Ok(g),
             other => Err(Self::wrong_kind(name, "global", &other)),
+        }
+    }
+
+    /// The exported tag `name`.
+    pub fn get_tag(&self, ctx: impl AsContextMut<Backend = B>, name: &str) -> Result<Tag<B>> {
+        match self.get_kind(ctx, name, "exported tag")? {
+            Extern::Tag(t) => Ok(t),
+            other => Err(Self::wrong_kind(name, "tag", &other)),
         }
     }
 

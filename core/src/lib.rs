@@ -58,13 +58,14 @@ mod module_info;
 pub mod rewrite;
 mod store;
 mod table;
+mod tag;
 mod types;
 mod values;
 
 pub use backend::{
     Backend, BackendEngine, BackendExternRef, BackendFunc, BackendGlobal, BackendInstance,
-    BackendMemory, BackendModule, BackendStore, BackendTable, BackendTypes, DynHostFn, ExternData,
-    HostSig, TypedSig, with_scratch,
+    BackendMemory, BackendModule, BackendStore, BackendTable, BackendTag, BackendTypes, DynHostFn,
+    ExternData, HostSig, TypedSig, with_scratch,
 };
 pub use capabilities::Capabilities;
 pub use code_cache::{CodeCache, CodeCacheOutcome, DEFAULT_CODE_CACHE_BYTES};
@@ -87,6 +88,7 @@ pub use store::{
     StoreContextMut, StoreId, StoreLimits, StoreShared, StoreStats,
 };
 pub use table::Table;
+pub use tag::Tag;
 pub use types::{
     ExportType, ExternType, FuncType, GlobalType, ImportType, MemoryType, Mutability, TableType,
     ValType,

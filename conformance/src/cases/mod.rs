@@ -2,6 +2,7 @@
 //! (as a test) when the backend misbehaves.
 
 mod calls;
+mod exceptions;
 mod host;
 mod items;
 mod limits;
@@ -10,6 +11,7 @@ mod modules;
 mod traps;
 
 pub use calls::*;
+pub use exceptions::*;
 pub use host::*;
 pub use items::*;
 pub use limits::*;

@@ -1,0 +1,21 @@
+//! Exception tags: wasmi runs no exceptions, so no tag can exist.
+
+use anywasm_core::{BackendTag, BackendTypes, Error, FuncType, Result};
+
+use crate::Ctx;
+use crate::CtxMut;
+use crate::Wasmi;
+
+/// The tag type of a backend without exceptions: it has no values.
+#[derive(Debug, Clone, Copy)]
+pub enum NoTag {}
+
+impl BackendTag for Wasmi {
+    fn tag_new<T: Send + 'static>(_: CtxMut<'_, T>, _: &FuncType) -> Result<NoTag> {
+        Err(Error::unsupported(Wasmi::NAME, "exception tags"))
+    }
+
+    fn tag_ty<T: Send + 'static>(_: Ctx<'_, T>, tag: &NoTag) -> FuncType {
+        match *tag {}
+    }
+}

@@ -1,0 +1,145 @@
+//! Exception handling through the layer: tags as externs, exceptions
+//! thrown and caught across instances, and exceptions that reach the host.
+
+use anywasm_core::{
+    Backend, Config, Engine, Error, Extern, ExternType, Features, FuncType, Linker, Store, Tag,
+    TrapCode, Val, ValType,
+};
+
+use super::{assert_trap, call, engine, i32_of, module};
+
+const THROWER: &str = r#"(module
+  (import "env" "oops" (tag $oops (param i32)))
+  (tag $own (export "own") (param i64 f32))
+  (func (export "throw") (param i32) (throw $oops (local.get 0)))
+  (func (export "throw_own") (throw $own (i64.const 1) (f32.const 2)))
+  ;; Thrown and caught inside one function: the payload plus one.
+  (func (export "inside") (param i32) (result i32)
+    (i32.add
+      (block $caught (result i32)
+        (try_table (catch $oops $caught) (throw $oops (local.get 0)))
+        (i32.const -1))
+      (i32.const 1))))"#;
+
+const CATCHER: &str = r#"(module
+  (import "env" "oops" (tag $oops (param i32)))
+  (import "thrower" "throw" (func $throw (param i32)))
+  ;; The payload of an `oops` thrown by the other instance, or -1.
+  (func (export "catch") (param i32) (result i32)
+    (block $caught (result i32)
+      (try_table (catch $oops $caught) (call $throw (local.get 0)))
+      (i32.const -1))))"#;
+
+/// A store's engine with exceptions on.
+fn exceptions_config() -> Config {
+    let mut f = Features::default();
+    f.exceptions = true;
+    let mut config = Config::new();
+    config.features(f);
+    config
+}
+
+/// Tags created by the host are shared by the instances that import them:
+/// one throws, another catches by the same tag (and not by another tag of
+/// the same type); an exception nobody catches ends the call with
+/// [`TrapCode::UncaughtException`] and the store stays usable; exported
+/// tags are `Extern::Tag`s with their type; a tag of the wrong type does
+/// not link. Where the backend claims no exceptions, an engine asking for
+/// them and `Tag::new` are `Unsupported`.
+pub fn exception_tags<B: Backend>() {
+    let config = exceptions_config();
+    let oops_ty = FuncType::new([ValType::I32], []);
+    if !B::capabilities().features.exceptions {
+        assert!(
+            Engine::<B>::new(&config).unwrap_err().is_unsupported(),
+            "{}",
+            B::NAME
+        );
+        let engine = engine::<B>(&Config::new());
+        let mut store = Store::new(&engine, ());
+        assert!(Tag::new(&mut store, &oops_ty).unwrap_err().is_unsupported());
+        return;
+    }
+    let engine = engine::<B>(&config);
+    let (thrower_m, catcher_m) = (module(&engine, THROWER), module(&engine, CATCHER));
+    let mut store = Store::new(&engine, ());
+    let oops = Tag::new(&mut store, &oops_ty).unwrap();
+    assert_eq!(oops.ty(&store).unwrap(), oops_ty);
+    let mut linker = Linker::<B, ()>::new();
+    linker.define("env", "oops", oops.clone()).unwrap();
+    let thrower = linker.instantiate(&mut store, &thrower_m).unwrap();
+    linker
+        .define_instance(&mut store, "thrower", &thrower)
+        .unwrap();
+    let catcher = linker.instantiate(&mut store, &catcher_m).unwrap();
+
+    let caught = call(&mut store, &catcher, "catch", &[Val::I32(41)]).unwrap();
+    assert_eq!(i32_of(caught), 41, "{}: caught across instances", B::NAME);
+    let inside = call(&mut store, &thrower, "inside", &[Val::I32(1)]).unwrap();
+    assert_eq!(i32_of(inside), 2, "{}", B::NAME);
+    // Nobody catches: the call ends, the store goes on.
+    assert_trap(
+        B::NAME,
+        call(&mut store, &thrower, "throw", &[Val::I32(5)]),
+        TrapCode::UncaughtException,
+    );
+    assert_trap(
+        B::NAME,
+        call(&mut store, &thrower, "throw_own", &[]),
+        TrapCode::UncaughtException,
+    );
+    let again = call(&mut store, &catcher, "catch", &[Val::I32(7)]).unwrap();
+    assert_eq!(i32_of(again), 7, "{}", B::NAME);
+
+    // Another tag of the same type is another tag: not caught.
+    let other = Tag::new(&mut store, &oops_ty).unwrap();
+    let mut linker2 = Linker::<B, ()>::new();
+    linker2.define("env", "oops", other).unwrap();
+    linker2
+        .define_instance(&mut store, "thrower", &thrower)
+        .unwrap();
+    let stranger = linker2.instantiate(&mut store, &catcher_m).unwrap();
+    assert_trap(
+        B::NAME,
+        call(&mut store, &stranger, "catch", &[Val::I32(3)]),
+        TrapCode::UncaughtException,
+    );
+
+    // Exported tags.
+    let own = thrower.get_tag(&mut store, "own").unwrap();
+    let own_ty = FuncType::new([ValType::I64, ValType::F32], []);
+    assert_eq!(own.ty(&store).unwrap(), own_ty);
+    match thrower.get_export(&mut store, "own").unwrap() {
+        Some(e @ Extern::Tag(_)) => assert_eq!(e.ty(&store).unwrap(), ExternType::Tag(own_ty)),
+        other => panic!("{}: expected a tag, got {other:?}", B::NAME),
+    }
+    assert!(matches!(
+        thrower.get_func(&mut store, "own"),
+        Err(Error::TypeMismatch { .. })
+    ));
+
+    // A tag of the wrong type does not link; a tag type with results is
+    // not a tag type; a tag of another store is refused.
+    let wrong = Tag::new(&mut store, &FuncType::new([ValType::I64], [])).unwrap();
+    let mut linker3 = Linker::<B, ()>::new();
+    linker3.define("env", "oops", wrong).unwrap();
+    assert!(matches!(
+        linker3.instantiate(&mut store, &thrower_m),
+        Err(Error::Link { .. })
+    ));
+    assert!(matches!(
+        Tag::new(&mut store, &FuncType::new([], [ValType::I32])),
+        Err(Error::InvalidArgument(_))
+    ));
+    let mut elsewhere = Store::new(&engine, ());
+    assert!(matches!(
+        oops.ty(&elsewhere),
+        Err(Error::StoreMismatch { .. })
+    ));
+    let mut linker4 = Linker::<B, ()>::new();
+    linker4.define("env", "oops", oops).unwrap();
+    assert!(matches!(
+        linker4.instantiate(&mut elsewhere, &thrower_m),
+        Err(Error::StoreMismatch { .. })
+    ));
+}
