@@ -179,6 +179,8 @@ pub(crate) struct LibraryFacts {
     /// Whether it exports `_start` as a function: a command, whose
     /// `_start` runs the constructors itself.
     pub func_exports_start: bool,
+    /// The first exception tag it imports (`module.name`), if any.
+    pub imported_tag: Option<String>,
 }
 
 /// Exports the loader keeps out of the shared namespace: each library's own
@@ -223,6 +225,7 @@ impl LibraryFacts {
         let mut table_offsets = HashMap::new();
         let mut start = None;
         let mut defines_memory = false;
+        let mut imported_tag = None;
         for payload in Parser::new(0).parse_all(bytes) {
             match payload.map_err(|e| bad(e.message().to_string()))? {
                 Payload::ImportSection(r) => {
@@ -230,18 +233,8 @@ impl LibraryFacts {
                         let imp = imp.map_err(|e| bad(e.message().to_string()))?;
                         match imp.ty {
                             TypeRef::Func(_) => imported_funcs += 1,
-                            // Shared exception tags (`__c_longjmp`,
-                            // `__cpp_exception`) need tags in the core API.
-                            TypeRef::Tag(_) => {
-                                return Err(Error::Unsupported {
-                                    library: name.to_string(),
-                                    feature: format!(
-                                        "the exception tag `{}.{}` (tags shared between \
-                                         modules, as cross-module setjmp/longjmp and C++ \
-                                         exceptions need, are not supported yet)",
-                                        imp.module, imp.name
-                                    ),
-                                });
+                            TypeRef::Tag(_) if imported_tag.is_none() => {
+                                imported_tag = Some(format!("{}.{}", imp.module, imp.name));
                             }
                             TypeRef::Global(_) => {
                                 if imp.module == "env" && imp.name == "__table_base" {
@@ -395,6 +388,7 @@ impl LibraryFacts {
             table_offsets,
             relocs_run_by_start,
             func_exports_start,
+            imported_tag,
         })
     }
 }

@@ -7,7 +7,7 @@ use std::sync::{Arc, OnceLock, RwLock};
 
 use anywasm_core::{
     AsContextMut, Backend, Engine, Extern, ExternType, Func, FuncType, Global, GlobalType,
-    Instance, Linker, Memory, MemoryType, Module, Mutability, Store, Table, TableType, Val,
+    Instance, Linker, Memory, MemoryType, Module, Mutability, Store, Table, TableType, Tag, Val,
     ValType,
 };
 
@@ -301,6 +301,8 @@ enum ImportPlan {
         name: String,
     },
     WeakStub(String, FuncType),
+    /// An exception tag from `env`, one per name for every module.
+    Tag(String, FuncType),
 }
 
 struct Pending<B: Backend> {
@@ -367,6 +369,11 @@ pub struct DynamicLinker<B: Backend, T: Send + 'static> {
     data: HashMap<String, u32>,
     funcs: HashMap<String, FuncDef>,
     slots: HashMap<FuncDef, u32>,
+    /// Exception tags imported from `env` (`__c_longjmp`,
+    /// `__cpp_exception`, …): made by the linker on the first import of
+    /// each name and given to every module that imports it, so modules
+    /// catch each other's exceptions.
+    tags: HashMap<String, Tag<B>>,
     live: LiveInstances<B>,
     /// The first address neither a library nor the heap owns.
     mem_end: u64,
@@ -474,6 +481,7 @@ impl<B: Backend, T: Send + 'static> DynamicLinker<B, T> {
             data,
             funcs: HashMap::new(),
             slots: HashMap::new(),
+            tags: HashMap::new(),
             live: Arc::new(RwLock::new(HashMap::new())),
             mem_end: first,
             pages,
@@ -1068,6 +1076,23 @@ impl<B: Backend, T: Send + 'static> DynamicLinker<B, T> {
             }
         };
         let facts = LibraryFacts::read(name, &bytes)?;
+        // Said before compiling, where the engine's error would only say
+        // that exceptions are not enabled.
+        if let Some(tag) = &facts.imported_tag {
+            let why = if !B::capabilities().features.exceptions {
+                Some(format!("{} runs no exceptions", B::NAME))
+            } else if !self.engine.config().get_features().exceptions {
+                Some("the engine's configuration does not enable exceptions".to_string())
+            } else {
+                None
+            };
+            if let Some(why) = why {
+                return Err(Error::Unsupported {
+                    library: name.to_string(),
+                    feature: format!("the exception tag `{tag}` ({why})"),
+                });
+            }
+        }
         let module = Module::new(&self.engine, &bytes).map_err(|source| Error::Library {
             library: name.to_string(),
             source,
@@ -1387,6 +1412,25 @@ impl<B: Backend, T: Send + 'static> DynamicLinker<B, T> {
                             None => return Err(undefined()),
                         }
                     }
+                    ("env", sym, ExternType::Tag(ty)) if !self.host.is_defined("env", sym) => {
+                        if !B::capabilities().features.exceptions {
+                            return Err(unsupported(format!(
+                                "the exception tag `env.{sym}` ({} runs no exceptions)",
+                                B::NAME
+                            )));
+                        }
+                        match self.tags.get(sym).map(|t| t.ty(&*ctx)).transpose()? {
+                            Some(found) if &found != ty => {
+                                return Err(Error::SignatureMismatch {
+                                    symbol: sym.into(),
+                                    library: lib_name.clone(),
+                                    expected: ty.to_string(),
+                                    found: found.to_string(),
+                                });
+                            }
+                            _ => ImportPlan::Tag(sym.into(), ty.clone()),
+                        }
+                    }
                     (m, n, _) if self.host.is_defined(m, n) => ImportPlan::HostFunc {
                         module: m.into(),
                         name: n.into(),
@@ -1469,6 +1513,15 @@ impl<B: Backend, T: Send + 'static> DynamicLinker<B, T> {
                     ))
                 }
             }
+            ImportPlan::Tag(name, _) => match self.tags.get(name) {
+                Some(t) => Extern::Tag(t.clone()),
+                None => {
+                    return Err(Error::UndefinedSymbol {
+                        symbol: format!("env.{name}"),
+                        library: lib_name.to_string(),
+                    });
+                }
+            },
             ImportPlan::WeakStub(symbol, ty) => {
                 let msg = format!("`{lib_name}` called `{symbol}`, an undefined weak function");
                 Extern::Func(Func::new(&mut *ctx, ty.clone(), move |_, _, _| {
@@ -1491,6 +1544,7 @@ impl<B: Backend, T: Send + 'static> DynamicLinker<B, T> {
             self.slots.clone(),
             self.by_name.clone(),
             self.by_path.clone(),
+            self.tags.clone(),
             self.libs.len(),
         );
         let globals: Vec<bool> = plan
@@ -1500,12 +1554,13 @@ impl<B: Backend, T: Send + 'static> DynamicLinker<B, T> {
             .collect();
         let result = self.commit_inner(ctx, plan, global);
         if result.is_err() {
-            let (data, funcs, slots, by_name, by_path, n) = snapshot;
+            let (data, funcs, slots, by_name, by_path, tags, n) = snapshot;
             self.data = data;
             self.funcs = funcs;
             self.slots = slots;
             self.by_name = by_name;
             self.by_path = by_path;
+            self.tags = tags;
             self.libs.truncate(n);
             for (id, g) in plan.local_deps.iter().zip(globals) {
                 self.libs[*id].global = g;
@@ -1551,6 +1606,21 @@ impl<B: Backend, T: Send + 'static> DynamicLinker<B, T> {
                 let f = self.resolve_func(ctx, def)?;
                 self.table
                     .set(&mut *ctx, u64::from(*slot), Val::FuncRef(Some(f)))?;
+            }
+        }
+        // Tags imported for the first time (two modules of one load that
+        // import a name with different types: the second does not link).
+        for p in &plan.pending {
+            for ip in &p.imports {
+                if let ImportPlan::Tag(name, ty) = ip
+                    && !self.tags.contains_key(name)
+                {
+                    let tag = Tag::new(&mut *ctx, ty).map_err(|source| Error::Library {
+                        library: p.name.clone(),
+                        source,
+                    })?;
+                    self.tags.insert(name.clone(), tag);
+                }
             }
         }
         let first = self.libs.len();

@@ -5,7 +5,9 @@
 
 use std::path::{Path, PathBuf};
 
-use anywasm::{Backend, Engine, Func, FuncType, Linker, Store, Val, ValType};
+use anywasm::{
+    Backend, Config, Engine, Features, Func, FuncType, Linker, Store, TrapCode, Val, ValType,
+};
 use anywasm_linker::{DynamicLinker, Error, Handle, LinkerConfig, OpenFlags, Symbol, combine};
 
 fn fixtures() -> PathBuf {
@@ -391,7 +393,9 @@ pub fn bad_modules_are_refused<B: Backend>() {
         matches!(&err, Error::Unsupported { feature, .. } if feature.contains("--import-memory")),
         "{err:?}"
     );
-    // An imported exception tag (what cross-module setjmp/longjmp uses).
+    // An imported exception tag (what cross-module setjmp/longjmp uses)
+    // with an engine that does not enable exceptions: refused by name
+    // (`shared_exception_tags` has the engine that does).
     let tag =
         wat::parse_str(r#"(module (@dylink.0) (import "env" "__c_longjmp" (tag (param i32))))"#)
             .unwrap();
@@ -961,6 +965,95 @@ pub fn handles_and_open_flags<B: Backend>() {
     assert!(OpenFlags::from_mode(0x8).unwrap_err().contains("0x8"));
 }
 
+/// Exception tags imported from `env` are one tag per name for every
+/// module: a library throws `__cpp_exception`, another catches it, and a
+/// `__c_longjmp` of its own type lives beside it; a module importing a tag
+/// under a known name with another type does not link. Where the backend
+/// runs no exceptions, the first such module is refused by name.
+pub fn shared_exception_tags<B: Backend>() {
+    let thrower = wat::parse_str(
+        r#"(module (@dylink.0)
+             (import "env" "__cpp_exception" (tag $e (param i32)))
+             (import "env" "__c_longjmp" (tag $j (param i32)))
+             (func (export "throw_it") (param i32) (throw $e (local.get 0))))"#,
+    )
+    .unwrap();
+    let catcher = wat::parse_str(
+        r#"(module (@dylink.0)
+             (import "env" "__cpp_exception" (tag $e (param i32)))
+             (import "env" "__c_longjmp" (tag $j (param i32)))
+             (import "env" "throw_it" (func $throw (param i32)))
+             ;; The payload of a `__cpp_exception` from the other library;
+             ;; a `__c_longjmp` is not one and is not caught here.
+             (func (export "catch_it") (param i32) (result i32)
+               (block $c (result i32)
+                 (try_table (catch $e $c) (call $throw (local.get 0)))
+                 (i32.const -1)))
+             (func (export "longjmp_caught") (result i32)
+               (block $c (result i32)
+                 (try_table (catch $e $c) (throw $j (i32.const 1)))
+                 (i32.const -1))))"#,
+    )
+    .unwrap();
+    let mut f = Features::default();
+    f.exceptions = true;
+    let mut config = Config::new();
+    config.features(f);
+    if !B::capabilities().features.exceptions {
+        let (mut store, mut dl) = setup::<B>(Linker::new());
+        let err = dl
+            .load_bytes(&mut store, "libthrow.so", thrower)
+            .unwrap_err();
+        assert!(
+            matches!(&err, Error::Unsupported { feature, .. }
+                if feature.contains("__cpp_exception") && feature.contains("no exceptions")),
+            "{}: {err:?}",
+            B::NAME
+        );
+        return;
+    }
+    let engine = Engine::<B>::new(&config).unwrap();
+    let mut store = Store::new(&engine, ());
+    let mut dl = DynamicLinker::new(
+        &mut store,
+        LinkerConfig::new().search_dir(fixtures()),
+        Linker::new(),
+    )
+    .unwrap();
+    dl.load_bytes(&mut store, "libthrow.so", thrower).unwrap();
+    dl.load_bytes(&mut store, "libcatch.so", catcher).unwrap();
+    assert_eq!(
+        call_sym(&mut store, &mut dl, "catch_it", &[42]),
+        42,
+        "{}",
+        B::NAME
+    );
+    let f = dl.func(&mut store, "longjmp_caught").unwrap();
+    assert!(
+        matches!(
+            f.invoke(&mut store, &[]),
+            Err(anywasm::Error::Trap {
+                code: TrapCode::UncaughtException,
+                ..
+            })
+        ),
+        "{}",
+        B::NAME
+    );
+    // The store goes on.
+    assert_eq!(call_sym(&mut store, &mut dl, "catch_it", &[7]), 7);
+    let wrong = wat::parse_str(
+        r#"(module (@dylink.0) (import "env" "__cpp_exception" (tag (param i64))))"#,
+    )
+    .unwrap();
+    let err = dl.load_bytes(&mut store, "libwrong.so", wrong).unwrap_err();
+    assert!(
+        matches!(&err, Error::SignatureMismatch { symbol, .. } if symbol == "__cpp_exception"),
+        "{}: {err:?}",
+        B::NAME
+    );
+}
+
 macro_rules! linker_tests {
     ($name:ident, $b:ty) => {
         mod $name {
@@ -975,7 +1068,7 @@ macro_rules! linker_tests {
                 relocations_when_the_start_function_is_another,
                 a_file_is_loaded_once_whatever_its_name, handles_and_open_flags,
                 wasi_program_with_side_modules, a_command_runs_its_own_constructors,
-                emscripten_side_modules);
+                emscripten_side_modules, shared_exception_tags);
         }
     };
     (@cases $b:ty; $($case:ident),*) => {
