@@ -102,6 +102,16 @@ pub fn cached<B: Backend, V: Clone + Send + Sync + 'static>(
         .clone()
 }
 
+/// Empties a plugin runtime's module cache when dropped, so that the
+/// memory of a long run does not grow with its inputs.
+pub(crate) struct ClearCache<'a, B: Backend>(pub(crate) &'a anywasm_plugin::PluginRuntime<B>);
+
+impl<B: Backend> Drop for ClearCache<'_, B> {
+    fn drop(&mut self) {
+        self.0.clear_cache();
+    }
+}
+
 /// The payload of the panics the targets make host functions throw on
 /// purpose.
 pub const HOST_PANIC: &str = "anywasm-fuzzing: a host function panics on purpose";

@@ -101,13 +101,7 @@ fn on<B: Backend>(wasm: &[u8], input: &[u8]) {
     let runtime = crate::cached::<B, PluginRuntime<B>>("plugin runtime", || {
         PluginRuntime::<B>::new().expect("a plugin runtime")
     });
-    struct Clear<'a, B: Backend>(&'a PluginRuntime<B>);
-    impl<B: Backend> Drop for Clear<'_, B> {
-        fn drop(&mut self) {
-            self.0.clear_cache();
-        }
-    }
-    let _clear = Clear(&runtime);
+    let _clear = crate::ClearCache(&runtime);
     let manifest = Manifest::from_bytes("fuzzed", wasm.to_vec())
         .format(Format::Raw)
         .fuel(crate::FUEL)

@@ -787,16 +787,7 @@ pub(crate) fn define<B: Backend>(
                 context,
             };
             let out = f(&mut current, &args).map_err(failed)?;
-            if out.len() != r.len() || out.iter().zip(want.results()).any(|(o, t)| o.ty() != *t) {
-                return Err(failed(format!(
-                    "returned {out:?}, expected {:?}",
-                    want.results()
-                )));
-            }
-            for (slot, v) in r.iter_mut().zip(out) {
-                *slot = v.into_val();
-            }
-            Ok(())
+            Number::write_results(out, &want, r).map_err(failed)
         })?;
     }
     Ok(())

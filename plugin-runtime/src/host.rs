@@ -44,6 +44,22 @@ impl Number {
         })
     }
 
+    /// Writes a numeric host function's results into `r`, checked against
+    /// its type.
+    pub(crate) fn write_results<B: Backend>(
+        out: Vec<Number>,
+        ty: &FuncType,
+        r: &mut [Val<B>],
+    ) -> Result<(), String> {
+        if out.len() != r.len() || out.iter().zip(ty.results()).any(|(o, t)| o.ty() != *t) {
+            return Err(format!("returned {out:?}, expected {:?}", ty.results()));
+        }
+        for (slot, v) in r.iter_mut().zip(out) {
+            *slot = v.into_val();
+        }
+        Ok(())
+    }
+
     pub(crate) fn into_val<B: Backend>(self) -> Val<B> {
         match self {
             Number::I32(x) => Val::I32(x),
@@ -703,16 +719,7 @@ pub(crate) fn define_all<B: Backend>(
             // A numeric function has no way to hand the guest an error: its
             // failure ends the call with `PluginError::Host`.
             let out = f(&ctx, &args).map_err(failed)?;
-            if out.len() != r.len() || out.iter().zip(want.results()).any(|(o, t)| o.ty() != *t) {
-                return Err(failed(format!(
-                    "returned {out:?}, expected {:?}",
-                    want.results()
-                )));
-            }
-            for (slot, v) in r.iter_mut().zip(out) {
-                *slot = v.into_val();
-            }
-            Ok(())
+            Number::write_results(out, &want, r).map_err(failed)
         })?;
     }
     Ok(())
