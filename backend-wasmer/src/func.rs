@@ -137,6 +137,24 @@ pub(crate) fn host_call<T: Send + 'static, R>(
     {
         return Err(ours);
     }
+    if let Some(exception) = e.to_exception() {
+        let id = calls.shared.id();
+        let tag = exception.tag(&store);
+        // wasmer 7.3 reads an exception's values from the host as if each
+        // took a whole slot, while its compiled code packs them: only the
+        // first comes out right. An exception with more is not described
+        // rather than described wrong.
+        let described = (tag.ty(&store).params.len() <= 1).then(|| {
+            let payload = exception
+                .payload(&mut store)
+                .iter()
+                .map(|v| crate::convert::val_from_wr(v, id))
+                .collect();
+            anywasm_core::Exception::new(anywasm_core::Tag::from_raw(tag, id), payload)
+        });
+        calls.shared.set_exception(described);
+        return Err(Error::trap(NAME, TrapCode::UncaughtException, ""));
+    }
     if let Some(c) = &calls.control
         && e.clone().to_trap() == Some(wasmer::sys::vm::TrapCode::UnreachableCodeReached)
     {

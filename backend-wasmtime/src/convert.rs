@@ -2,8 +2,8 @@
 //! where the two meet.
 
 use anywasm_core::{
-    Error, Extern, ExternRef, Func, FuncType, Global, GlobalType, Memory, MemoryType, Mutability,
-    StoreId, Table, TableType, Tag, TrapCode, V128, Val, ValType,
+    Error, Exception, Extern, ExternRef, Func, FuncType, Global, GlobalType, Memory, MemoryType,
+    Mutability, StoreId, Table, TableType, Tag, TrapCode, V128, Val, ValType,
 };
 use wasmtime::{AsContextMut, HeapType};
 
@@ -81,9 +81,24 @@ pub(crate) fn call_err<T: Send + 'static>(
     e: wasmtime::Error,
 ) -> Error {
     if e.is::<wasmtime::ThrownException>() {
+        let store = ctx.data().shared.id();
         // In a root scope, so that the exception's root goes with it.
         let mut scope = wasmtime::RootScope::new(&mut *ctx);
-        let _ = scope.as_context_mut().take_pending_exception();
+        let exception = scope
+            .as_context_mut()
+            .take_pending_exception()
+            .and_then(|exn| {
+                let tag = exn.tag(&mut scope).ok()?;
+                let n = tag.ty(&scope).ty().params().len();
+                let mut payload = Vec::with_capacity(n);
+                for i in 0..n {
+                    let v = exn.field(&mut scope, i).ok()?;
+                    payload.push(val_from_wt(&mut scope, v, store));
+                }
+                Some(Exception::new(Tag::from_raw(tag, store), payload))
+            });
+        drop(scope);
+        ctx.data().shared.set_exception(exception);
     }
     map_err(e)
 }

@@ -103,6 +103,9 @@ pub struct StoreShared {
     interruptible: bool,
     limit_hit: Mutex<Option<String>>,
     host_error: Mutex<Option<Error>>,
+    /// The exception that ended the last call uncaught (an
+    /// `Exception<B>`; this type is not generic over the backend).
+    exception: Mutex<Option<Box<dyn std::any::Any + Send>>>,
     budget: std::sync::OnceLock<Arc<MemoryBudget>>,
     /// What this store's memories took from the budget.
     reserved: AtomicU64,
@@ -140,6 +143,7 @@ impl StoreShared {
             interruptible: config.interruptible_enabled(),
             limit_hit: Mutex::new(None),
             host_error: Mutex::new(None),
+            exception: Mutex::new(None),
             budget: std::sync::OnceLock::new(),
             reserved: AtomicU64::new(0),
             pending_growth: AtomicU64::new(0),
@@ -164,6 +168,18 @@ impl StoreShared {
     pub fn park_host_error(&self, error: Error) {
         let mut slot = self.host_error.lock().unwrap_or_else(|p| p.into_inner());
         *slot = Some(error);
+    }
+
+    /// For backends: keeps the exception that ended a call uncaught, for
+    /// [`Store::take_exception`] (`None`: one the engine cannot describe).
+    pub fn set_exception<B: Backend>(&self, exception: Option<crate::Exception<B>>) {
+        let mut slot = self.exception.lock().unwrap_or_else(|p| p.into_inner());
+        *slot = exception.map(|e| Box::new(e) as Box<dyn std::any::Any + Send>);
+    }
+
+    pub(crate) fn take_exception<B: Backend>(&self) -> Option<crate::Exception<B>> {
+        let mut slot = self.exception.lock().unwrap_or_else(|p| p.into_inner());
+        slot.take()?.downcast().ok().map(|b| *b)
     }
 
     /// For backends: the error parked by [`park_host_error`](Self::park_host_error).
@@ -526,6 +542,17 @@ impl<B: Backend, T: Send + 'static> Store<B, T> {
     /// The limits set with [`Store::set_limits`].
     pub fn limits(&self) -> StoreLimits {
         self.limits
+    }
+
+    /// The exception that ended the last call with
+    /// [`TrapCode::UncaughtException`](crate::TrapCode::UncaughtException):
+    /// its tag and the values it carries. Kept until taken or until another
+    /// exception escapes a call. Always `None` on backends without
+    /// exceptions, and on wasmer for an exception that carries more than
+    /// one value (wasmer 7.3 reads only the first of them correctly from
+    /// the host; code in wasm catches all of them right).
+    pub fn take_exception(&mut self) -> Option<crate::Exception<B>> {
+        B::ctx_shared(B::store_ctx(&self.raw)).take_exception()
     }
 
     /// Sets the fuel available to code in this store.

@@ -5,6 +5,7 @@ use crate::backend::BackendTypes;
 use crate::error::{Error, Result};
 use crate::store::{AsContext, AsContextMut, StoreId, check_store};
 use crate::types::FuncType;
+use crate::values::Val;
 
 /// An exception tag, valid in the store that created it: what a `throw`
 /// names and a `catch` matches, with the types of the values an exception
@@ -75,5 +76,38 @@ impl<B: Backend> Tag<B> {
         let ctx = ctx.as_context();
         check_store(self.store, ctx.shared().id(), || "the tag".into())?;
         Ok(B::tag_ty(ctx.raw, &self.raw))
+    }
+}
+
+/// A WebAssembly exception that reached the host: its tag and the values
+/// it carries (see [`Store::take_exception`](crate::Store::take_exception)).
+pub struct Exception<B: BackendTypes> {
+    tag: Tag<B>,
+    payload: Vec<Val<B>>,
+}
+
+impl<B: Backend> std::fmt::Debug for Exception<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Exception")
+            .field("tag", &self.tag)
+            .field("payload", &self.payload)
+            .finish()
+    }
+}
+
+impl<B: Backend> Exception<B> {
+    /// An exception of `tag` carrying `payload` (for backends).
+    pub fn new(tag: Tag<B>, payload: Vec<Val<B>>) -> Self {
+        Self { tag, payload }
+    }
+
+    /// Its tag.
+    pub fn tag(&self) -> &Tag<B> {
+        &self.tag
+    }
+
+    /// The values it carries, in the order of the tag's parameters.
+    pub fn payload(&self) -> &[Val<B>] {
+        &self.payload
     }
 }

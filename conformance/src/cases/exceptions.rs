@@ -42,7 +42,8 @@ fn exceptions_config() -> Config {
 /// Tags created by the host are shared by the instances that import them:
 /// one throws, another catches by the same tag (and not by another tag of
 /// the same type); an exception nobody catches ends the call with
-/// [`TrapCode::UncaughtException`] and the store stays usable; exported
+/// [`TrapCode::UncaughtException`], the store stays usable and
+/// `Store::take_exception` gives its tag and payload; exported
 /// tags are `Extern::Tag`s with their type; a tag of the wrong type does
 /// not link. Where the backend claims no exceptions, an engine asking for
 /// them and `Tag::new` are `Unsupported`.
@@ -58,6 +59,7 @@ pub fn exception_tags<B: Backend>() {
         let engine = engine::<B>(&Config::new());
         let mut store = Store::new(&engine, ());
         assert!(Tag::new(&mut store, &oops_ty).unwrap_err().is_unsupported());
+        assert!(store.take_exception().is_none());
         return;
     }
     let engine = engine::<B>(&config);
@@ -77,17 +79,46 @@ pub fn exception_tags<B: Backend>() {
     assert_eq!(i32_of(caught), 41, "{}: caught across instances", B::NAME);
     let inside = call(&mut store, &thrower, "inside", &[Val::I32(1)]).unwrap();
     assert_eq!(i32_of(inside), 2, "{}", B::NAME);
-    // Nobody catches: the call ends, the store goes on.
+    assert!(store.take_exception().is_none(), "{}: caught", B::NAME);
+    // Nobody catches: the call ends, the store goes on, and the host gets
+    // the exception's tag and payload.
     assert_trap(
         B::NAME,
         call(&mut store, &thrower, "throw", &[Val::I32(5)]),
         TrapCode::UncaughtException,
     );
+    let e = store.take_exception().expect("the uncaught exception");
+    assert_eq!(e.tag().ty(&store).unwrap(), oops_ty, "{}", B::NAME);
+    assert!(
+        matches!(e.payload(), [Val::I32(5)]),
+        "{}: {:?}",
+        B::NAME,
+        e.payload()
+    );
+    assert!(store.take_exception().is_none(), "{}: taken once", B::NAME);
     assert_trap(
         B::NAME,
         call(&mut store, &thrower, "throw_own", &[]),
         TrapCode::UncaughtException,
     );
+    // wasmer cannot read more than one value of an exception from the host
+    // (see `Store::take_exception`): nothing rather than a wrong payload.
+    match store.take_exception() {
+        None if B::NAME == "wasmer" => {}
+        e => {
+            let e = e.expect("the uncaught exception");
+            assert_eq!(
+                e.tag().ty(&store).unwrap(),
+                FuncType::new([ValType::I64, ValType::F32], [])
+            );
+            assert!(
+                matches!(e.payload(), [Val::I64(1), f] if f.as_f32() == Some(2.0)),
+                "{}: {:?}",
+                B::NAME,
+                e.payload()
+            );
+        }
+    }
     let again = call(&mut store, &catcher, "catch", &[Val::I32(7)]).unwrap();
     assert_eq!(i32_of(again), 7, "{}", B::NAME);
 
