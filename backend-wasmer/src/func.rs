@@ -180,13 +180,51 @@ pub(crate) fn host_call<T: Send + 'static, R>(
     Err(map_runtime_err(e))
 }
 
-/// Parks a host function's error in the store and returns wasmer's marker.
+/// Parks a host function's error in the store and returns wasmer's marker;
+/// [`Error::Thrown`] becomes the wasm exception the host function parked
+/// (see `Caller::throw`).
+///
+/// A wasm exception thrown from a host function with a run-time signature
+/// (`dynamic`) reaches wasmer's handlers uncatchable by wasm code (wasmer
+/// 7.3; from typed host functions it is caught as it should be), so there
+/// the throw is refused as `Unsupported` rather than made uncatchable.
 fn park_host_error<T: Send + 'static>(
-    env: &FunctionEnvMut<'_, StoreData<T>>,
+    env: &mut FunctionEnvMut<'_, StoreData<T>>,
     e: Error,
+    dynamic: bool,
 ) -> wasmer::RuntimeError {
+    let e = match e {
+        Error::Thrown => match env.data().calls.shared.take_throw::<Wasmer>() {
+            Some(_) if dynamic => Error::unsupported(
+                NAME,
+                "throwing a wasm exception from a host function with a run-time \
+                 signature (Func::new); a typed one (Func::wrap) can",
+            ),
+            Some(exception) => match throw(env, &exception) {
+                Ok(thrown) => return thrown,
+                Err(e) => e,
+            },
+            None => Error::Thrown,
+        },
+        e => e,
+    };
     env.data().calls.shared.park_host_error(e);
     wasmer::RuntimeError::user(Box::new(HostErrorMarker))
+}
+
+/// Makes wasmer's exception for `exception`, as the error that throws it.
+fn throw<T: Send + 'static>(
+    env: &mut FunctionEnvMut<'_, StoreData<T>>,
+    exception: &anywasm_core::Exception<Wasmer>,
+) -> Result<wasmer::RuntimeError> {
+    let (data, mut store) = env.data_and_store_mut();
+    let mut values = Vec::with_capacity(exception.payload().len());
+    for v in exception.payload() {
+        values.push(val_to_wr_in(data, &mut store, v)?);
+    }
+    let tag = exception.tag().raw().clone();
+    let exn = guard_panic(|| wasmer::Exception::new(&mut store, &tag, &values))?;
+    Ok(wasmer::RuntimeError::exception(&store, exn))
 }
 
 /// A function as wasmer accepts it in a table, global or funcref argument:
@@ -275,14 +313,14 @@ fn dynamic_host<T: Send + 'static>(
             &mut rets,
         );
         if let Err(e) = r {
-            return Err(park_host_error(&env, e));
+            return Err(park_host_error(&mut env, e, true));
         }
         let mut out = Vec::with_capacity(rets.len());
         for v in &rets {
             let (data, mut store) = env.data_and_store_mut();
             match val_to_wr_in(data, &mut store, v) {
                 Ok(v) => out.push(v),
-                Err(e) => return Err(park_host_error(&env, e)),
+                Err(e) => return Err(park_host_error(&mut env, e, true)),
             }
         }
         Ok(out)
@@ -563,7 +601,7 @@ macro_rules! host_sig {
                             );
                             match r {
                                 Ok(r) => Ok(r.into_native()),
-                                Err(e) => Err(park_host_error(&env, e)),
+                                Err(e) => Err(park_host_error(&mut env, e, false)),
                             }
                         },
                     )

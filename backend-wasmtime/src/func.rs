@@ -1,8 +1,8 @@
 //! Functions: dynamic and typed calls, host functions.
 
 use anywasm_core::{
-    BackendFunc, Caller, DynHostFn, FuncType, HostSig, Result, TypedSig, Val, WasmTy, WasmTyList,
-    with_scratch,
+    BackendFunc, Caller, DynHostFn, Error, Exception, FuncType, HostSig, Result, TypedSig, Val,
+    WasmTy, WasmTyList, with_scratch,
 };
 use wasmtime::{AsContext, AsContextMut};
 
@@ -41,6 +41,46 @@ impl<T: Send + 'static> CallerOps<T> for wasmtime::Caller<'_, StoreData<T>> {
     }
     fn data_mut(&mut self) -> &mut StoreData<T> {
         wasmtime::Caller::data_mut(self)
+    }
+}
+
+/// A host function's error for wasmtime; [`Error::Thrown`] becomes the
+/// wasm exception the host function parked (see `Caller::throw`).
+fn host_err<T: Send + 'static>(
+    caller: &mut wasmtime::Caller<'_, StoreData<T>>,
+    e: Error,
+) -> wasmtime::Error {
+    if matches!(e, Error::Thrown)
+        && let Some(exception) = caller.data().shared.take_throw::<Wasmtime>()
+    {
+        return match throw(caller, &exception) {
+            Ok(thrown) => thrown,
+            Err(e) => wasmtime::Error::new(e),
+        };
+    }
+    wasmtime::Error::new(e)
+}
+
+/// Makes wasmtime's exception object for `exception` and throws it.
+fn throw<T: Send + 'static>(
+    caller: &mut wasmtime::Caller<'_, StoreData<T>>,
+    exception: &Exception<Wasmtime>,
+) -> Result<wasmtime::Error> {
+    let tag = *exception.tag().raw();
+    let ty = wasmtime::ExnType::from_tag_type(&tag.ty(&*caller)).map_err(map_err)?;
+    let pre = wasmtime::ExnRefPre::new(&mut *caller, ty);
+    let fields: Vec<wasmtime::Val> = exception
+        .payload()
+        .iter()
+        .map(|v| val_to_wt(&mut *caller, v))
+        .collect();
+    let exn = wasmtime::ExnRef::new(&mut *caller, &pre, &tag, &fields).map_err(map_err)?;
+    match caller.as_context_mut().throw::<()>(exn) {
+        Err(thrown) => Ok(thrown),
+        Ok(()) => Err(Error::Backend {
+            backend: "wasmtime",
+            message: "throwing an exception did not unwind".into(),
+        }),
     }
 }
 
@@ -91,7 +131,7 @@ impl BackendFunc for Wasmtime {
                 &args,
                 &mut rets,
             )
-            .map_err(wasmtime::Error::new)?;
+            .map_err(|e| host_err(&mut caller, e))?;
             for (slot, v) in results.iter_mut().zip(&rets) {
                 *slot = val_to_wt(&mut caller, v);
             }
@@ -143,7 +183,8 @@ macro_rules! host_sig {
                 wasmtime::Func::wrap(
                     ctx,
                     move |mut caller: wasmtime::Caller<'_, StoreData<T>>, $($t: $t),*| -> wasmtime::Result<R> {
-                        f(Caller::from_raw(&mut caller as &mut dyn CallerOps<T>), ($($t,)*)).map_err(wasmtime::Error::new)
+                        f(Caller::from_raw(&mut caller as &mut dyn CallerOps<T>), ($($t,)*))
+                            .map_err(|e| host_err(&mut caller, e))
                     },
                 )
             }

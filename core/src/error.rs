@@ -188,6 +188,12 @@ pub enum Error {
         size: u64,
     },
 
+    /// What a host function returns to throw a wasm exception (made by
+    /// [`Caller::throw`](crate::Caller::throw), which parks the exception
+    /// in the store); the call that ran the host function never sees it.
+    #[error("a host function threw a wasm exception")]
+    Thrown,
+
     /// A limit configured on the store or engine was reached (memory, table,
     /// instances), outside of running code.
     #[error("limit reached: {0}")]

@@ -386,6 +386,45 @@ impl<'a, B: Backend, T: Send + 'static> Caller<'a, B, T> {
         Ok(())
     }
 
+    /// Throws `exception` into the wasm code that called this host
+    /// function, where a `try_table` catching its tag gets its values:
+    /// the host function returns what this gives, `return
+    /// Err(caller.throw(exception))`. Uncaught, it ends the call like any
+    /// wasm exception ([`TrapCode::UncaughtException`](crate::TrapCode),
+    /// [`Store::take_exception`](crate::Store::take_exception)).
+    ///
+    /// Gives [`Error::Unsupported`] where the backend has no exceptions
+    /// (on wasmer, the host function fails with it when it has a run-time
+    /// signature, `Func::new`: wasmer 7.3 would not let wasm catch the
+    /// exception), and [`Error::TypeMismatch`] or [`Error::StoreMismatch`] when the
+    /// values do not fit the tag or belong to another store; the host
+    /// function then fails with that error and nothing is thrown.
+    pub fn throw(&mut self, exception: crate::Exception<B>) -> Error {
+        if !B::capabilities().features.exceptions {
+            return Error::unsupported(B::NAME, "throwing wasm exceptions");
+        }
+        let shared = B::ctx_shared(B::caller_ctx(&self.raw)).clone();
+        let ty = match exception.tag().ty(&*self) {
+            Ok(ty) => ty,
+            Err(e) => return e,
+        };
+        let found: Vec<ValType> = exception.payload().iter().map(Val::ty).collect();
+        if found != ty.params() {
+            return Error::TypeMismatch {
+                context: "exception values".into(),
+                expected: FuncType::new(ty.params().iter().copied(), []).to_string(),
+                found: FuncType::new(found, []).to_string(),
+            };
+        }
+        for v in exception.payload() {
+            if let Err(e) = v.check_store(shared.id(), || "an exception value".into()) {
+                return e;
+            }
+        }
+        shared.park_throw(exception);
+        Error::Thrown
+    }
+
     /// Sleeps for `duration`, or until the store's deadline passes or an
     /// interrupt is requested, whichever comes first; in the latter cases it
     /// returns the trap error of [`check_interrupt`](Self::check_interrupt).

@@ -106,6 +106,8 @@ pub struct StoreShared {
     /// The exception that ended the last call uncaught (an
     /// `Exception<B>`; this type is not generic over the backend).
     exception: Mutex<Option<Box<dyn std::any::Any + Send>>>,
+    /// The exception a host function is throwing (see `Caller::throw`).
+    throw: Mutex<Option<Box<dyn std::any::Any + Send>>>,
     budget: std::sync::OnceLock<Arc<MemoryBudget>>,
     /// What this store's memories took from the budget.
     reserved: AtomicU64,
@@ -144,6 +146,7 @@ impl StoreShared {
             limit_hit: Mutex::new(None),
             host_error: Mutex::new(None),
             exception: Mutex::new(None),
+            throw: Mutex::new(None),
             budget: std::sync::OnceLock::new(),
             reserved: AtomicU64::new(0),
             pending_growth: AtomicU64::new(0),
@@ -175,6 +178,18 @@ impl StoreShared {
     pub fn set_exception<B: Backend>(&self, exception: Option<crate::Exception<B>>) {
         let mut slot = self.exception.lock().unwrap_or_else(|p| p.into_inner());
         *slot = exception.map(|e| Box::new(e) as Box<dyn std::any::Any + Send>);
+    }
+
+    pub(crate) fn park_throw<B: Backend>(&self, exception: crate::Exception<B>) {
+        let mut slot = self.throw.lock().unwrap_or_else(|p| p.into_inner());
+        *slot = Some(Box::new(exception));
+    }
+
+    /// For backends: the exception a host function that returned
+    /// [`Error::Thrown`] is throwing.
+    pub fn take_throw<B: Backend>(&self) -> Option<crate::Exception<B>> {
+        let mut slot = self.throw.lock().unwrap_or_else(|p| p.into_inner());
+        slot.take()?.downcast().ok().map(|b| *b)
     }
 
     pub(crate) fn take_exception<B: Backend>(&self) -> Option<crate::Exception<B>> {
