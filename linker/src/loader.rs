@@ -1412,13 +1412,9 @@ impl<B: Backend, T: Send + 'static> DynamicLinker<B, T> {
                             None => return Err(undefined()),
                         }
                     }
+                    // (A backend or engine without exceptions refused the
+                    // module before compiling it.)
                     ("env", sym, ExternType::Tag(ty)) if !self.host.is_defined("env", sym) => {
-                        if !B::capabilities().features.exceptions {
-                            return Err(unsupported(format!(
-                                "the exception tag `env.{sym}` ({} runs no exceptions)",
-                                B::NAME
-                            )));
-                        }
                         match self.tags.get(sym).map(|t| t.ty(&*ctx)).transpose()? {
                             Some(found) if &found != ty => {
                                 return Err(Error::SignatureMismatch {

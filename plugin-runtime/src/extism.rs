@@ -427,8 +427,10 @@ pub(crate) fn start_call<B: Backend>(
         return Ok(None);
     }
     ctx.data_mut().kernel.input = (h, len);
-    let end = ctx.data().kernel.end as i64;
-    b.end.set(&mut ctx, Val::I64(end))?;
+    if h == 0 {
+        // No input block: `alloc` did not set the end back to the start.
+        b.end.set(&mut ctx, Val::I64(BASE as i64))?;
+    }
     b.input_at.set(&mut ctx, Val::I64(h as i64))?;
     b.input_len.set(&mut ctx, Val::I64(len as i64))?;
     let buf = b.memory.slice_mut(&mut ctx, h, len)?;
