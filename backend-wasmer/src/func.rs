@@ -7,7 +7,7 @@ use std::sync::{Arc, OnceLock};
 
 use anywasm_core::{
     BackendFunc, Caller, DynHostFn, Error, FuncType, HostErrorMarker, HostSig, Result, StoreId,
-    TrapCode, TypedSig, Val, WasmTy, WasmTyList, with_scratch,
+    NativeTy, TrapCode, TypedSig, V128, Val, ValType, WasmTyList, with_scratch,
 };
 use wasmer::{AsStoreMut, FunctionEnv, FunctionEnvMut, StoreMut};
 
@@ -493,56 +493,98 @@ impl NativeResults for () {
     fn into_native(self) {}
 }
 
-impl<A0: wasmer::FromToNativeWasmType + Send + Sync + 'static> NativeParams for (A0,) {
-    type Native = A0;
+impl<A0: Native> NativeParams for (A0,) {
+    type Native = A0::Native;
     #[inline]
     fn call<R: wasmer::WasmTypeList>(
-        f: &wasmer::TypedFunction<A0, R>,
+        f: &wasmer::TypedFunction<A0::Native, R>,
         store: &mut StoreMut<'_>,
         params: (A0,),
     ) -> std::result::Result<R, wasmer::RuntimeError> {
-        f.call(store, params.0)
+        f.call(store, params.0.into_native())
     }
 }
 
-impl<A0: wasmer::FromToNativeWasmType + Send + Sync + 'static> NativeResults for (A0,) {
-    type Native = A0;
+impl<A0: Native> NativeResults for (A0,) {
+    type Native = A0::Native;
     #[inline]
-    fn from_native(n: A0) -> Self {
-        (n,)
+    fn from_native(n: A0::Native) -> Self {
+        (A0::from_native(n),)
     }
     #[inline]
-    fn into_native(self) -> A0 {
-        self.0
+    fn into_native(self) -> A0::Native {
+        self.0.into_native()
     }
 }
 
 macro_rules! native_tuples {
     ($($t:ident $i:tt),*) => {
-        impl<$($t: wasmer::FromToNativeWasmType + Send + Sync + 'static),*> NativeParams for ($($t,)*) {
-            type Native = ($($t,)*);
+        impl<$($t: Native),*> NativeParams for ($($t,)*) {
+            type Native = ($($t::Native,)*);
             #[inline]
             fn call<R: wasmer::WasmTypeList>(
-                f: &wasmer::TypedFunction<($($t,)*), R>,
+                f: &wasmer::TypedFunction<($($t::Native,)*), R>,
                 store: &mut StoreMut<'_>,
                 params: Self,
             ) -> std::result::Result<R, wasmer::RuntimeError> {
-                f.call(store, $(params.$i),*)
+                f.call(store, $(params.$i.into_native()),*)
             }
         }
 
-        impl<$($t: wasmer::FromToNativeWasmType + Send + Sync + 'static),*> NativeResults for ($($t,)*) {
-            type Native = ($($t,)*);
+        impl<$($t: Native),*> NativeResults for ($($t,)*) {
+            type Native = ($($t::Native,)*);
             #[inline]
             fn from_native(n: Self::Native) -> Self {
-                n
+                ($($t::from_native(n.$i),)*)
             }
             #[inline]
             fn into_native(self) -> Self::Native {
-                self
+                ($(self.$i.into_native(),)*)
             }
         }
     };
+}
+
+/// A [`NativeTy`] whose wasmer form wasmer's typed functions take.
+pub trait Native:
+    NativeTy<Wasmer, Native: wasmer::FromToNativeWasmType + Send + Sync + 'static>
+{
+}
+
+impl<A: NativeTy<Wasmer, Native: wasmer::FromToNativeWasmType + Send + Sync + 'static>> Native
+    for A
+{
+}
+
+/// wasmer's form of a `v128` in typed functions: wasmer 7.3 passes `u128`
+/// values but implements its conversion trait only for the number types.
+#[derive(Clone, Copy)]
+pub struct WrV128(u128);
+
+// SAFETY: `u128` is wasmer's own `v128` representation (`NativeWasmType`
+// with `Type::V128`); this is a transparent wrapper around it.
+unsafe impl wasmer::FromToNativeWasmType for WrV128 {
+    type Native = u128;
+    #[inline]
+    fn from_native(native: u128) -> Self {
+        WrV128(native)
+    }
+    #[inline]
+    fn to_native(self) -> u128 {
+        self.0
+    }
+}
+
+impl NativeTy<Wasmer> for V128 {
+    type Native = WrV128;
+    #[inline]
+    fn into_native(self) -> WrV128 {
+        WrV128(self.0)
+    }
+    #[inline]
+    fn from_native(native: WrV128) -> Self {
+        V128(native.0)
+    }
 }
 
 // Arity 1 is above: wasmer writes a single value bare, not as a 1-tuple.
@@ -566,7 +608,7 @@ macro_rules! host_sig {
     ($n:expr; $($t:ident $i:tt),*) => {
         impl<R, $($t),*> HostSig<Wasmer> for (($($t,)*), R)
         where
-            $($t: WasmTy + wasmer::FromToNativeWasmType,)*
+            $($t: Native,)*
             R: WasmTyList + NativeResults,
         {
             type Params = ($($t,)*);
@@ -584,20 +626,20 @@ macro_rules! host_sig {
                     binding: Arc<OnceLock<WrInstance>>,
                 ) -> wasmer::Function
                 where
-                    $($t: WasmTy + wasmer::FromToNativeWasmType,)*
+                    $($t: Native,)*
                     R: WasmTyList + NativeResults,
                     F: Fn(Caller<'_, Wasmer, T>, ($($t,)*)) -> Result<R> + Send + Sync + 'static,
                 {
                     wasmer::Function::new_typed_with_env(
                         store,
                         fenv,
-                        move |mut env: FunctionEnvMut<'_, StoreData<T>>, $($t: $t),*| -> std::result::Result<R::Native, wasmer::RuntimeError> {
+                        move |mut env: FunctionEnvMut<'_, StoreData<T>>, $($t: $t::Native),*| -> std::result::Result<R::Native, wasmer::RuntimeError> {
                             let r = f(
                                 Caller::from_raw(WrCaller {
                                     env: &mut env as &mut dyn ViewMut<T>,
                                     binding: &binding,
                                 }),
-                                ($($t,)*),
+                                ($(<$t as NativeTy<Wasmer>>::from_native($t),)*),
                             );
                             match r {
                                 Ok(r) => Ok(r.into_native()),
@@ -607,6 +649,11 @@ macro_rules! host_sig {
                     )
                 }
 
+                let params = <($($t,)*) as WasmTyList>::types();
+                let results = R::types();
+                if params.contains(&ValType::V128) || results.contains(&ValType::V128) {
+                    return v128_host(ctx, FuncType::new(params, results), f);
+                }
                 let f = Arc::new(f);
                 let binding: Arc<OnceLock<WrInstance>> = Arc::default();
                 let mut env = ctx.env_mut();
@@ -630,6 +677,36 @@ macro_rules! host_sig {
 
 host_sig!(0;);
 anywasm_core::for_each_tuple!(host_sig);
+
+/// A typed host function with `v128` parameters or results, made as a
+/// dynamic one: wasmer 7.3's typed host functions pass `v128` values wrong
+/// (the function reads garbage and its results arrive as garbage), while
+/// its typed calls and its dynamic host functions carry them right.
+fn v128_host<T: Send + 'static, P: WasmTyList, R: WasmTyList, F>(
+    ctx: CtxMut<'_, T>,
+    ty: FuncType,
+    f: F,
+) -> WrFunc
+where
+    F: Fn(Caller<'_, Wasmer, T>, P) -> Result<R> + Send + Sync + 'static,
+{
+    let func: DynHostFn<Wasmer, T> = Arc::new(move |caller, args, results| {
+        let mismatch = || Error::TypeMismatch {
+            context: "host function".into(),
+            expected: "its own signature".into(),
+            found: "other values".into(),
+        };
+        let args = P::from_vals(args).ok_or_else(mismatch)?;
+        let mut out = Vec::with_capacity(R::LEN);
+        f(caller, args)?.push_vals(&mut out);
+        if out.len() != results.len() {
+            return Err(mismatch());
+        }
+        results.clone_from_slice(&out);
+        Ok(())
+    });
+    <Wasmer as BackendFunc>::func_new(ctx, ty, func)
+}
 
 /// The calling instance of a host function: the one it was imported into,
 /// or, for one the host put in a table or called itself, the instance

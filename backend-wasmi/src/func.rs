@@ -2,7 +2,7 @@
 //! functions.
 
 use anywasm_core::{
-    BackendFunc, Caller, DynHostFn, FuncType, HostSig, Result, TypedSig, Val, WasmTy, WasmTyList,
+    BackendFunc, Caller, DynHostFn, FuncType, HostSig, Result, TypedSig, V128, Val, NativeList, NativeTy,
     with_scratch,
 };
 
@@ -105,15 +105,16 @@ impl BackendFunc for Wasmi {
 
 impl<P, R> TypedSig<Wasmi> for (P, R)
 where
-    P: WasmTyList + wasmi::WasmParams,
-    R: WasmTyList + wasmi::WasmResults,
+    P: NativeList<Wasmi, Native: wasmi::WasmParams>,
+    R: NativeList<Wasmi, Native: wasmi::WasmResults>,
 {
     type Params = P;
     type Results = R;
-    type Native = wasmi::TypedFunc<P, R>;
+    type Native = wasmi::TypedFunc<P::Native, R::Native>;
 
     fn typed<T: Send + 'static>(ctx: &dyn View<T>, func: &wasmi::Func) -> Result<Self::Native> {
-        func.typed::<P, R>(ctx.ctx()).map_err(|e| map_err(&e))
+        func.typed::<P::Native, R::Native>(ctx.ctx())
+            .map_err(|e| map_err(&e))
     }
 
     #[inline]
@@ -122,9 +123,11 @@ where
         ctx: &mut dyn ViewMut<T>,
         params: P,
     ) -> Result<R> {
+        let params = params.into_native();
         if !ctx.data().slicing {
             return native
                 .call(ctx.ctx_mut(), params)
+                .map(R::from_native)
                 .map_err(|e| call_err(&*ctx, &e));
         }
         sliced_entry(ctx)?;
@@ -133,7 +136,7 @@ where
             .map_err(|e| call_err(&*ctx, &e))?;
         loop {
             match call {
-                wasmi::TypedResumableCall::Finished(r) => return Ok(r),
+                wasmi::TypedResumableCall::Finished(r) => return Ok(R::from_native(r)),
                 wasmi::TypedResumableCall::HostTrap(t) => {
                     return Err(call_err(&*ctx, t.host_error()));
                 }
@@ -150,9 +153,9 @@ macro_rules! host_sig {
     ($n:expr; $($t:ident $i:tt),*) => {
         impl<R, $($t),*> HostSig<Wasmi> for (($($t,)*), R)
         where
-            $($t: WasmTy + wasmi::WasmTy,)*
-            R: WasmTyList,
-            Result<R, wasmi::Error>: wasmi::WasmRet,
+            $($t: NativeTy<Wasmi, Native: wasmi::WasmTy>,)*
+            R: NativeList<Wasmi>,
+            Result<R::Native, wasmi::Error>: wasmi::WasmRet,
         {
             type Params = ($($t,)*);
             type Results = R;
@@ -164,14 +167,27 @@ macro_rules! host_sig {
             {
                 wasmi::Func::wrap(
                     ctx.ctx_mut(),
-                    move |mut caller: wasmi::Caller<'_, StoreData<T>>, $($t: $t),*| -> Result<R, wasmi::Error> {
-                        f(Caller::from_raw(&mut caller as &mut dyn ViewMut<T>), ($($t,)*))
+                    move |mut caller: wasmi::Caller<'_, StoreData<T>>, $($t: $t::Native),*| -> Result<R::Native, wasmi::Error> {
+                        f(Caller::from_raw(&mut caller as &mut dyn ViewMut<T>), ($(<$t as NativeTy<Wasmi>>::from_native($t),)*))
+                            .map(R::into_native)
                             .map_err(|e| host_err(&caller, e))
                     },
                 )
             }
         }
     };
+}
+
+impl NativeTy<Wasmi> for V128 {
+    type Native = wasmi::V128;
+    #[inline]
+    fn into_native(self) -> wasmi::V128 {
+        self.0.into()
+    }
+    #[inline]
+    fn from_native(native: wasmi::V128) -> Self {
+        V128(native.as_u128())
+    }
 }
 
 host_sig!(0;);

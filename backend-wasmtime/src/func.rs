@@ -1,8 +1,8 @@
 //! Functions: dynamic and typed calls, host functions.
 
 use anywasm_core::{
-    BackendFunc, Caller, DynHostFn, Error, Exception, FuncType, HostSig, Result, TypedSig, Val,
-    WasmTy, WasmTyList, with_scratch,
+    BackendFunc, Caller, DynHostFn, Error, Exception, FuncType, HostSig, NativeList, NativeTy,
+    Result, TypedSig, V128, Val, with_scratch,
 };
 use wasmtime::{AsContext, AsContextMut};
 
@@ -142,15 +142,15 @@ impl BackendFunc for Wasmtime {
 
 impl<P, R> TypedSig<Wasmtime> for (P, R)
 where
-    P: WasmTyList + wasmtime::WasmParams,
-    R: WasmTyList + wasmtime::WasmResults,
+    P: NativeList<Wasmtime, Native: wasmtime::WasmParams>,
+    R: NativeList<Wasmtime, Native: wasmtime::WasmResults>,
 {
     type Params = P;
     type Results = R;
-    type Native = wasmtime::TypedFunc<P, R>;
+    type Native = wasmtime::TypedFunc<P::Native, R::Native>;
 
     fn typed<T: Send + 'static>(ctx: Ctx<'_, T>, func: &wasmtime::Func) -> Result<Self::Native> {
-        func.typed::<P, R>(ctx).map_err(map_err)
+        func.typed::<P::Native, R::Native>(ctx).map_err(map_err)
     }
 
     #[inline]
@@ -160,8 +160,21 @@ where
         params: P,
     ) -> Result<R> {
         native
-            .call(&mut ctx, params)
+            .call(&mut ctx, params.into_native())
+            .map(R::from_native)
             .map_err(|e| call_err(&mut ctx, e))
+    }
+}
+
+impl NativeTy<Wasmtime> for V128 {
+    type Native = wasmtime::V128;
+    #[inline]
+    fn into_native(self) -> wasmtime::V128 {
+        self.0.into()
+    }
+    #[inline]
+    fn from_native(native: wasmtime::V128) -> Self {
+        V128(native.as_u128())
     }
 }
 
@@ -169,8 +182,8 @@ macro_rules! host_sig {
     ($n:expr; $($t:ident $i:tt),*) => {
         impl<R, $($t),*> HostSig<Wasmtime> for (($($t,)*), R)
         where
-            $($t: WasmTy + wasmtime::WasmTy,)*
-            R: WasmTyList + wasmtime::WasmRet,
+            $($t: NativeTy<Wasmtime, Native: wasmtime::WasmTy>,)*
+            R: NativeList<Wasmtime, Native: wasmtime::WasmRet>,
         {
             type Params = ($($t,)*);
             type Results = R;
@@ -182,8 +195,9 @@ macro_rules! host_sig {
             {
                 wasmtime::Func::wrap(
                     ctx,
-                    move |mut caller: wasmtime::Caller<'_, StoreData<T>>, $($t: $t),*| -> wasmtime::Result<R> {
-                        f(Caller::from_raw(&mut caller as &mut dyn CallerOps<T>), ($($t,)*))
+                    move |mut caller: wasmtime::Caller<'_, StoreData<T>>, $($t: $t::Native),*| -> wasmtime::Result<R::Native> {
+                        f(Caller::from_raw(&mut caller as &mut dyn CallerOps<T>), ($(<$t as NativeTy<Wasmtime>>::from_native($t),)*))
+                            .map(R::into_native)
                             .map_err(|e| host_err(&mut caller, e))
                     },
                 )

@@ -42,7 +42,7 @@ macro_rules! conformance_tests {
     ($b:ty) => {
         $crate::conformance_tests!(@cases $b;
             arithmetic_i32, arithmetic_i64, arithmetic_f32, arithmetic_f64,
-            float_bits_survive_round_trips, multi_value, many_params,
+            float_bits_survive_round_trips, multi_value, many_params, typed_v128,
             wrong_signatures_are_errors, every_trap_code, store_usable_after_trap,
             typed_host_functions, dynamic_host_functions, host_errors_pass_through,
             host_panic_unwinds_and_store_survives,

@@ -93,7 +93,7 @@ pub use types::{
     ExportType, ExternType, FuncType, GlobalType, ImportType, MemoryType, Mutability, TableType,
     ValType,
 };
-pub use values::{SigOf, V128, Val, WasmTy, WasmTyList};
+pub use values::{NativeList, NativeTy, SigOf, V128, Val, WasmTy, WasmTyList};
 
 /// Re-exported so backends and tools use the same version.
 pub use wasmparser;

@@ -241,8 +241,10 @@ mod sealed {
     pub trait Sealed {}
 }
 
-/// A Rust type that is exactly one WebAssembly number type: `i32`, `u32`
-/// (as `i32`), `i64`, `u64` (as `i64`), `f32`, `f64`.
+/// A Rust type that is exactly one WebAssembly number or vector type: `i32`,
+/// `u32` (as `i32`), `i64`, `u64` (as `i64`), `f32`, `f64`, [`V128`].
+/// Reference types (`funcref`, `externref`) go through the dynamic
+/// [`Func::call`](crate::Func::call) and [`Func::new`](crate::Func::new).
 ///
 /// These are the types a [`TypedFunc`](crate::TypedFunc) and a typed host
 /// function ([`Func::wrap`]) can take and return.
@@ -283,6 +285,7 @@ wasm_ty! {
     u64 => I64, I64, |x| x as i64, |y| *y as u64;
     f32 => F32, F32, |x| x.to_bits(), |y| f32::from_bits(*y);
     f64 => F64, F64, |x| x.to_bits(), |y| f64::from_bits(*y);
+    V128 => V128, V128, |x| x, |y| *y;
 }
 
 /// A fixed list of [`WasmTy`] values: `()`, a single value, or a tuple of up
@@ -401,6 +404,75 @@ macro_rules! for_each_tuple {
 }
 
 for_each_tuple!(wasm_ty_list_tuple);
+
+/// A [`WasmTy`] in backend `B`'s engine's own typed form (for backends).
+///
+/// Numbers are themselves on every backend; a backend implements this for
+/// [`V128`] with its engine's vector type. Typed calls and typed host
+/// functions convert through it, which compiles to nothing for numbers.
+pub trait NativeTy<B>: WasmTy {
+    /// The engine's type.
+    type Native;
+    /// Into the engine's form.
+    fn into_native(self) -> Self::Native;
+    /// From the engine's form.
+    fn from_native(native: Self::Native) -> Self;
+}
+
+macro_rules! native_ty_identity {
+    ($($t:ty),*) => {$(
+        impl<B: Backend> NativeTy<B> for $t {
+            type Native = $t;
+            #[inline(always)]
+            fn into_native(self) -> $t {
+                self
+            }
+            #[inline(always)]
+            fn from_native(native: $t) -> $t {
+                native
+            }
+        }
+    )*};
+}
+
+native_ty_identity!(i32, u32, i64, u64, f32, f64);
+
+/// A [`WasmTyList`] in tuple form, element by element in backend `B`'s
+/// engine's typed form (see [`NativeTy`]; for backends).
+pub trait NativeList<B>: WasmTyList {
+    /// The engine's tuple.
+    type Native;
+    /// Into the engine's form.
+    fn into_native(self) -> Self::Native;
+    /// From the engine's form.
+    fn from_native(native: Self::Native) -> Self;
+}
+
+impl<B> NativeList<B> for () {
+    type Native = ();
+    #[inline(always)]
+    fn into_native(self) {}
+    #[inline(always)]
+    fn from_native(_: ()) {}
+}
+
+macro_rules! native_list_tuple {
+    ($n:expr; $($t:ident $i:tt),+) => {
+        impl<B, $($t: NativeTy<B>),+> NativeList<B> for ($($t,)+) {
+            type Native = ($($t::Native,)+);
+            #[inline(always)]
+            fn into_native(self) -> Self::Native {
+                ($(self.$i.into_native(),)+)
+            }
+            #[inline(always)]
+            fn from_native(native: Self::Native) -> Self {
+                ($($t::from_native(native.$i),)+)
+            }
+        }
+    };
+}
+
+for_each_tuple!(native_list_tuple);
 
 /// The canonical signature key of a typed function with parameters `P` and
 /// results `R`: both lists in tuple form.
