@@ -6,8 +6,9 @@ use std::any::Any;
 use std::sync::{Arc, OnceLock};
 
 use anywasm_core::{
-    BackendFunc, Caller, DynHostFn, Error, FuncType, HostErrorMarker, HostSig, Result, StoreId,
-    NativeTy, TrapCode, TypedSig, V128, Val, ValType, WasmTyList, with_scratch,
+    BackendFunc, Caller, DynHostFn, Error, ExternRef, Func, FuncType, HostErrorMarker, HostSig,
+    Result, StoreId, TrapCode, TypedSig, V128, Val, ValList, ValTy, ValType, WasmTyList,
+    with_scratch,
 };
 use wasmer::{AsStoreMut, FunctionEnv, FunctionEnvMut, StoreMut};
 
@@ -424,12 +425,14 @@ where
     fn call<T: Send + 'static>(
         native: &Self::Native,
         ctx: &mut dyn ViewMut<T>,
+        store: StoreId,
         params: P,
     ) -> Result<R> {
-        let r = host_call(ctx, native.owner.as_ref(), |store| {
-            P::call(&native.native, store, params)
+        let params = params.to_wr(ctx)?;
+        let r = host_call(ctx, native.owner.as_ref(), |wr_store| {
+            P::call(&native.native, wr_store, params)
         })?;
-        Ok(R::from_native(r))
+        Ok(R::from_wr(r, store))
     }
 }
 
@@ -450,111 +453,35 @@ impl<P: NativeParams, R: NativeResults> Clone for WrTyped<P, R> {
     }
 }
 
-/// Parameter tuples in the layer's form, mapped to wasmer's (a single
-/// parameter is a bare value in wasmer, a 1-tuple in the layer).
-pub trait NativeParams: Sized + Send + Sync + 'static {
-    /// wasmer's parameter list.
-    type Native: wasmer::WasmTypeList;
-    /// Calls a typed function with these parameters.
-    fn call<R: wasmer::WasmTypeList>(
-        f: &wasmer::TypedFunction<Self::Native, R>,
-        store: &mut StoreMut<'_>,
-        params: Self,
-    ) -> std::result::Result<R, wasmer::RuntimeError>;
+/// A value type as wasmer's typed functions take it.
+pub trait WrTy: ValTy<Wasmer> {
+    /// wasmer's form.
+    type Native: wasmer::FromToNativeWasmType + Send + Sync + 'static;
+    /// Into wasmer's form; a host function with a run-time signature passed
+    /// as a funcref becomes its wasm thunk (see `funcref_to_wr`), for which
+    /// the store is needed. Numbers ignore `ctx`.
+    fn to_wr<T: Send + 'static>(self, ctx: &mut dyn ViewMut<T>) -> Result<Self::Native>;
+    /// From wasmer's form, made in `store`.
+    fn from_wr(native: Self::Native, store: StoreId) -> Self;
 }
 
-/// Result tuples in the layer's form, mapped to wasmer's.
-pub trait NativeResults: Sized + Send + Sync + 'static {
-    /// wasmer's result list.
-    type Native: wasmer::WasmTypeList;
-    /// Converts from wasmer's form.
-    fn from_native(n: Self::Native) -> Self;
-    /// Converts into wasmer's form.
-    fn into_native(self) -> Self::Native;
-}
-
-impl NativeParams for () {
-    type Native = ();
-    #[inline]
-    fn call<R: wasmer::WasmTypeList>(
-        f: &wasmer::TypedFunction<(), R>,
-        store: &mut StoreMut<'_>,
-        _params: (),
-    ) -> std::result::Result<R, wasmer::RuntimeError> {
-        f.call(store)
-    }
-}
-
-impl NativeResults for () {
-    type Native = ();
-    #[inline]
-    fn from_native(_: ()) -> Self {}
-    #[inline]
-    fn into_native(self) {}
-}
-
-impl<A0: Native> NativeParams for (A0,) {
-    type Native = A0::Native;
-    #[inline]
-    fn call<R: wasmer::WasmTypeList>(
-        f: &wasmer::TypedFunction<A0::Native, R>,
-        store: &mut StoreMut<'_>,
-        params: (A0,),
-    ) -> std::result::Result<R, wasmer::RuntimeError> {
-        f.call(store, params.0.into_native())
-    }
-}
-
-impl<A0: Native> NativeResults for (A0,) {
-    type Native = A0::Native;
-    #[inline]
-    fn from_native(n: A0::Native) -> Self {
-        (A0::from_native(n),)
-    }
-    #[inline]
-    fn into_native(self) -> A0::Native {
-        self.0.into_native()
-    }
-}
-
-macro_rules! native_tuples {
-    ($($t:ident $i:tt),*) => {
-        impl<$($t: Native),*> NativeParams for ($($t,)*) {
-            type Native = ($($t::Native,)*);
-            #[inline]
-            fn call<R: wasmer::WasmTypeList>(
-                f: &wasmer::TypedFunction<($($t::Native,)*), R>,
-                store: &mut StoreMut<'_>,
-                params: Self,
-            ) -> std::result::Result<R, wasmer::RuntimeError> {
-                f.call(store, $(params.$i.into_native()),*)
+macro_rules! wr_number {
+    ($($t:ty),*) => {$(
+        impl WrTy for $t {
+            type Native = $t;
+            #[inline(always)]
+            fn to_wr<T: Send + 'static>(self, _ctx: &mut dyn ViewMut<T>) -> Result<$t> {
+                Ok(self)
+            }
+            #[inline(always)]
+            fn from_wr(native: $t, _store: StoreId) -> $t {
+                native
             }
         }
-
-        impl<$($t: Native),*> NativeResults for ($($t,)*) {
-            type Native = ($($t::Native,)*);
-            #[inline]
-            fn from_native(n: Self::Native) -> Self {
-                ($($t::from_native(n.$i),)*)
-            }
-            #[inline]
-            fn into_native(self) -> Self::Native {
-                ($(self.$i.into_native(),)*)
-            }
-        }
-    };
+    )*};
 }
 
-/// A [`NativeTy`] whose wasmer form wasmer's typed functions take.
-pub trait Native:
-    NativeTy<Wasmer, Native: wasmer::FromToNativeWasmType + Send + Sync + 'static>
-{
-}
-
-impl<A: NativeTy<Wasmer, Native: wasmer::FromToNativeWasmType + Send + Sync + 'static>> Native
-    for A
-{
-}
+wr_number!(i32, u32, i64, u64, f32, f64);
 
 /// wasmer's form of a `v128` in typed functions: wasmer 7.3 passes `u128`
 /// values but implements its conversion trait only for the number types.
@@ -575,16 +502,153 @@ unsafe impl wasmer::FromToNativeWasmType for WrV128 {
     }
 }
 
-impl NativeTy<Wasmer> for V128 {
+impl WrTy for V128 {
     type Native = WrV128;
     #[inline]
-    fn into_native(self) -> WrV128 {
-        WrV128(self.0)
+    fn to_wr<T: Send + 'static>(self, _ctx: &mut dyn ViewMut<T>) -> Result<WrV128> {
+        Ok(WrV128(self.0))
     }
     #[inline]
-    fn from_native(native: WrV128) -> Self {
+    fn from_wr(native: WrV128, _store: StoreId) -> Self {
         V128(native.0)
     }
+}
+
+impl WrTy for Option<Func<Wasmer>> {
+    type Native = Option<wasmer::Function>;
+    fn to_wr<T: Send + 'static>(self, ctx: &mut dyn ViewMut<T>) -> Result<Self::Native> {
+        let Some(f) = self else { return Ok(None) };
+        let mut env = ctx.env_mut();
+        let (data, mut store) = env.data_and_store_mut();
+        funcref_to_wr(data, &mut store, f.raw()).map(Some)
+    }
+    #[inline]
+    fn from_wr(native: Self::Native, store: StoreId) -> Self {
+        native.map(|f| Func::from_raw(WrFunc::plain(f, None), store))
+    }
+}
+
+impl WrTy for Option<ExternRef<Wasmer>> {
+    type Native = Option<wasmer::ExternRef>;
+    #[inline]
+    fn to_wr<T: Send + 'static>(self, _ctx: &mut dyn ViewMut<T>) -> Result<Self::Native> {
+        Ok(self.map(|r| r.raw().clone()))
+    }
+    #[inline]
+    fn from_wr(native: Self::Native, store: StoreId) -> Self {
+        native.map(|r| ExternRef::from_raw(r, store))
+    }
+}
+
+/// Parameter tuples in the layer's form, mapped to wasmer's (a single
+/// parameter is a bare value in wasmer, a 1-tuple in the layer).
+pub trait NativeParams: ValList<Wasmer> {
+    /// wasmer's parameter list.
+    type Native: wasmer::WasmTypeList;
+    /// Into wasmer's form (see [`WrTy::to_wr`]).
+    fn to_wr<T: Send + 'static>(self, ctx: &mut dyn ViewMut<T>) -> Result<Self::Native>;
+    /// Calls a typed function with these parameters.
+    fn call<R: wasmer::WasmTypeList>(
+        f: &wasmer::TypedFunction<Self::Native, R>,
+        store: &mut StoreMut<'_>,
+        params: Self::Native,
+    ) -> std::result::Result<R, wasmer::RuntimeError>;
+}
+
+/// Result tuples in the layer's form, mapped to wasmer's.
+pub trait NativeResults: ValList<Wasmer> {
+    /// wasmer's result list.
+    type Native: wasmer::WasmTypeList;
+    /// Converts from wasmer's form (references made in `store`).
+    fn from_wr(n: Self::Native, store: StoreId) -> Self;
+    /// Into wasmer's form (see [`WrTy::to_wr`]).
+    fn to_wr<T: Send + 'static>(self, ctx: &mut dyn ViewMut<T>) -> Result<Self::Native>;
+}
+
+impl NativeParams for () {
+    type Native = ();
+    #[inline(always)]
+    fn to_wr<T: Send + 'static>(self, _ctx: &mut dyn ViewMut<T>) -> Result<()> {
+        Ok(())
+    }
+    #[inline]
+    fn call<R: wasmer::WasmTypeList>(
+        f: &wasmer::TypedFunction<(), R>,
+        store: &mut StoreMut<'_>,
+        _params: (),
+    ) -> std::result::Result<R, wasmer::RuntimeError> {
+        f.call(store)
+    }
+}
+
+impl NativeResults for () {
+    type Native = ();
+    #[inline(always)]
+    fn from_wr(_: (), _store: StoreId) -> Self {}
+    #[inline(always)]
+    fn to_wr<T: Send + 'static>(self, _ctx: &mut dyn ViewMut<T>) -> Result<()> {
+        Ok(())
+    }
+}
+
+impl<A0: WrTy> NativeParams for (A0,) {
+    type Native = A0::Native;
+    #[inline(always)]
+    fn to_wr<T: Send + 'static>(self, ctx: &mut dyn ViewMut<T>) -> Result<A0::Native> {
+        self.0.to_wr(ctx)
+    }
+    #[inline]
+    fn call<R: wasmer::WasmTypeList>(
+        f: &wasmer::TypedFunction<A0::Native, R>,
+        store: &mut StoreMut<'_>,
+        params: A0::Native,
+    ) -> std::result::Result<R, wasmer::RuntimeError> {
+        f.call(store, params)
+    }
+}
+
+impl<A0: WrTy> NativeResults for (A0,) {
+    type Native = A0::Native;
+    #[inline(always)]
+    fn from_wr(n: A0::Native, store: StoreId) -> Self {
+        (A0::from_wr(n, store),)
+    }
+    #[inline(always)]
+    fn to_wr<T: Send + 'static>(self, ctx: &mut dyn ViewMut<T>) -> Result<A0::Native> {
+        self.0.to_wr(ctx)
+    }
+}
+
+macro_rules! native_tuples {
+    ($($t:ident $i:tt),*) => {
+        impl<$($t: WrTy),*> NativeParams for ($($t,)*) {
+            type Native = ($($t::Native,)*);
+            #[inline(always)]
+            fn to_wr<T: Send + 'static>(self, ctx: &mut dyn ViewMut<T>) -> Result<Self::Native> {
+                Ok(($(self.$i.to_wr(ctx)?,)*))
+            }
+            #[inline]
+            fn call<R: wasmer::WasmTypeList>(
+                f: &wasmer::TypedFunction<Self::Native, R>,
+                store: &mut StoreMut<'_>,
+                params: Self::Native,
+            ) -> std::result::Result<R, wasmer::RuntimeError> {
+                f.call(store, $(params.$i),*)
+            }
+        }
+
+        impl<$($t: WrTy),*> NativeResults for ($($t,)*) {
+            type Native = ($($t::Native,)*);
+            #[inline(always)]
+            fn from_wr(n: Self::Native, store: StoreId) -> Self {
+                ($($t::from_wr(n.$i, store),)*)
+            }
+            #[inline(always)]
+            fn to_wr<T: Send + 'static>(self, ctx: &mut dyn ViewMut<T>) -> Result<Self::Native> {
+                Ok(($(self.$i.to_wr(ctx)?,)*))
+            }
+        }
+    };
 }
 
 // Arity 1 is above: wasmer writes a single value bare, not as a 1-tuple.
@@ -608,25 +672,27 @@ macro_rules! host_sig {
     ($n:expr; $($t:ident $i:tt),*) => {
         impl<R, $($t),*> HostSig<Wasmer> for (($($t,)*), R)
         where
-            $($t: Native,)*
+            $($t: WrTy,)*
             R: WasmTyList + NativeResults,
         {
             type Params = ($($t,)*);
             type Results = R;
 
             #[allow(non_snake_case)]
-            fn wrap<T: Send + 'static, F>(ctx: &mut dyn ViewMut<T>, f: F) -> WrFunc
+            fn wrap<T: Send + 'static, F>(ctx: &mut dyn ViewMut<T>, store_id: StoreId, f: F) -> WrFunc
             where
                 F: Fn(Caller<'_, Wasmer, T>, ($($t,)*)) -> Result<R> + Send + Sync + 'static,
             {
+                #[allow(unused_variables)]
                 fn typed_host<T: Send + 'static, R, F, $($t),*>(
                     store: &mut StoreMut<'_>,
                     fenv: &FunctionEnv<StoreData<T>>,
                     f: Arc<F>,
                     binding: Arc<OnceLock<WrInstance>>,
+                    store_id: StoreId,
                 ) -> wasmer::Function
                 where
-                    $($t: Native,)*
+                    $($t: WrTy,)*
                     R: WasmTyList + NativeResults,
                     F: Fn(Caller<'_, Wasmer, T>, ($($t,)*)) -> Result<R> + Send + Sync + 'static,
                 {
@@ -639,10 +705,10 @@ macro_rules! host_sig {
                                     env: &mut env as &mut dyn ViewMut<T>,
                                     binding: &binding,
                                 }),
-                                ($(<$t as NativeTy<Wasmer>>::from_native($t),)*),
+                                ($(<$t as WrTy>::from_wr($t, store_id),)*),
                             );
-                            match r {
-                                Ok(r) => Ok(r.into_native()),
+                            match r.and_then(|r| r.to_wr(&mut env as &mut dyn ViewMut<T>)) {
+                                Ok(r) => Ok(r),
                                 Err(e) => Err(park_host_error(&mut env, e, false)),
                             }
                         },
@@ -659,10 +725,10 @@ macro_rules! host_sig {
                 let mut env = ctx.env_mut();
                 let fenv = env.as_ref();
                 let mut store = env.as_store_mut();
-                let func = typed_host(&mut store, &fenv, f.clone(), binding.clone());
+                let func = typed_host(&mut store, &fenv, f.clone(), binding.clone(), store_id);
                 let make: MakeHost = Arc::new(move |store, fenv, binding| {
                     let fenv = fenv.downcast_ref::<FunctionEnv<StoreData<T>>>()?;
-                    Some(typed_host(store, fenv, f.clone(), binding))
+                    Some(typed_host(store, fenv, f.clone(), binding, store_id))
                 });
                 WrFunc {
                     func,
@@ -682,7 +748,7 @@ anywasm_core::for_each_tuple!(host_sig);
 /// dynamic one: wasmer 7.3's typed host functions pass `v128` values wrong
 /// (the function reads garbage and its results arrive as garbage), while
 /// its typed calls and its dynamic host functions carry them right.
-fn v128_host<T: Send + 'static, P: WasmTyList, R: WasmTyList, F>(
+fn v128_host<T: Send + 'static, P: ValList<Wasmer>, R: ValList<Wasmer>, F>(
     ctx: CtxMut<'_, T>,
     ty: FuncType,
     f: F,

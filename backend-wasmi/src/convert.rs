@@ -202,7 +202,7 @@ pub(crate) fn global_type_from_wi(t: &wasmi::GlobalType) -> GlobalType {
     }
 }
 
-fn nullable<T>(o: Option<T>) -> wasmi::Nullable<T> {
+pub(crate) fn nullable<T>(o: Option<T>) -> wasmi::Nullable<T> {
     match o {
         Some(v) => wasmi::Nullable::Val(v),
         None => wasmi::Nullable::Null,

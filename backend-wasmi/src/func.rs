@@ -2,14 +2,15 @@
 //! functions.
 
 use anywasm_core::{
-    BackendFunc, Caller, DynHostFn, FuncType, HostSig, Result, TypedSig, V128, Val, NativeList, NativeTy,
-    with_scratch,
+    BackendFunc, Caller, DynHostFn, ExternRef, Func, FuncType, HostSig, NativeList, NativeTy,
+    Result, StoreId, TypedSig, V128, Val, with_scratch,
 };
 
 use crate::Ctx;
 use crate::CtxMut;
 use crate::convert::{
-    call_err, func_type_from_wi, func_type_to_wi, host_err, map_err, val_from_wi, val_to_wi,
+    call_err, func_type_from_wi, func_type_to_wi, host_err, map_err, nullable, val_from_wi,
+    val_to_wi,
 };
 use crate::store::{refuel, sliced_entry};
 use crate::{StoreData, View, ViewMut, Wasmi};
@@ -121,13 +122,14 @@ where
     fn call<T: Send + 'static>(
         native: &Self::Native,
         ctx: &mut dyn ViewMut<T>,
+        store: StoreId,
         params: P,
     ) -> Result<R> {
         let params = params.into_native();
         if !ctx.data().slicing {
             return native
                 .call(ctx.ctx_mut(), params)
-                .map(R::from_native)
+                .map(|r| R::from_native(r, store))
                 .map_err(|e| call_err(&*ctx, &e));
         }
         sliced_entry(ctx)?;
@@ -136,7 +138,7 @@ where
             .map_err(|e| call_err(&*ctx, &e))?;
         loop {
             match call {
-                wasmi::TypedResumableCall::Finished(r) => return Ok(R::from_native(r)),
+                wasmi::TypedResumableCall::Finished(r) => return Ok(R::from_native(r, store)),
                 wasmi::TypedResumableCall::HostTrap(t) => {
                     return Err(call_err(&*ctx, t.host_error()));
                 }
@@ -160,15 +162,15 @@ macro_rules! host_sig {
             type Params = ($($t,)*);
             type Results = R;
 
-            #[allow(non_snake_case)]
-            fn wrap<T: Send + 'static, F>(ctx: &mut dyn ViewMut<T>, f: F) -> wasmi::Func
+            #[allow(non_snake_case, unused_variables)]
+            fn wrap<T: Send + 'static, F>(ctx: &mut dyn ViewMut<T>, store: StoreId, f: F) -> wasmi::Func
             where
                 F: Fn(Caller<'_, Wasmi, T>, ($($t,)*)) -> Result<R> + Send + Sync + 'static,
             {
                 wasmi::Func::wrap(
                     ctx.ctx_mut(),
                     move |mut caller: wasmi::Caller<'_, StoreData<T>>, $($t: $t::Native),*| -> Result<R::Native, wasmi::Error> {
-                        f(Caller::from_raw(&mut caller as &mut dyn ViewMut<T>), ($(<$t as NativeTy<Wasmi>>::from_native($t),)*))
+                        f(Caller::from_raw(&mut caller as &mut dyn ViewMut<T>), ($(<$t as NativeTy<Wasmi>>::from_native($t, store),)*))
                             .map(R::into_native)
                             .map_err(|e| host_err(&caller, e))
                     },
@@ -185,8 +187,32 @@ impl NativeTy<Wasmi> for V128 {
         self.0.into()
     }
     #[inline]
-    fn from_native(native: wasmi::V128) -> Self {
+    fn from_native(native: wasmi::V128, _store: StoreId) -> Self {
         V128(native.as_u128())
+    }
+}
+
+impl NativeTy<Wasmi> for Option<Func<Wasmi>> {
+    type Native = wasmi::Nullable<wasmi::Func>;
+    #[inline]
+    fn into_native(self) -> Self::Native {
+        nullable(self.map(|f| *f.raw()))
+    }
+    #[inline]
+    fn from_native(native: Self::Native, store: StoreId) -> Self {
+        native.val().map(|f| Func::from_raw(*f, store))
+    }
+}
+
+impl NativeTy<Wasmi> for Option<ExternRef<Wasmi>> {
+    type Native = wasmi::Nullable<wasmi::ExternRef>;
+    #[inline]
+    fn into_native(self) -> Self::Native {
+        nullable(self.map(|r| *r.raw()))
+    }
+    #[inline]
+    fn from_native(native: Self::Native, store: StoreId) -> Self {
+        native.val().map(|r| ExternRef::from_raw(*r, store))
     }
 }
 

@@ -1,8 +1,8 @@
 //! Functions: dynamic and typed calls, host functions.
 
 use anywasm_core::{
-    BackendFunc, Caller, DynHostFn, Error, Exception, FuncType, HostSig, NativeList, NativeTy,
-    Result, TypedSig, V128, Val, with_scratch,
+    BackendFunc, Caller, DynHostFn, Error, Exception, ExternRef, Func, FuncType, HostSig,
+    NativeList, NativeTy, Result, StoreId, TypedSig, V128, Val, with_scratch,
 };
 use wasmtime::{AsContext, AsContextMut};
 
@@ -157,11 +157,12 @@ where
     fn call<T: Send + 'static>(
         native: &Self::Native,
         mut ctx: CtxMut<'_, T>,
+        store: StoreId,
         params: P,
     ) -> Result<R> {
         native
             .call(&mut ctx, params.into_native())
-            .map(R::from_native)
+            .map(|r| R::from_native(r, store))
             .map_err(|e| call_err(&mut ctx, e))
     }
 }
@@ -173,8 +174,32 @@ impl NativeTy<Wasmtime> for V128 {
         self.0.into()
     }
     #[inline]
-    fn from_native(native: wasmtime::V128) -> Self {
+    fn from_native(native: wasmtime::V128, _store: StoreId) -> Self {
         V128(native.as_u128())
+    }
+}
+
+impl NativeTy<Wasmtime> for Option<Func<Wasmtime>> {
+    type Native = Option<wasmtime::Func>;
+    #[inline]
+    fn into_native(self) -> Self::Native {
+        self.map(|f| *f.raw())
+    }
+    #[inline]
+    fn from_native(native: Self::Native, store: StoreId) -> Self {
+        native.map(|f| Func::from_raw(f, store))
+    }
+}
+
+impl NativeTy<Wasmtime> for Option<ExternRef<Wasmtime>> {
+    type Native = Option<wasmtime::OwnedRooted<wasmtime::ExternRef>>;
+    #[inline]
+    fn into_native(self) -> Self::Native {
+        self.map(|r| r.raw().clone())
+    }
+    #[inline]
+    fn from_native(native: Self::Native, store: StoreId) -> Self {
+        native.map(|r| ExternRef::from_raw(r, store))
     }
 }
 
@@ -188,15 +213,15 @@ macro_rules! host_sig {
             type Params = ($($t,)*);
             type Results = R;
 
-            #[allow(non_snake_case)]
-            fn wrap<T: Send + 'static, F>(ctx: CtxMut<'_, T>, f: F) -> wasmtime::Func
+            #[allow(non_snake_case, unused_variables)]
+            fn wrap<T: Send + 'static, F>(ctx: CtxMut<'_, T>, store: StoreId, f: F) -> wasmtime::Func
             where
                 F: Fn(Caller<'_, Wasmtime, T>, ($($t,)*)) -> Result<R> + Send + Sync + 'static,
             {
                 wasmtime::Func::wrap(
                     ctx,
                     move |mut caller: wasmtime::Caller<'_, StoreData<T>>, $($t: $t::Native),*| -> wasmtime::Result<R::Native> {
-                        f(Caller::from_raw(&mut caller as &mut dyn CallerOps<T>), ($(<$t as NativeTy<Wasmtime>>::from_native($t),)*))
+                        f(Caller::from_raw(&mut caller as &mut dyn CallerOps<T>), ($(<$t as NativeTy<Wasmtime>>::from_native($t, store),)*))
                             .map(R::into_native)
                             .map_err(|e| host_err(&mut caller, e))
                     },

@@ -35,6 +35,7 @@ use crate::config::Config;
 use crate::error::Result;
 use crate::func::Caller;
 use crate::instance::Extern;
+use crate::store::StoreId;
 use crate::store::StoreShared;
 use crate::types::{FuncType, GlobalType, MemoryType, TableType};
 use crate::values::{Val, WasmTyList};
@@ -405,10 +406,13 @@ pub trait TypedSig<B: Backend>: Sized + 'static {
 
     /// Builds the engine's typed function; the layer has checked the type.
     fn typed<T: Send + 'static>(ctx: B::Ctx<'_, T>, func: &B::Func) -> Result<Self::Native>;
-    /// Calls it.
+    /// Calls it in the store `store` (the layer has checked the store of
+    /// references among `params`; references among the results are made
+    /// with this id).
     fn call<T: Send + 'static>(
         native: &Self::Native,
         ctx: B::CtxMut<'_, T>,
+        store: StoreId,
         params: Self::Params,
     ) -> Result<Self::Results>;
 }
@@ -422,8 +426,10 @@ pub trait HostSig<B: Backend>: Sized + 'static {
     /// Result tuple.
     type Results: WasmTyList;
 
-    /// Wraps `f` as an engine function.
-    fn wrap<T: Send + 'static, F>(ctx: B::CtxMut<'_, T>, f: F) -> B::Func
+    /// Wraps `f` as an engine function of the store `store` (references
+    /// among its arguments are made with this id; the layer checks the
+    /// store of references among its results).
+    fn wrap<T: Send + 'static, F>(ctx: B::CtxMut<'_, T>, store: StoreId, f: F) -> B::Func
     where
         F: Fn(Caller<'_, B, T>, Self::Params) -> Result<Self::Results> + Send + Sync + 'static;
 }

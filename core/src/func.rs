@@ -142,9 +142,12 @@ impl<B: Backend> Func<B> {
     /// types give the wasm signature.
     ///
     /// The closure may take a [`Caller`] first, then up to 16 arguments of
-    /// [`WasmTy`] types, and return `()`, one `WasmTy`, a tuple of them, or a
-    /// `Result` of those (an `Err` reaches the wasm caller's caller as
-    /// [`Error::Host`] or as the error returned).
+    /// [`WasmTy`] types (numbers, [`V128`](crate::V128), `Option<Func<B>>`,
+    /// `Option<ExternRef<B>>`), and return `()`, one `WasmTy`, a tuple of
+    /// them, or a `Result` of those (an `Err` reaches the wasm caller's
+    /// caller as [`Error::Host`] or as the error returned). A reference of
+    /// another store among the results is an [`Error::StoreMismatch`] for
+    /// the caller, never handed to the engine.
     pub fn wrap<T: Send + 'static, Params, Results>(
         mut ctx: impl AsContextMut<Backend = B, Data = T>,
         func: impl IntoFunc<B, T, Params, Results>,
@@ -323,12 +326,15 @@ where
     pub fn call(&self, mut ctx: impl AsContextMut<Backend = B>, params: P) -> Result<R> {
         let mut ctx = ctx.as_context_mut();
         let shared = ctx.shared();
-        check_store(self.func.store, shared.id(), || "the function".into())?;
+        let store = shared.id();
+        check_store(self.func.store, store, || "the function".into())?;
+        params.check_store(store)?;
         shared.entry_check(B::NAME)?;
         shared.count_call();
         let r = <SigOf<P, R> as TypedSig<B>>::call(
             &self.native,
             B::ctx_mut_reborrow(&mut ctx.raw),
+            store,
             params.into_tuple(),
         );
         after_call(&mut ctx);
@@ -555,6 +561,15 @@ pub trait IntoFunc<B: Backend, T: Send + 'static, Params, Results>: Send + Sync 
     fn into_func_shared(this: Arc<Self>, ctx: StoreContextMut<'_, B, T>) -> Func<B>;
 }
 
+/// A typed host function's results in tuple form, after checking that the
+/// references among them belong to the function's store.
+#[inline]
+fn host_results<R: HostReturn>(r: R, store: StoreId) -> Result<<R::Ok as WasmTyList>::Tuple> {
+    let r = r.into_result()?;
+    r.check_store(store)?;
+    Ok(r.into_tuple())
+}
+
 macro_rules! into_func {
     ($n:expr; $($t:ident $i:tt),*) => {
         // With a `Caller` first.
@@ -577,8 +592,9 @@ macro_rules! into_func {
                 let store = ctx.shared().id();
                 Func::from_raw(<(($($t,)*), <R::Ok as WasmTyList>::Tuple) as HostSig<B>>::wrap(
                     ctx.raw,
+                    store,
                     move |caller: Caller<'_, B, T>, args: ($($t,)*)| {
-                        crate::error::catch_host_panic(|| self(caller, $(args.$i),*).into_result().map(WasmTyList::into_tuple))
+                        crate::error::catch_host_panic(|| host_results(self(caller, $(args.$i),*), store))
                     },
                 ), store)
             }
@@ -588,8 +604,9 @@ macro_rules! into_func {
                 let store = ctx.shared().id();
                 Func::from_raw(<(($($t,)*), <R::Ok as WasmTyList>::Tuple) as HostSig<B>>::wrap(
                     ctx.raw,
+                    store,
                     move |caller: Caller<'_, B, T>, args: ($($t,)*)| {
-                        crate::error::catch_host_panic(|| (*this)(caller, $(args.$i),*).into_result().map(WasmTyList::into_tuple))
+                        crate::error::catch_host_panic(|| host_results((*this)(caller, $(args.$i),*), store))
                     },
                 ), store)
             }
@@ -615,8 +632,9 @@ macro_rules! into_func {
                 let store = ctx.shared().id();
                 Func::from_raw(<(($($t,)*), <R::Ok as WasmTyList>::Tuple) as HostSig<B>>::wrap(
                     ctx.raw,
+                    store,
                     move |_caller: Caller<'_, B, T>, args: ($($t,)*)| {
-                        crate::error::catch_host_panic(|| self($(args.$i),*).into_result().map(WasmTyList::into_tuple))
+                        crate::error::catch_host_panic(|| host_results(self($(args.$i),*), store))
                     },
                 ), store)
             }
@@ -626,8 +644,9 @@ macro_rules! into_func {
                 let store = ctx.shared().id();
                 Func::from_raw(<(($($t,)*), <R::Ok as WasmTyList>::Tuple) as HostSig<B>>::wrap(
                     ctx.raw,
+                    store,
                     move |_caller: Caller<'_, B, T>, args: ($($t,)*)| {
-                        crate::error::catch_host_panic(|| (*this)($(args.$i),*).into_result().map(WasmTyList::into_tuple))
+                        crate::error::catch_host_panic(|| host_results((*this)($(args.$i),*), store))
                     },
                 ), store)
             }

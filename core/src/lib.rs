@@ -34,7 +34,9 @@
 //! - Typed calls ([`TypedFunc::call`]) and typed host functions
 //!   ([`Func::wrap`]) reach the engine's own typed machinery through
 //!   [`TypedSig`] and [`HostSig`], which each backend implements for the
-//!   canonical signature tuple [`SigOf`]. Nothing is boxed or converted per call.
+//!   canonical signature tuple [`SigOf`], converting each value to the
+//!   engine's own type through [`NativeTy`] (nothing for numbers). Nothing
+//!   is boxed per call.
 //! - Imports, exports and custom sections are parsed here with `wasmparser`,
 //!   so they are reported identically by every backend.
 //! - Limits, deadlines and interrupts are per store ([`StoreShared`]); each
@@ -93,7 +95,7 @@ pub use types::{
     ExportType, ExternType, FuncType, GlobalType, ImportType, MemoryType, Mutability, TableType,
     ValType,
 };
-pub use values::{NativeList, NativeTy, SigOf, V128, Val, WasmTy, WasmTyList};
+pub use values::{NativeList, NativeTy, SigOf, V128, Val, ValList, ValTy, WasmTy, WasmTyList};
 
 /// Re-exported so backends and tools use the same version.
 pub use wasmparser;

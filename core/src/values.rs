@@ -241,20 +241,31 @@ mod sealed {
     pub trait Sealed {}
 }
 
-/// A Rust type that is exactly one WebAssembly number or vector type: `i32`,
-/// `u32` (as `i32`), `i64`, `u64` (as `i64`), `f32`, `f64`, [`V128`].
-/// Reference types (`funcref`, `externref`) go through the dynamic
-/// [`Func::call`](crate::Func::call) and [`Func::new`](crate::Func::new).
+/// A Rust type that is exactly one WebAssembly value type: `i32`, `u32`
+/// (as `i32`), `i64`, `u64` (as `i64`), `f32`, `f64`, [`V128`],
+/// `Option<Func<B>>` (`funcref`) and `Option<ExternRef<B>>` (`externref`).
 ///
 /// These are the types a [`TypedFunc`](crate::TypedFunc) and a typed host
-/// function ([`Func::wrap`]) can take and return.
-pub trait WasmTy: sealed::Sealed + Copy + Send + Sync + 'static {
+/// function ([`Func::wrap`]) can take and return. A reference of another
+/// store passed to a typed call, or returned by a typed host function, is
+/// an [`Error::StoreMismatch`](crate::Error::StoreMismatch) before the
+/// engine sees it.
+pub trait WasmTy: sealed::Sealed + Send + 'static {
     /// The WebAssembly type this Rust type stands for.
     const TYPE: ValType;
+    /// Checks that a reference belongs to `store` (numbers always do).
+    #[inline(always)]
+    fn check_store(&self, _store: StoreId) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// A [`WasmTy`] of backend `B` as a dynamic [`Val`].
+pub trait ValTy<B: Backend>: WasmTy + Sized {
     /// Converts to a dynamic value.
-    fn into_val<B: Backend>(self) -> Val<B>;
+    fn into_val(self) -> Val<B>;
     /// Converts from a dynamic value of the right type.
-    fn from_val<B: Backend>(val: &Val<B>) -> Option<Self>;
+    fn from_val(val: &Val<B>) -> Option<Self>;
 }
 
 macro_rules! wasm_ty {
@@ -262,13 +273,15 @@ macro_rules! wasm_ty {
         impl sealed::Sealed for $t {}
         impl WasmTy for $t {
             const TYPE: ValType = ValType::$vt;
+        }
+        impl<B: Backend> ValTy<B> for $t {
             #[inline]
-            fn into_val<B: Backend>(self) -> Val<B> {
+            fn into_val(self) -> Val<B> {
                 let $x = self;
                 Val::$variant($to)
             }
             #[inline]
-            fn from_val<B: Backend>(val: &Val<B>) -> Option<Self> {
+            fn from_val(val: &Val<B>) -> Option<Self> {
                 match val {
                     Val::$variant($y) => Some($from),
                     _ => None,
@@ -288,6 +301,40 @@ wasm_ty! {
     V128 => V128, V128, |x| x, |y| *y;
 }
 
+macro_rules! ref_ty {
+    ($($t:ident => $vt:ident, $what:literal;)*) => {$(
+        impl<B: Backend> sealed::Sealed for Option<$t<B>> {}
+        impl<B: Backend> WasmTy for Option<$t<B>> {
+            const TYPE: ValType = ValType::$vt;
+            #[inline]
+            fn check_store(&self, store: StoreId) -> Result<()> {
+                match self {
+                    Some(r) => check_store(r.store_id(), store, || $what.into()),
+                    None => Ok(()),
+                }
+            }
+        }
+        impl<B: Backend> ValTy<B> for Option<$t<B>> {
+            #[inline]
+            fn into_val(self) -> Val<B> {
+                Val::$vt(self)
+            }
+            #[inline]
+            fn from_val(val: &Val<B>) -> Option<Self> {
+                match val {
+                    Val::$vt(r) => Some(r.clone()),
+                    _ => None,
+                }
+            }
+        }
+    )*};
+}
+
+ref_ty! {
+    Func => FuncRef, "a funcref value";
+    ExternRef => ExternRef, "an externref value";
+}
+
 /// A fixed list of [`WasmTy`] values: `()`, a single value, or a tuple of up
 /// to 16 values. Parameters and results of typed functions are such lists.
 pub trait WasmTyList: Sized + Send + 'static {
@@ -303,10 +350,17 @@ pub trait WasmTyList: Sized + Send + 'static {
     fn from_tuple(t: Self::Tuple) -> Self;
     /// The WebAssembly types of the values, in order.
     fn types() -> Vec<ValType>;
+    /// Checks that every reference among the values belongs to `store`.
+    fn check_store(&self, store: StoreId) -> Result<()>;
+}
+
+/// A [`WasmTyList`] of backend `B` as dynamic [`Val`]s.
+pub trait ValList<B: Backend>: WasmTyList {
     /// Appends the values to `out`.
-    fn push_vals<B: Backend>(self, out: &mut Vec<Val<B>>);
-    /// Reads the values from a slice of exactly [`Self::LEN`] values of the right types.
-    fn from_vals<B: Backend>(vals: &[Val<B>]) -> Option<Self>;
+    fn push_vals(self, out: &mut Vec<Val<B>>);
+    /// Reads the values from a slice of exactly [`WasmTyList::LEN`] values
+    /// of the right types.
+    fn from_vals(vals: &[Val<B>]) -> Option<Self>;
 }
 
 impl WasmTyList for () {
@@ -319,8 +373,15 @@ impl WasmTyList for () {
     fn types() -> Vec<ValType> {
         Vec::new()
     }
-    fn push_vals<B: Backend>(self, _out: &mut Vec<Val<B>>) {}
-    fn from_vals<B: Backend>(vals: &[Val<B>]) -> Option<Self> {
+    #[inline(always)]
+    fn check_store(&self, _store: StoreId) -> Result<()> {
+        Ok(())
+    }
+}
+
+impl<B: Backend> ValList<B> for () {
+    fn push_vals(self, _out: &mut Vec<Val<B>>) {}
+    fn from_vals(vals: &[Val<B>]) -> Option<Self> {
         vals.is_empty().then_some(())
     }
 }
@@ -339,10 +400,17 @@ impl<A: WasmTy> WasmTyList for A {
     fn types() -> Vec<ValType> {
         vec![A::TYPE]
     }
-    fn push_vals<B: Backend>(self, out: &mut Vec<Val<B>>) {
+    #[inline(always)]
+    fn check_store(&self, store: StoreId) -> Result<()> {
+        WasmTy::check_store(self, store)
+    }
+}
+
+impl<B: Backend, A: ValTy<B>> ValList<B> for A {
+    fn push_vals(self, out: &mut Vec<Val<B>>) {
         out.push(self.into_val());
     }
-    fn from_vals<B: Backend>(vals: &[Val<B>]) -> Option<Self> {
+    fn from_vals(vals: &[Val<B>]) -> Option<Self> {
         match vals {
             [v] => A::from_val(v),
             _ => None,
@@ -366,10 +434,18 @@ macro_rules! wasm_ty_list_tuple {
             fn types() -> Vec<ValType> {
                 vec![$($t::TYPE),+]
             }
-            fn push_vals<B: Backend>(self, out: &mut Vec<Val<B>>) {
+            #[inline(always)]
+            fn check_store(&self, store: StoreId) -> Result<()> {
+                $(self.$i.check_store(store)?;)+
+                Ok(())
+            }
+        }
+
+        impl<B: Backend, $($t: ValTy<B>),+> ValList<B> for ($($t,)+) {
+            fn push_vals(self, out: &mut Vec<Val<B>>) {
                 $(out.push(self.$i.into_val());)+
             }
-            fn from_vals<B: Backend>(vals: &[Val<B>]) -> Option<Self> {
+            fn from_vals(vals: &[Val<B>]) -> Option<Self> {
                 if vals.len() != $n {
                     return None;
                 }
@@ -408,15 +484,17 @@ for_each_tuple!(wasm_ty_list_tuple);
 /// A [`WasmTy`] in backend `B`'s engine's own typed form (for backends).
 ///
 /// Numbers are themselves on every backend; a backend implements this for
-/// [`V128`] with its engine's vector type. Typed calls and typed host
-/// functions convert through it, which compiles to nothing for numbers.
-pub trait NativeTy<B>: WasmTy {
+/// [`V128`] and the two reference types with its engine's types. Typed calls
+/// and typed host functions convert through it, which compiles to nothing
+/// for numbers. The layer has checked the store of references going in
+/// ([`WasmTy::check_store`]); references coming out are of `store`.
+pub trait NativeTy<B: Backend>: ValTy<B> {
     /// The engine's type.
     type Native;
     /// Into the engine's form.
     fn into_native(self) -> Self::Native;
-    /// From the engine's form.
-    fn from_native(native: Self::Native) -> Self;
+    /// From the engine's form, made in `store`.
+    fn from_native(native: Self::Native, store: StoreId) -> Self;
 }
 
 macro_rules! native_ty_identity {
@@ -428,7 +506,7 @@ macro_rules! native_ty_identity {
                 self
             }
             #[inline(always)]
-            fn from_native(native: $t) -> $t {
+            fn from_native(native: $t, _store: StoreId) -> $t {
                 native
             }
         }
@@ -439,34 +517,34 @@ native_ty_identity!(i32, u32, i64, u64, f32, f64);
 
 /// A [`WasmTyList`] in tuple form, element by element in backend `B`'s
 /// engine's typed form (see [`NativeTy`]; for backends).
-pub trait NativeList<B>: WasmTyList {
+pub trait NativeList<B: Backend>: ValList<B> {
     /// The engine's tuple.
     type Native;
     /// Into the engine's form.
     fn into_native(self) -> Self::Native;
-    /// From the engine's form.
-    fn from_native(native: Self::Native) -> Self;
+    /// From the engine's form, made in `store`.
+    fn from_native(native: Self::Native, store: StoreId) -> Self;
 }
 
-impl<B> NativeList<B> for () {
+impl<B: Backend> NativeList<B> for () {
     type Native = ();
     #[inline(always)]
     fn into_native(self) {}
     #[inline(always)]
-    fn from_native(_: ()) {}
+    fn from_native(_: (), _store: StoreId) {}
 }
 
 macro_rules! native_list_tuple {
     ($n:expr; $($t:ident $i:tt),+) => {
-        impl<B, $($t: NativeTy<B>),+> NativeList<B> for ($($t,)+) {
+        impl<B: Backend, $($t: NativeTy<B>),+> NativeList<B> for ($($t,)+) {
             type Native = ($($t::Native,)+);
             #[inline(always)]
             fn into_native(self) -> Self::Native {
                 ($(self.$i.into_native(),)+)
             }
             #[inline(always)]
-            fn from_native(native: Self::Native) -> Self {
-                ($($t::from_native(native.$i),)+)
+            fn from_native(native: Self::Native, store: StoreId) -> Self {
+                ($($t::from_native(native.$i, store),)+)
             }
         }
     };

@@ -342,7 +342,8 @@ where
     assert!(matches!(dynamic[..], [Val::V128(v)] if v == expected));
 
     // A host function made directly, called from the host through the engine.
-    let direct = anywasm_core::Func::wrap(&mut store, |a: V128, b: V128| V128(a.0.wrapping_add(b.0)));
+    let direct =
+        anywasm_core::Func::wrap(&mut store, |a: V128, b: V128| V128(a.0.wrapping_add(b.0)));
     assert_eq!(
         direct.ty(&store).unwrap().to_string(),
         "(func (param v128 v128) (result v128))"

@@ -1,8 +1,8 @@
 //! Memories, globals, tables and references created by the host or exported.
 
 use anywasm_core::{
-    Backend, Config, Error, ExternRef, Func, FuncType, Global, GlobalType, Linker, Memory,
-    MemoryType, Mutability, Store, Table, TableType, TrapCode, Val, ValType,
+    Backend, Config, Error, ExternRef, Func, FuncType, Global, GlobalType, HostSig, Linker, Memory,
+    MemoryType, Mutability, SigOf, Store, Table, TableType, TrapCode, TypedSig, Val, ValType,
 };
 
 use super::{assert_trap, call, engine, i32_of, i64_of, instantiate, module};
@@ -431,4 +431,206 @@ where
     // Either way the table and store go on working.
     let r = call(&mut store, &inst, "call_slot", &[Val::I32(1), Val::I32(8)]).unwrap();
     assert_eq!(i32_of(r), 108, "{}", B::NAME);
+}
+
+const TYPED_REFS: &str = r#"
+(module
+  (import "host" "pick" (func $pick (param externref externref i32) (result externref)))
+  (import "host" "same" (func $same (param funcref) (result funcref)))
+  (import "host" "foreign" (func $foreign (result funcref)))
+  (type $ii (func (param i32) (result i32)))
+  (table 1 funcref)
+  (elem declare func $double)
+  (func $double (export "double") (param i32) (result i32)
+    local.get 0
+    i32.const 2
+    i32.mul)
+  (func (export "id") (param externref) (result externref)
+    local.get 0)
+  (func (export "choose") (param externref externref i32) (result externref)
+    local.get 0
+    local.get 1
+    local.get 2
+    call $pick)
+  (func (export "double_ref") (result funcref)
+    ref.func $double)
+  (func (export "apply") (param funcref i32) (result i32)
+    i32.const 0
+    local.get 0
+    table.set
+    local.get 1
+    i32.const 0
+    call_indirect (type $ii))
+  (func (export "through_host") (param funcref i32) (result i32)
+    i32.const 0
+    local.get 0
+    call $same
+    table.set
+    local.get 1
+    i32.const 0
+    call_indirect (type $ii))
+  (func (export "call_foreign") (result funcref)
+    call $foreign))
+"#;
+
+/// `funcref` and `externref` (as `Option<Func<B>>` and
+/// `Option<ExternRef<B>>`) through typed calls and typed host functions:
+/// null and non-null, wasm and host functions, in both directions; a
+/// reference of another store, passed in or returned by a host function,
+/// is `StoreMismatch`, and the store goes on.
+pub fn typed_references<B: Backend>()
+where
+    SigOf<Option<ExternRef<B>>, Option<ExternRef<B>>>:
+        TypedSig<B, Params = (Option<ExternRef<B>>,), Results = (Option<ExternRef<B>>,)>,
+    SigOf<(Option<ExternRef<B>>, Option<ExternRef<B>>, i32), Option<ExternRef<B>>>: TypedSig<
+            B,
+            Params = (Option<ExternRef<B>>, Option<ExternRef<B>>, i32),
+            Results = (Option<ExternRef<B>>,),
+        > + HostSig<
+            B,
+            Params = (Option<ExternRef<B>>, Option<ExternRef<B>>, i32),
+            Results = (Option<ExternRef<B>>,),
+        >,
+    SigOf<Option<Func<B>>, Option<Func<B>>>:
+        HostSig<B, Params = (Option<Func<B>>,), Results = (Option<Func<B>>,)>,
+    SigOf<(), Option<Func<B>>>: TypedSig<B, Params = (), Results = (Option<Func<B>>,)>
+        + HostSig<B, Params = (), Results = (Option<Func<B>>,)>,
+    SigOf<(Option<Func<B>>, i32), i32>:
+        TypedSig<B, Params = (Option<Func<B>>, i32), Results = (i32,)>,
+    SigOf<i32, i32>: TypedSig<B, Params = (i32,), Results = (i32,)>
+        + HostSig<B, Params = (i32,), Results = (i32,)>,
+    SigOf<Option<Func<B>>, Option<ExternRef<B>>>:
+        TypedSig<B, Params = (Option<Func<B>>,), Results = (Option<ExternRef<B>>,)>,
+{
+    let engine = engine::<B>(&Config::new());
+    if !B::capabilities().extern_ref {
+        let mut store = Store::new(&engine, ());
+        assert!(
+            ExternRef::new(&mut store, 1u32)
+                .unwrap_err()
+                .is_unsupported()
+        );
+        return;
+    }
+    // A function of another store, which a host function hands out.
+    let mut other = Store::new(&engine, ());
+    let alien = Func::wrap(&mut other, |x: i32| x);
+    let alien_ref = ExternRef::new(&mut other, 7u32).unwrap();
+
+    let module = module(&engine, TYPED_REFS);
+    let mut linker = Linker::<B, ()>::new();
+    linker
+        .func_wrap(
+            "host",
+            "pick",
+            |a: Option<ExternRef<B>>, b: Option<ExternRef<B>>, which: i32| {
+                if which == 0 { a } else { b }
+            },
+        )
+        .unwrap();
+    linker
+        .func_wrap("host", "same", |f: Option<Func<B>>| f)
+        .unwrap();
+    linker
+        .func_wrap("host", "foreign", move || Some(alien.clone()))
+        .unwrap();
+    let mut store = Store::new(&engine, ());
+    let inst = linker.instantiate(&mut store, &module).unwrap();
+
+    // externref in and out, through wasm and through a host function.
+    let id = inst
+        .get_typed_func::<Option<ExternRef<B>>, Option<ExternRef<B>>>(&mut store, "id")
+        .unwrap();
+    let seven = ExternRef::new(&mut store, 7u32).unwrap();
+    let back = id.call(&mut store, Some(seven)).unwrap().expect("non-null");
+    assert_eq!(back.downcast::<u32, _>(&store).unwrap(), Some(&7));
+    assert!(id.call(&mut store, None).unwrap().is_none());
+    let choose = inst
+        .get_typed_func::<(Option<ExternRef<B>>, Option<ExternRef<B>>, i32), Option<ExternRef<B>>>(
+            &mut store, "choose",
+        )
+        .unwrap();
+    let (a, b) = (
+        ExternRef::new(&mut store, "a").unwrap(),
+        ExternRef::new(&mut store, "b").unwrap(),
+    );
+    for (which, want) in [(0, "a"), (1, "b")] {
+        let got = choose
+            .call(&mut store, (Some(a.clone()), Some(b.clone()), which))
+            .unwrap()
+            .expect("non-null");
+        assert_eq!(got.downcast::<&str, _>(&store).unwrap(), Some(&want));
+    }
+    assert!(
+        choose
+            .call(&mut store, (None, Some(b), 0))
+            .unwrap()
+            .is_none()
+    );
+
+    // funcref out of wasm, called from the host.
+    let double_ref = inst
+        .get_typed_func::<(), Option<Func<B>>>(&mut store, "double_ref")
+        .unwrap();
+    let double = double_ref.call(&mut store, ()).unwrap().expect("non-null");
+    let typed = double.typed::<i32, i32>(&store).unwrap();
+    assert_eq!(typed.call(&mut store, 21).unwrap(), 42);
+
+    // funcref into wasm: a wasm function, a typed host function, through a
+    // host function and back, and null.
+    let apply = inst
+        .get_typed_func::<(Option<Func<B>>, i32), i32>(&mut store, "apply")
+        .unwrap();
+    assert_eq!(
+        apply.call(&mut store, (Some(double.clone()), 5)).unwrap(),
+        10
+    );
+    let inc = Func::wrap(&mut store, |x: i32| x + 1);
+    assert_eq!(apply.call(&mut store, (Some(inc.clone()), 5)).unwrap(), 6);
+    assert_trap(
+        B::NAME,
+        apply.call(&mut store, (None, 5)),
+        TrapCode::NullReference,
+    );
+    let through_host = inst
+        .get_typed_func::<(Option<Func<B>>, i32), i32>(&mut store, "through_host")
+        .unwrap();
+    assert_eq!(through_host.call(&mut store, (Some(inc), 41)).unwrap(), 42);
+    let ty = FuncType::new([ValType::I32], [ValType::I32]);
+    let negate = Func::new(&mut store, ty, |_, p, r| {
+        r[0] = Val::I32(-p[0].as_i32().unwrap_or_default());
+        Ok(())
+    });
+    assert_eq!(
+        apply.call(&mut store, (Some(negate.clone()), 5)).unwrap(),
+        -5
+    );
+    assert_eq!(
+        through_host.call(&mut store, (Some(negate), 6)).unwrap(),
+        -6
+    );
+
+    // References of another store: refused before the engine sees them.
+    assert!(matches!(
+        id.call(&mut store, Some(alien_ref)),
+        Err(Error::StoreMismatch { .. })
+    ));
+    let call_foreign = inst
+        .get_typed_func::<(), Option<Func<B>>>(&mut store, "call_foreign")
+        .unwrap();
+    assert!(
+        matches!(
+            call_foreign.call(&mut store, ()),
+            Err(Error::StoreMismatch { .. })
+        ),
+        "{}",
+        B::NAME
+    );
+    assert_eq!(apply.call(&mut store, (Some(double), 4)).unwrap(), 8);
+
+    // A reference type is a type like any other.
+    assert!(matches!(
+        inst.get_typed_func::<Option<Func<B>>, Option<ExternRef<B>>>(&mut store, "id"),
+        Err(Error::TypeMismatch { .. })
+    ));
 }
