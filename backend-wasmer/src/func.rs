@@ -329,8 +329,8 @@ fn dynamic_host<T: Send + 'static>(
 }
 
 impl BackendFunc for Wasmer {
-    fn func_ty<T: Send + 'static>(ctx: Ctx<'_, T>, func: &WrFunc) -> FuncType {
-        func_type_from_wr(&func.func.ty(&ctx.store_ref()))
+    fn func_ty<T: Send + 'static>(ctx: Ctx<'_, T>, func: &WrFunc) -> Result<FuncType> {
+        Ok(func_type_from_wr(&func.func.ty(&ctx.store_ref())))
     }
 
     fn func_call<T: Send + 'static>(

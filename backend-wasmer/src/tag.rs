@@ -17,8 +17,11 @@ impl BackendTag for Wasmer {
         guard_panic(|| wasmer::Tag::new(&mut store, params))
     }
 
-    fn tag_ty<T: Send + 'static>(ctx: Ctx<'_, T>, tag: &wasmer::Tag) -> FuncType {
+    fn tag_ty<T: Send + 'static>(ctx: Ctx<'_, T>, tag: &wasmer::Tag) -> Result<FuncType> {
         let ty = tag.ty(&ctx.store_ref());
-        FuncType::new(ty.params.iter().map(|p| val_type_from_wr(*p)), [])
+        Ok(FuncType::new(
+            ty.params.iter().map(|p| val_type_from_wr(*p)),
+            [],
+        ))
     }
 }

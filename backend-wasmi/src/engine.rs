@@ -30,10 +30,12 @@ impl BackendEngine for Wasmi {
         // wasmi keeps compiled functions in the engine's code map until the
         // engine is dropped.
         c.code_freed_with_module = false;
-        // Everything the layer represents but exceptions, which wasmi does
-        // not implement (nor threads, typed references or GC).
+        // Everything the layer runs but exceptions, typed references and
+        // GC, which wasmi 2.0 does not implement (nor threads).
         c.features = Features::representable();
         c.features.exceptions = false;
+        c.features.function_references = false;
+        c.features.gc = false;
         c
     }
 

@@ -50,8 +50,8 @@ fn call_wi<T: Send + 'static>(
 }
 
 impl BackendFunc for Wasmi {
-    fn func_ty<T: Send + 'static>(ctx: Ctx<'_, T>, func: &wasmi::Func) -> FuncType {
-        func_type_from_wi(&func.ty(ctx.ctx()))
+    fn func_ty<T: Send + 'static>(ctx: Ctx<'_, T>, func: &wasmi::Func) -> Result<FuncType> {
+        Ok(func_type_from_wi(&func.ty(ctx.ctx())))
     }
 
     fn func_call<T: Send + 'static>(

@@ -15,7 +15,7 @@ impl BackendTag for Wasmi {
         Err(Error::unsupported(Wasmi::NAME, "exception tags"))
     }
 
-    fn tag_ty<T: Send + 'static>(_: Ctx<'_, T>, tag: &NoTag) -> FuncType {
+    fn tag_ty<T: Send + 'static>(_: Ctx<'_, T>, tag: &NoTag) -> Result<FuncType> {
         match *tag {}
     }
 }

@@ -89,7 +89,10 @@ pub(crate) fn call_err<T: Send + 'static>(
             .take_pending_exception()
             .and_then(|exn| {
                 let tag = exn.tag(&mut scope).ok()?;
-                let n = tag.ty(&scope).ty().params().len();
+                // An exception carrying typed references (function
+                // references, GC) is not described rather than described
+                // wrong.
+                let n = func_type_from_wt(tag.ty(&scope).ty()).ok()?.params().len();
                 let mut payload = Vec::with_capacity(n);
                 for i in 0..n {
                     let v = exn.field(&mut scope, i).ok()?;
@@ -103,21 +106,39 @@ pub(crate) fn call_err<T: Send + 'static>(
     map_err(e)
 }
 
-pub(crate) fn val_type_from_wt(t: &wasmtime::ValType) -> ValType {
-    match t {
+/// A wasmtime value type in the layer's terms; `Unsupported` for the typed
+/// references (function references, GC) the layer does not represent.
+pub(crate) fn val_type_from_wt(t: &wasmtime::ValType) -> Result<ValType, Error> {
+    Ok(match t {
         wasmtime::ValType::I32 => ValType::I32,
         wasmtime::ValType::I64 => ValType::I64,
         wasmtime::ValType::F32 => ValType::F32,
         wasmtime::ValType::F64 => ValType::F64,
         wasmtime::ValType::V128 => ValType::V128,
-        wasmtime::ValType::Ref(r) => ref_type_from_wt(r),
+        wasmtime::ValType::Ref(r) => ref_type_from_wt(r)?,
+    })
+}
+
+fn ref_type_from_wt(r: &wasmtime::RefType) -> Result<ValType, Error> {
+    match r.heap_type() {
+        HeapType::Func if r.is_nullable() => Ok(ValType::FuncRef),
+        HeapType::Extern if r.is_nullable() => Ok(ValType::ExternRef),
+        _ => Err(Error::unsupported(
+            "wasmtime",
+            format!(
+                "the reference type {r} in a function's or tag's type (only numbers, v128, \
+                 funcref and externref are represented)"
+            ),
+        )),
     }
 }
 
-fn ref_type_from_wt(r: &wasmtime::RefType) -> ValType {
+/// For the types of tables and globals, which reach the host only through
+/// a module's imports and exports (checked when it is compiled) or from the
+/// host itself, so are always representable.
+fn interface_ref_type_from_wt(r: &wasmtime::RefType) -> ValType {
     match r.heap_type() {
         HeapType::Extern | HeapType::NoExtern => ValType::ExternRef,
-        // The layer only lets modules with plain funcref/externref reach here.
         _ => ValType::FuncRef,
     }
 }
@@ -144,11 +165,10 @@ fn ref_type_to_wt(t: ValType) -> Result<wasmtime::RefType, Error> {
     }
 }
 
-pub(crate) fn func_type_from_wt(t: &wasmtime::FuncType) -> FuncType {
-    FuncType::new(
-        t.params().map(|p| val_type_from_wt(&p)),
-        t.results().map(|r| val_type_from_wt(&r)),
-    )
+pub(crate) fn func_type_from_wt(t: &wasmtime::FuncType) -> Result<FuncType, Error> {
+    let params: Result<Vec<_>, _> = t.params().map(|p| val_type_from_wt(&p)).collect();
+    let results: Result<Vec<_>, _> = t.results().map(|r| val_type_from_wt(&r)).collect();
+    Ok(FuncType::new(params?, results?))
 }
 
 pub(crate) fn func_type_to_wt(engine: &wasmtime::Engine, t: &FuncType) -> wasmtime::FuncType {
@@ -182,7 +202,7 @@ pub(crate) fn memory_type_to_wt(t: &MemoryType) -> Result<wasmtime::MemoryType, 
 
 pub(crate) fn table_type_from_wt(t: &wasmtime::TableType) -> TableType {
     TableType {
-        element: ref_type_from_wt(t.element()),
+        element: interface_ref_type_from_wt(t.element()),
         minimum: t.minimum(),
         maximum: t.maximum(),
         table64: t.is_64(),
@@ -201,7 +221,11 @@ pub(crate) fn table_type_to_wt(t: &TableType) -> Result<wasmtime::TableType, Err
 
 pub(crate) fn global_type_from_wt(t: &wasmtime::GlobalType) -> GlobalType {
     GlobalType {
-        content: val_type_from_wt(t.content()),
+        content: match t.content() {
+            wasmtime::ValType::Ref(r) => interface_ref_type_from_wt(r),
+            // Numbers and vectors always convert.
+            other => val_type_from_wt(other).unwrap_or(ValType::I32),
+        },
         mutability: match t.mutability() {
             wasmtime::Mutability::Const => Mutability::Const,
             wasmtime::Mutability::Var => Mutability::Var,

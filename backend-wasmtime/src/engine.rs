@@ -34,7 +34,7 @@ impl BackendEngine for Wasmtime {
         c.exact_caller = true;
         // A module's code is reference-counted and unmapped with it.
         c.code_freed_with_module = true;
-        // wasmtime implements more (threads, GC), which the layer cannot
+        // wasmtime implements more (threads), which the layer cannot
         // represent yet; see `Features::representable`.
         c.features = Features::representable();
         c

@@ -85,7 +85,7 @@ fn throw<T: Send + 'static>(
 }
 
 impl BackendFunc for Wasmtime {
-    fn func_ty<T: Send + 'static>(ctx: Ctx<'_, T>, func: &wasmtime::Func) -> FuncType {
+    fn func_ty<T: Send + 'static>(ctx: Ctx<'_, T>, func: &wasmtime::Func) -> Result<FuncType> {
         func_type_from_wt(&func.ty(ctx))
     }
 

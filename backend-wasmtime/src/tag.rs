@@ -13,7 +13,7 @@ impl BackendTag for Wasmtime {
         wasmtime::Tag::new(ctx, &ty).map_err(map_err)
     }
 
-    fn tag_ty<T: Send + 'static>(ctx: Ctx<'_, T>, tag: &wasmtime::Tag) -> FuncType {
+    fn tag_ty<T: Send + 'static>(ctx: Ctx<'_, T>, tag: &wasmtime::Tag) -> Result<FuncType> {
         func_type_from_wt(tag.ty(ctx).ty())
     }
 }

@@ -52,11 +52,19 @@ pub fn config_for<B: Backend>(suite: &str) -> Config {
         "proposals/tail-call" => f.tail_call = true,
         "proposals/extended-const" => f.extended_const = true,
         "proposals/exceptions" => {
-            // try_table.wast also uses tail calls, where the backend has them.
+            // try_table.wast also uses tail calls, and tag.wast and
+            // try_table.wast typed references, where the backend has them.
+            let caps = B::capabilities().features;
             f.exceptions = true;
+            f.tail_call = caps.tail_call;
+            f.function_references = caps.function_references;
+            f.gc = caps.gc;
+        }
+        "proposals/function-references" => {
+            // return_call*.wast also use tail calls, where the backend has them.
+            f.function_references = true;
             f.tail_call = B::capabilities().features.tail_call;
         }
-        "proposals/function-references" => f.function_references = true,
         "proposals/gc" => {
             f.gc = true;
             f.function_references = true;

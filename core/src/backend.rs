@@ -264,8 +264,10 @@ pub trait BackendInstance: BackendTypes {
 
 /// Functions: types, dynamic calls, host functions with run-time types.
 pub trait BackendFunc: BackendTypes {
-    /// A function's type.
-    fn func_ty<T: Send + 'static>(ctx: Self::Ctx<'_, T>, func: &Self::Func) -> FuncType;
+    /// A function's type; `Unsupported` for a type the layer cannot
+    /// represent (a function with typed references in its signature,
+    /// reached through a table or a funcref).
+    fn func_ty<T: Send + 'static>(ctx: Self::Ctx<'_, T>, func: &Self::Func) -> Result<FuncType>;
     /// Calls a function with dynamically typed values. The layer has checked
     /// the number and types of `params` and the length of `results`.
     fn func_call<T: Send + 'static>(
@@ -373,8 +375,8 @@ pub trait BackendTag: BackendTypes {
     /// Creates a tag owned by the host; the layer has checked that `ty` has
     /// no results and that the backend claims exceptions.
     fn tag_new<T: Send + 'static>(ctx: Self::CtxMut<'_, T>, ty: &FuncType) -> Result<Self::Tag>;
-    /// A tag's type.
-    fn tag_ty<T: Send + 'static>(ctx: Self::Ctx<'_, T>, tag: &Self::Tag) -> FuncType;
+    /// A tag's type (`Unsupported` as for [`BackendFunc::func_ty`]).
+    fn tag_ty<T: Send + 'static>(ctx: Self::Ctx<'_, T>, tag: &Self::Tag) -> Result<FuncType>;
 }
 
 /// `externref` values.

@@ -113,17 +113,17 @@ impl Features {
         }
     }
 
-    /// Every proposal the layer can represent in its types today: all but
-    /// shared memories (threads) and typed references (GC, function
-    /// references). Exceptions are represented by [`Tag`](crate::Tag)s;
-    /// `exnref` values are not, so a module whose imports or exports carry
-    /// one is refused at compile time. A backend claims these where its
-    /// engine runs them.
+    /// Every proposal the layer can run modules of today: all but shared
+    /// memories (threads). Exceptions are represented by
+    /// [`Tag`](crate::Tag)s. Typed references (function references, GC) and
+    /// `exnref` run inside modules, but the layer's [`ValType`](crate::ValType)
+    /// has no typed reference types, so a module whose imports or exports
+    /// carry one is refused at compile time with `Unsupported`, and so is a
+    /// host call of a function with one in its signature. A backend claims
+    /// these where its engine runs them.
     pub fn representable() -> Self {
         Self {
             threads: false,
-            function_references: false,
-            gc: false,
             ..Self::all()
         }
     }

@@ -159,14 +159,18 @@ impl<B: Backend> Func<B> {
     pub fn ty(&self, ctx: impl AsContext<Backend = B>) -> Result<FuncType> {
         self.check(&ctx)?;
         let ctx = ctx.as_context();
-        Ok(self.cached_ty(|| B::func_ty(ctx.raw, &self.raw)).clone())
+        self.cached_ty(|| B::func_ty(ctx.raw, &self.raw)).cloned()
     }
 
     /// The function's type from the handle's cache, asking `engine` the
-    /// first time.
+    /// first time (and again after an error, which is not cached).
     #[inline]
-    fn cached_ty(&self, engine: impl FnOnce() -> FuncType) -> &FuncType {
-        self.ty.get_or_init(|| Arc::new(engine()))
+    fn cached_ty(&self, engine: impl FnOnce() -> Result<FuncType>) -> Result<&FuncType> {
+        if let Some(ty) = self.ty.get() {
+            return Ok(ty);
+        }
+        let ty = engine()?;
+        Ok(self.ty.get_or_init(|| Arc::new(ty)))
     }
 
     /// Calls the function with dynamically typed arguments, writing results
@@ -180,7 +184,7 @@ impl<B: Backend> Func<B> {
     ) -> Result<()> {
         let mut ctx = ctx.as_context_mut();
         self.check(&ctx)?;
-        let ty = self.cached_ty(|| B::func_ty(B::ctx_mut_shared(&ctx.raw), &self.raw));
+        let ty = self.cached_ty(|| B::func_ty(B::ctx_mut_shared(&ctx.raw), &self.raw))?;
         check_vals("arguments", ty.params(), params, self.store)?;
         if results.len() != ty.results().len() {
             return Err(Error::TypeMismatch {
@@ -225,7 +229,7 @@ impl<B: Backend> Func<B> {
     {
         let ctx = ctx.as_context();
         self.check(&ctx)?;
-        let ty = self.cached_ty(|| B::func_ty(B::ctx_reborrow(&ctx.raw), &self.raw));
+        let ty = self.cached_ty(|| B::func_ty(B::ctx_reborrow(&ctx.raw), &self.raw))?;
         let (want_p, want_r) = (P::types(), R::types());
         if ty.params() != want_p || ty.results() != want_r {
             return Err(Error::TypeMismatch {

@@ -75,7 +75,7 @@ impl<B: Backend> Tag<B> {
     pub fn ty(&self, ctx: impl AsContext<Backend = B>) -> Result<FuncType> {
         let ctx = ctx.as_context();
         check_store(self.store, ctx.shared().id(), || "the tag".into())?;
-        Ok(B::tag_ty(ctx.raw, &self.raw))
+        B::tag_ty(ctx.raw, &self.raw)
     }
 }
 
