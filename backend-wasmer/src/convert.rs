@@ -29,6 +29,8 @@ pub(crate) fn trap_code(t: wasmer::sys::vm::TrapCode) -> TrapCode {
         W::BadConversionToInteger => TrapCode::BadConversionToInteger,
         W::UnreachableCodeReached => TrapCode::Unreachable,
         W::UncaughtException => TrapCode::UncaughtException,
+        // `throw_ref` of a null exnref.
+        W::UninitializedExnRef => TrapCode::NullReference,
         W::HostInterrupt => TrapCode::Interrupted,
         _ => TrapCode::Other,
     }

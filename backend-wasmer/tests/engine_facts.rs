@@ -39,3 +39,27 @@ fn tables_with_a_large_maximum_do_not_instantiate() {
         "{err}"
     );
 }
+
+/// An element segment of `exnref`s (valid with exception handling; found
+/// by differential testing, `conformance/tests/differential.rs`).
+#[test]
+fn exnref_element_segments_do_not_compile() {
+    let wasm = wat::parse_str(
+        r#"(module
+            (table 1 exnref)
+            (elem (table 0) (i32.const 0) exnref (ref.null exn)))"#,
+    )
+    .unwrap();
+    let mut features = wasmer::sys::Features::new();
+    features.exceptions(true);
+    let engine: wasmer::Engine = wasmer::sys::EngineBuilder::new(wasmer::sys::Cranelift::new())
+        .set_features(Some(features))
+        .engine()
+        .into();
+    let err = wasmer::Module::new(&engine, &wasm).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("unsupported element type in element section: exnref"),
+        "{err}"
+    );
+}

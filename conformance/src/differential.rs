@@ -2,15 +2,19 @@
 //! backend with the same inputs; results, traps, globals and memories must
 //! agree.
 //!
-//! Modules use only what every backend supports, have NaNs canonicalised
-//! (so float results are deterministic) and are instrumented to terminate
-//! (`ensure_termination`: a fuel global decremented at each loop head and
-//! call, trapping when empty, which also bounds recursion depth).
+//! Modules use what every backend of a [`Profile`] runs, have NaNs
+//! canonicalised (so float results are deterministic) and are instrumented
+//! to terminate (`ensure_termination`: a fuel global decremented at each
+//! loop head and call, trapping when empty, which also bounds recursion
+//! depth). [`Profile::Common`] is WebAssembly 2.0, on every backend;
+//! [`Profile::Exceptions`] adds exception handling, on the backends that
+//! claim it.
 
 use std::fmt::Write as _;
 
 use anywasm_core::{
-    Backend, Config, Engine, Error, Extern, Instance, Linker, Module, Store, TrapCode, Val, ValType,
+    Backend, Config, Engine, Error, Extern, Features, Instance, Linker, Module, Store, TrapCode,
+    Val, ValType,
 };
 use sha2::Digest as _;
 
@@ -55,6 +59,10 @@ pub enum CallOutcome {
     Returned(Vec<Bits>),
     /// It trapped.
     Trapped(TrapCode),
+    /// A wasm exception escaped it, carrying these values
+    /// ([`Store::take_exception`]; exceptions of more than one value are
+    /// recorded without their values, which wasmer 7.3 cannot read).
+    Uncaught(Option<Vec<Bits>>),
     /// It failed otherwise (message).
     Failed(String),
 }
@@ -94,7 +102,48 @@ impl SplitMix {
     }
 }
 
-/// The wasm-smith configuration: only features every backend supports.
+/// Which proposals the generated modules use, and so which backends run them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Profile {
+    /// WebAssembly 2.0: every backend.
+    Common,
+    /// WebAssembly 2.0 plus exception handling (tags, `throw`,
+    /// `try_table`): the backends that claim exceptions.
+    Exceptions,
+}
+
+impl Profile {
+    /// The engine features the modules need.
+    pub fn features(self) -> Features {
+        let mut f = Features::wasm2();
+        f.exceptions = self == Profile::Exceptions;
+        f
+    }
+
+    /// Whether backend `B` claims every feature the modules need.
+    pub fn runs_on<B: Backend>(self) -> bool {
+        let (need, have) = (self.features(), B::capabilities().features);
+        need.iter()
+            .zip(have.iter())
+            .all(|((_, needed), (_, claimed))| !needed || claimed)
+    }
+
+    /// The wasm-smith configuration.
+    pub fn smith_config(self) -> wasm_smith::Config {
+        let exceptions = self == Profile::Exceptions;
+        wasm_smith::Config {
+            exceptions_enabled: exceptions,
+            // Without reference types wasm-smith makes no `exnref` values,
+            // which the layer refuses in interfaces (and wasmer in element
+            // segments), so more modules run.
+            reference_types_enabled: !exceptions,
+            ..smith_config()
+        }
+    }
+}
+
+/// The wasm-smith configuration of [`Profile::Common`]: only features every
+/// backend supports.
 pub fn smith_config() -> wasm_smith::Config {
     wasm_smith::Config {
         max_imports: 0,
@@ -131,17 +180,42 @@ pub fn smith_config() -> wasm_smith::Config {
     }
 }
 
-/// The module for `seed`, or `None` if wasm-smith could not make one.
-pub fn module_for_seed(seed: u64) -> Option<Vec<u8>> {
+/// The module of `profile` for `seed`, or `None` if wasm-smith could not
+/// make one.
+pub fn module_for_seed(profile: Profile, seed: u64) -> Option<Vec<u8>> {
     let mut rng = SplitMix(seed);
     let len = 256 + (rng.next_u64() % 8192) as usize;
     let bytes: Vec<u8> = (0..len).map(|_| rng.next_u64() as u8).collect();
     let mut u = arbitrary::Unstructured::new(&bytes);
-    let mut module = wasm_smith::Module::new(smith_config(), &mut u).ok()?;
+    let mut module = wasm_smith::Module::new(profile.smith_config(), &mut u).ok()?;
     // Fuel for loop heads and calls; it also bounds recursion depth below
     // every backend's stack limit.
     module.ensure_termination(1_000).ok()?;
     Some(module.to_bytes())
+}
+
+/// Whether a module's code throws or catches (`throw`, `throw_ref`,
+/// `try_table`): how the exception profile checks that it exercises them.
+pub fn uses_exceptions(wasm: &[u8]) -> bool {
+    use wasmparser::{Operator, Payload};
+    wasmparser::Parser::new(0).parse_all(wasm).any(|p| {
+        let Ok(Payload::CodeSectionEntry(body)) = p else {
+            return false;
+        };
+        let Ok(mut ops) = body.get_operators_reader() else {
+            return false;
+        };
+        while !ops.eof() {
+            match ops.read() {
+                Ok(Operator::Throw { .. } | Operator::ThrowRef | Operator::TryTable { .. }) => {
+                    return true;
+                }
+                Ok(_) => {}
+                Err(_) => return false,
+            }
+        }
+        false
+    })
 }
 
 /// Arguments for a function type, from the generator.
@@ -183,18 +257,32 @@ pub fn inputs<B: Backend>(params: &[ValType], rng: &mut SplitMix) -> Vec<Val<B>>
         .collect()
 }
 
-fn outcome<T>(r: Result<T, Error>, f: impl FnOnce(T) -> Vec<Bits>) -> CallOutcome {
+fn outcome<B: Backend, T>(
+    store: &mut Store<B, ()>,
+    r: Result<T, Error>,
+    f: impl FnOnce(T) -> Vec<Bits>,
+) -> CallOutcome {
     match r {
         Ok(v) => CallOutcome::Returned(f(v)),
+        Err(Error::Trap {
+            code: TrapCode::UncaughtException,
+            ..
+        }) => CallOutcome::Uncaught(
+            store
+                .take_exception()
+                .map(|e| e.payload().iter().map(bits).collect::<Vec<_>>())
+                .filter(|values| values.len() <= 1),
+        ),
         Err(Error::Trap { code, .. }) => CallOutcome::Trapped(code),
         Err(e) => CallOutcome::Failed(e.to_string()),
     }
 }
 
-/// Runs `wasm` on backend `B`: instantiates it, calls every exported
-/// function twice with inputs from `seed`, then reads the exports.
-pub fn observe<B: Backend>(wasm: &[u8], seed: u64) -> Observation {
-    let engine = match Engine::<B>::new(&Config::new()) {
+/// Runs `wasm` on backend `B` with the features of `profile`: instantiates
+/// it, calls every exported function twice with inputs from `seed`, then
+/// reads the exports.
+pub fn observe<B: Backend>(profile: Profile, wasm: &[u8], seed: u64) -> Observation {
+    let engine = match Engine::<B>::new(Config::new().features(profile.features())) {
         Ok(e) => e,
         Err(e) => return Observation::CompileError(e.to_string()),
     };
@@ -205,7 +293,11 @@ pub fn observe<B: Backend>(wasm: &[u8], seed: u64) -> Observation {
     let mut store = Store::new(&engine, ());
     let instance: Instance<B> = match Linker::new().instantiate(&mut store, &module) {
         Ok(i) => i,
-        Err(e) => return Observation::InstantiateError(outcome::<()>(Err(e), |_| Vec::new())),
+        Err(e) => {
+            return Observation::InstantiateError(outcome::<B, ()>(&mut store, Err(e), |_| {
+                Vec::new()
+            }));
+        }
     };
     let mut rng = SplitMix(seed ^ 0xd1ff_e4e7);
     let mut calls = Vec::new();
@@ -220,7 +312,7 @@ pub fn observe<B: Backend>(wasm: &[u8], seed: u64) -> Observation {
             let r = func.invoke(&mut store, &args);
             calls.push((
                 format!("{name}#{round}"),
-                outcome(r, |v| v.iter().map(bits).collect()),
+                outcome(&mut store, r, |v| v.iter().map(bits).collect()),
             ));
         }
     }
@@ -268,6 +360,10 @@ pub const KNOWN_REFUSALS: &[(&str, &str)] = &[
     (
         "larger than maximum allowed size",
         "wasmer refuses tables with a maximum above 2^27",
+    ),
+    (
+        "unsupported element type in element section: exnref",
+        "wasmer rejects element segments of exnrefs",
     ),
 ];
 
@@ -414,9 +510,11 @@ mod tests {
     #[test]
     fn seeds_make_the_same_module_every_time() {
         let a = (0..20)
-            .find_map(module_for_seed)
+            .find_map(|s| module_for_seed(Profile::Common, s))
             .expect("some seed makes a module");
-        let b = (0..20).find_map(module_for_seed).unwrap();
+        let b = (0..20)
+            .find_map(|s| module_for_seed(Profile::Common, s))
+            .unwrap();
         assert_eq!(a, b);
         wasmparser::Validator::new().validate_all(&a).unwrap();
     }

@@ -1,29 +1,38 @@
 //! A longer differential run over a range of seeds.
 //!
 //! ```text
-//! cargo run --release -p anywasm-conformance --bin differential -- 0..100000 [OUT_DIR]
+//! cargo run --release -p anywasm-conformance --bin differential -- 0..100000 [OUT_DIR] [--exceptions]
 //! ```
+//! `--exceptions` generates modules with exception handling and compares
+//! the backends that claim it.
 //! Disagreements are written to OUT_DIR (default `target/differential`) as
 //! `seed-N.wasm` with `seed-N.txt`; once understood, copy the `.wasm` into
 //! `conformance/regressions/` so `cargo test` keeps checking it.
 
 use anywasm_conformance::differential::{
-    Observation, Verdict, compare, module_for_seed, observe, write_reproducer,
+    Observation, Profile, Verdict, compare, module_for_seed, observe, write_reproducer,
 };
 
-/// One observation per backend in this build.
-#[allow(unused_mut, clippy::vec_init_then_push)]
-fn observe_all(wasm: &[u8], seed: u64) -> Vec<(&'static str, Observation)> {
+/// One observation per backend in this build that runs `profile`.
+#[allow(unused_mut, unused_variables)]
+fn observe_all(profile: Profile, wasm: &[u8], seed: u64) -> Vec<(&'static str, Observation)> {
+    fn one<B: anywasm_core::Backend>(
+        out: &mut Vec<(&'static str, Observation)>,
+        profile: Profile,
+        wasm: &[u8],
+        seed: u64,
+    ) {
+        if profile.runs_on::<B>() {
+            out.push((B::NAME, observe::<B>(profile, wasm, seed)));
+        }
+    }
     let mut observations = Vec::new();
     #[cfg(feature = "wasmtime")]
-    observations.push((
-        "wasmtime",
-        observe::<anywasm_wasmtime::Wasmtime>(wasm, seed),
-    ));
+    one::<anywasm_wasmtime::Wasmtime>(&mut observations, profile, wasm, seed);
     #[cfg(feature = "wasmi")]
-    observations.push(("wasmi", observe::<anywasm_wasmi::Wasmi>(wasm, seed)));
+    one::<anywasm_wasmi::Wasmi>(&mut observations, profile, wasm, seed);
     #[cfg(feature = "wasmer")]
-    observations.push(("wasmer", observe::<anywasm_wasmer::Wasmer>(wasm, seed)));
+    one::<anywasm_wasmer::Wasmer>(&mut observations, profile, wasm, seed);
     observations
 }
 
@@ -33,7 +42,13 @@ fn parse_range(s: &str) -> Option<std::ops::Range<u64>> {
 }
 
 fn main() {
-    let mut args = std::env::args().skip(1);
+    let all: Vec<String> = std::env::args().skip(1).collect();
+    let profile = if all.iter().any(|a| a == "--exceptions") {
+        Profile::Exceptions
+    } else {
+        Profile::Common
+    };
+    let mut args = all.into_iter().filter(|a| a != "--exceptions");
     let range = args
         .next()
         .as_deref()
@@ -46,11 +61,11 @@ fn main() {
     let (mut agree, mut skipped, mut disagree) = (0u64, 0u64, 0u64);
     let total = range.end.saturating_sub(range.start);
     for (i, seed) in range.enumerate() {
-        let Some(wasm) = module_for_seed(seed) else {
+        let Some(wasm) = module_for_seed(profile, seed) else {
             skipped += 1;
             continue;
         };
-        let observations = observe_all(&wasm, seed);
+        let observations = observe_all(profile, &wasm, seed);
         match compare(&observations) {
             Verdict::Agree => agree += 1,
             Verdict::NoModule | Verdict::KnownRefusal(_) => skipped += 1,

@@ -13,6 +13,7 @@ const THROWER: &str = r#"(module
   (tag $own (export "own") (param i64 f32))
   (func (export "throw") (param i32) (throw $oops (local.get 0)))
   (func (export "throw_own") (throw $own (i64.const 1) (f32.const 2)))
+  (func (export "throw_null") (throw_ref (ref.null exn)))
   ;; Thrown and caught inside one function: the payload plus one.
   (func (export "inside") (param i32) (result i32)
     (i32.add
@@ -43,7 +44,8 @@ fn exceptions_config() -> Config {
 /// one throws, another catches by the same tag (and not by another tag of
 /// the same type); an exception nobody catches ends the call with
 /// [`TrapCode::UncaughtException`], the store stays usable and
-/// `Store::take_exception` gives its tag and payload; exported
+/// `Store::take_exception` gives its tag and payload; `throw_ref` of null
+/// is [`TrapCode::NullReference`]; exported
 /// tags are `Extern::Tag`s with their type; a tag of the wrong type does
 /// not link. Where the backend claims no exceptions, an engine asking for
 /// them and `Tag::new` are `Unsupported`.
@@ -99,6 +101,13 @@ where
         e.payload()
     );
     assert!(store.take_exception().is_none(), "{}: taken once", B::NAME);
+    // Rethrowing a null exception reference is a trap, not an exception.
+    assert_trap(
+        B::NAME,
+        call(&mut store, &thrower, "throw_null", &[]),
+        TrapCode::NullReference,
+    );
+    assert!(store.take_exception().is_none(), "{}", B::NAME);
     assert_trap(
         B::NAME,
         call(&mut store, &thrower, "throw_own", &[]),
