@@ -38,6 +38,7 @@ fn features_used(bytes: &[u8]) -> Result<Vec<&'static str>, String> {
             "tail-call" => f.tail_call = false,
             "extended-const" => f.extended_const = false,
             "exceptions" => f.exceptions = false,
+            "legacy-exceptions" => f.legacy_exceptions = false,
             "function-references" => {
                 f.function_references = false;
                 f.gc = false;

@@ -38,8 +38,14 @@ pub struct Features {
     pub tail_call: bool,
     /// Extended constant expressions.
     pub extended_const: bool,
-    /// Exception handling (`try_table`, `throw`).
+    /// Exception handling (`try_table`, `throw`, `throw_ref`, `exnref`).
     pub exceptions: bool,
+    /// The pre-standard encoding of exception handling (`try`, `catch`,
+    /// `rethrow`, `delegate`), which toolchains emitted before `try_table`.
+    /// No backend claims it: wasmtime only validates it and wasmer and
+    /// wasmi do not know it, so asking for it is `Unsupported` and such a
+    /// module does not compile.
+    pub legacy_exceptions: bool,
     /// Typed function references.
     pub function_references: bool,
     /// Garbage-collected structs and arrays.
@@ -74,6 +80,7 @@ impl Features {
             tail_call: false,
             extended_const: false,
             exceptions: false,
+            legacy_exceptions: false,
             function_references: false,
             gc: false,
             wide_arithmetic: false,
@@ -105,6 +112,7 @@ impl Features {
             tail_call: true,
             extended_const: true,
             exceptions: true,
+            legacy_exceptions: true,
             function_references: true,
             gc: true,
             wide_arithmetic: true,
@@ -114,7 +122,8 @@ impl Features {
     }
 
     /// Every proposal the layer can run modules of today: all but shared
-    /// memories (threads). Exceptions are represented by
+    /// memories (threads) and the legacy exception encoding, which no engine
+    /// runs. Exceptions are represented by
     /// [`Tag`](crate::Tag)s. Typed references (function references, GC) and
     /// `exnref` run inside modules, but the layer's [`ValType`](crate::ValType)
     /// has no typed reference types, so a module whose imports or exports
@@ -124,6 +133,7 @@ impl Features {
     pub fn representable() -> Self {
         Self {
             threads: false,
+            legacy_exceptions: false,
             ..Self::all()
         }
     }
@@ -145,6 +155,7 @@ impl Features {
             ("tail-call", self.tail_call),
             ("extended-const", self.extended_const),
             ("exceptions", self.exceptions),
+            ("legacy-exceptions", self.legacy_exceptions),
             ("function-references", self.function_references),
             ("gc", self.gc),
             ("wide-arithmetic", self.wide_arithmetic),
@@ -181,6 +192,7 @@ impl Features {
         f.set(W::TAIL_CALL, self.tail_call);
         f.set(W::EXTENDED_CONST, self.extended_const);
         f.set(W::EXCEPTIONS, self.exceptions);
+        f.set(W::LEGACY_EXCEPTIONS, self.legacy_exceptions);
         f.set(W::FUNCTION_REFERENCES, self.function_references);
         f.set(W::GC, self.gc);
         f.set(W::GC_TYPES, true);

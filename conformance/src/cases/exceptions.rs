@@ -3,7 +3,7 @@
 
 use anywasm_core::{
     Backend, Caller, Config, Engine, Error, Exception, Extern, ExternType, Features, FuncType,
-    HostSig, Linker, SigOf, Store, Tag, TrapCode, Val, ValType,
+    HostSig, Linker, Module, SigOf, Store, Tag, TrapCode, Val, ValType,
 };
 
 use super::{assert_trap, call, engine, i32_of, module};
@@ -272,4 +272,44 @@ where
         linker4.instantiate(&mut elsewhere, &thrower_m),
         Err(Error::StoreMismatch { .. })
     ));
+}
+
+/// The pre-standard exception encoding (`try`/`catch`, which toolchains
+/// emitted before `try_table`): no backend claims it, asking for it is
+/// `Unsupported` by name, and such a module does not compile, also with
+/// (standard) exceptions on.
+pub fn legacy_exception_encoding<B: Backend>() {
+    let legacy = wat::parse_str(
+        r#"(module
+          (tag $e (param i32))
+          (func (export "f") (result i32)
+            try (result i32)
+              i32.const 1
+              throw $e
+            catch $e
+            end))"#,
+    )
+    .unwrap();
+    let caps = B::capabilities().features;
+    assert!(!caps.legacy_exceptions, "{}", B::NAME);
+    let mut features = Features::wasm2();
+    features.exceptions = caps.exceptions;
+    let engine = engine::<B>(Config::new().features(features));
+    match Module::new(&engine, &legacy) {
+        Err(Error::Compile { .. }) => {}
+        other => panic!("{}: expected a compile error, got {other:?}", B::NAME),
+    }
+    features.legacy_exceptions = true;
+    // The module is valid in that encoding: what fails is the encoding.
+    let mut legacy_on = features;
+    legacy_on.exceptions = true;
+    wasmparser::Validator::new_with_features(legacy_on.to_wasmparser())
+        .validate_all(&legacy)
+        .unwrap();
+    let e = Engine::<B>::new(Config::new().features(features)).unwrap_err();
+    assert!(
+        e.is_unsupported() && e.to_string().contains("legacy-exceptions"),
+        "{}: {e}",
+        B::NAME
+    );
 }

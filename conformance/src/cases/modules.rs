@@ -218,6 +218,7 @@ fn with_feature(name: &str) -> Features {
         "tail-call" => f.tail_call = true,
         "extended-const" => f.extended_const = true,
         "exceptions" => f.exceptions = true,
+        "legacy-exceptions" => f.legacy_exceptions = true,
         "function-references" => f.function_references = true,
         "gc" => {
             f.gc = true;
