@@ -439,6 +439,7 @@ const TYPED_REFS: &str = r#"
   (import "host" "pick" (func $pick (param externref externref i32) (result externref)))
   (import "host" "same" (func $same (param funcref) (result funcref)))
   (import "host" "foreign" (func $foreign (result funcref)))
+  (import "host" "made" (func $made (result funcref)))
   (type $ii (func (param i32) (result i32)))
   (table 1 funcref)
   (elem declare func $double)
@@ -471,7 +472,14 @@ const TYPED_REFS: &str = r#"
     i32.const 0
     call_indirect (type $ii))
   (func (export "call_foreign") (result funcref)
-    call $foreign))
+    call $foreign)
+  (func (export "call_made") (param i32) (result i32)
+    i32.const 0
+    call $made
+    table.set
+    local.get 0
+    i32.const 0
+    call_indirect (type $ii)))
 "#;
 
 /// `funcref` and `externref` (as `Option<Func<B>>` and
@@ -536,7 +544,21 @@ where
         .func_wrap("host", "foreign", move || Some(alien.clone()))
         .unwrap();
     let mut store = Store::new(&engine, ());
+    // A typed host function returning a host function with a run-time
+    // signature (wasmer hands wasm its thunk).
+    let ty = FuncType::new([ValType::I32], [ValType::I32]);
+    let triple = Func::new(&mut store, ty, |_, p, r| {
+        r[0] = Val::I32(3 * p[0].as_i32().unwrap_or_default());
+        Ok(())
+    });
+    linker
+        .func_wrap("host", "made", move || Some(triple.clone()))
+        .unwrap();
     let inst = linker.instantiate(&mut store, &module).unwrap();
+    assert_eq!(
+        i32_of(call(&mut store, &inst, "call_made", &[Val::I32(7)]).unwrap()),
+        21
+    );
 
     // externref in and out, through wasm and through a host function.
     let id = inst
