@@ -2,8 +2,8 @@
 //! the two meet.
 
 use anywasm_core::{
-    Error, Extern, ExternRef, Func, FuncType, Global, GlobalType, Memory, MemoryType, Mutability,
-    StoreId, Table, TableType, Tag, TrapCode, V128, Val, ValType,
+    Error, ExnRef, Extern, ExternRef, Func, FuncType, Global, GlobalType, Memory, MemoryType,
+    Mutability, StoreId, Table, TableType, Tag, TrapCode, V128, Val, ValType,
 };
 
 use crate::{Wasmer, WrFunc};
@@ -73,6 +73,7 @@ pub(crate) fn val_type_from_wr(t: wasmer::Type) -> ValType {
         wasmer::Type::F64 => ValType::F64,
         wasmer::Type::V128 => ValType::V128,
         wasmer::Type::ExternRef => ValType::ExternRef,
+        wasmer::Type::ExceptionRef => ValType::ExnRef,
         _ => ValType::FuncRef,
     }
 }
@@ -86,6 +87,7 @@ pub(crate) fn val_type_to_wr(t: ValType) -> wasmer::Type {
         ValType::V128 => wasmer::Type::V128,
         ValType::FuncRef => wasmer::Type::FuncRef,
         ValType::ExternRef => wasmer::Type::ExternRef,
+        ValType::ExnRef => wasmer::Type::ExceptionRef,
     }
 }
 
@@ -152,6 +154,11 @@ pub(crate) fn table_type_to_wr(t: &TableType) -> Result<wasmer::TableType, Error
     if t.table64 {
         return Err(Error::unsupported("wasmer", "64-bit tables"));
     }
+    if t.element == ValType::ExnRef {
+        // wasmer 7.3 keeps no exception references in tables
+        // (`engine_facts.rs`).
+        return Err(Error::unsupported("wasmer", "tables of exnref"));
+    }
     let (min, max) = t.limits32()?;
     Ok(wasmer::TableType::new(val_type_to_wr(t.element), min, max))
 }
@@ -175,6 +182,7 @@ pub(crate) fn val_to_wr(v: &Val<Wasmer>) -> wasmer::Value {
         Val::V128(x) => wasmer::Value::V128(x.0),
         Val::FuncRef(f) => wasmer::Value::FuncRef(f.as_ref().map(|f| f.raw().func.clone())),
         Val::ExternRef(r) => wasmer::Value::ExternRef(r.as_ref().map(|r| r.raw().clone())),
+        Val::ExnRef(r) => wasmer::Value::ExceptionRef(r.as_ref().map(|r| r.raw().clone())),
     }
 }
 
@@ -192,7 +200,9 @@ pub(crate) fn val_from_wr(v: &wasmer::Value, store: StoreId) -> Val<Wasmer> {
         wasmer::Value::ExternRef(r) => {
             Val::ExternRef(r.as_ref().map(|r| ExternRef::from_raw(r.clone(), store)))
         }
-        _ => Val::ExternRef(None),
+        wasmer::Value::ExceptionRef(r) => {
+            Val::ExnRef(r.as_ref().map(|r| ExnRef::from_raw(r.clone(), store)))
+        }
     }
 }
 

@@ -139,20 +139,7 @@ pub(crate) fn host_call<T: Send + 'static, R>(
         return Err(ours);
     }
     if let Some(exception) = e.to_exception() {
-        let id = calls.shared.id();
-        let tag = exception.tag(&store);
-        // wasmer 7.3 reads an exception's values from the host as if each
-        // took a whole slot, while its compiled code packs them: only the
-        // first comes out right. An exception with more is not described
-        // rather than described wrong.
-        let described = (tag.ty(&store).params.len() <= 1).then(|| {
-            let payload = exception
-                .payload(&mut store)
-                .iter()
-                .map(|v| crate::convert::val_from_wr(v, id))
-                .collect();
-            anywasm_core::Exception::new(anywasm_core::Tag::from_raw(tag, id), payload)
-        });
+        let described = exception_from_wr(&mut store, &exception, calls.shared.id()).ok();
         calls.shared.set_exception(described);
         return Err(Error::trap(NAME, TrapCode::UncaughtException, ""));
     }
@@ -219,13 +206,49 @@ fn throw<T: Send + 'static>(
     exception: &anywasm_core::Exception<Wasmer>,
 ) -> Result<wasmer::RuntimeError> {
     let (data, mut store) = env.data_and_store_mut();
-    let mut values = Vec::with_capacity(exception.payload().len());
-    for v in exception.payload() {
-        values.push(val_to_wr_in(data, &mut store, v)?);
-    }
-    let tag = exception.tag().raw().clone();
-    let exn = guard_panic(|| wasmer::Exception::new(&mut store, &tag, &values))?;
+    let exn = exception_to_wr(data, &mut store, exception.tag().raw(), exception.payload())?;
     Ok(wasmer::RuntimeError::exception(&store, exn))
+}
+
+/// A new wasmer exception object of `tag` carrying `values`.
+pub(crate) fn exception_to_wr<T>(
+    data: &StoreData<T>,
+    store: &mut StoreMut<'_>,
+    tag: &wasmer::Tag,
+    values: &[Val<Wasmer>],
+) -> Result<wasmer::Exception> {
+    let mut wr = Vec::with_capacity(values.len());
+    for v in values {
+        wr.push(val_to_wr_in(data, store, v)?);
+    }
+    guard_panic(|| wasmer::Exception::new(store, tag, &wr))
+}
+
+/// The tag and values of a wasmer exception object. wasmer 7.3 reads an
+/// exception's values from the host as if each took a whole slot, while its
+/// compiled code packs them: only the first comes out right. An exception
+/// with more is `Unsupported` rather than described wrong.
+pub(crate) fn exception_from_wr(
+    store: &mut StoreMut<'_>,
+    exn: &wasmer::Exception,
+    id: StoreId,
+) -> Result<anywasm_core::Exception<Wasmer>> {
+    let tag = exn.tag(store);
+    if tag.ty(store).params.len() > 1 {
+        return Err(Error::unsupported(
+            NAME,
+            "reading an exception of more than one value (wasmer 7.3 reads all but the first wrong)",
+        ));
+    }
+    let payload = exn
+        .payload(store)
+        .iter()
+        .map(|v| crate::convert::val_from_wr(v, id))
+        .collect();
+    Ok(anywasm_core::Exception::new(
+        anywasm_core::Tag::from_raw(tag, id),
+        payload,
+    ))
 }
 
 /// A function as wasmer accepts it in a table, global or funcref argument:

@@ -95,6 +95,7 @@ impl BackendTypes for Wasmer {
     type Table = wasmer::Table;
     type Global = wasmer::Global;
     type ExternRef = wasmer::ExternRef;
+    type ExnRef = wasmer::Exception;
     type Tag = wasmer::Tag;
 }
 

@@ -24,6 +24,7 @@ fn enc(t: ValType) -> EncType {
         ValType::V128 => EncType::V128,
         ValType::FuncRef => EncType::FUNCREF,
         ValType::ExternRef => EncType::EXTERNREF,
+        ValType::ExnRef => EncType::EXNREF,
     }
 }
 

@@ -63,3 +63,19 @@ fn exnref_element_segments_do_not_compile() {
         "{err}"
     );
 }
+
+/// A table of exception references, made by the host (valid with
+/// exception handling; the layer refuses it as `Unsupported`).
+#[test]
+fn exnref_tables_cannot_be_made() {
+    let mut features = wasmer::sys::Features::new();
+    features.exceptions(true);
+    let engine: wasmer::Engine = wasmer::sys::EngineBuilder::new(wasmer::sys::Cranelift::new())
+        .set_features(Some(features))
+        .engine()
+        .into();
+    let mut store = wasmer::Store::new(engine);
+    let ty = wasmer::TableType::new(wasmer::Type::ExceptionRef, 1, None);
+    let err = wasmer::Table::new(&mut store, ty, wasmer::Value::ExceptionRef(None)).unwrap_err();
+    assert!(err.to_string().contains("val is not reference"), "{err}");
+}

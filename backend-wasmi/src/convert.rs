@@ -122,6 +122,10 @@ pub(crate) fn val_type_to_wi(t: ValType) -> wasmi::ValType {
         ValType::V128 => wasmi::ValType::V128,
         ValType::FuncRef => wasmi::ValType::FuncRef,
         ValType::ExternRef => wasmi::ValType::ExternRef,
+        // wasmi has no exnref, and no module it runs has one. A host
+        // function declared with one gets externref in the engine, keeps its
+        // declared type in the layer and refuses every call (`Func::new`).
+        ValType::ExnRef => wasmi::ValType::ExternRef,
     }
 }
 
@@ -218,6 +222,11 @@ pub(crate) fn val_to_wi(v: &Val<Wasmi>) -> wasmi::Val {
         Val::V128(x) => wasmi::Val::V128(x.0.into()),
         Val::FuncRef(f) => wasmi::Val::FuncRef(nullable(f.as_ref().map(|f| *f.raw()))),
         Val::ExternRef(r) => wasmi::Val::ExternRef(nullable(r.as_ref().map(|r| *r.raw()))),
+        // See `val_type_to_wi`: only a null exnref can exist here.
+        Val::ExnRef(r) => match r.as_ref().map(|r| *r.raw()) {
+            None => wasmi::Val::ExternRef(nullable(None)),
+            Some(never) => match never {},
+        },
     }
 }
 

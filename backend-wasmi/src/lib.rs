@@ -79,6 +79,7 @@ impl BackendTypes for Wasmi {
     type Global = wasmi::Global;
     type ExternRef = wasmi::ExternRef;
     type Tag = tag::NoTag;
+    type ExnRef = tag::NoExnRef;
 }
 
 /// A shared store context of this backend.

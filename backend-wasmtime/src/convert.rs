@@ -2,8 +2,8 @@
 //! where the two meet.
 
 use anywasm_core::{
-    Error, Exception, Extern, ExternRef, Func, FuncType, Global, GlobalType, Memory, MemoryType,
-    Mutability, StoreId, Table, TableType, Tag, TrapCode, V128, Val, ValType,
+    Error, Exception, ExnRef, Extern, ExternRef, Func, FuncType, Global, GlobalType, Memory,
+    MemoryType, Mutability, StoreId, Table, TableType, Tag, TrapCode, V128, Val, ValType,
 };
 use wasmtime::{AsContextMut, HeapType};
 
@@ -74,6 +74,35 @@ pub(crate) fn map_err(e: wasmtime::Error) -> Error {
     backend_err(e)
 }
 
+/// The tag and values of a wasmtime exception object; `Unsupported` for one
+/// whose tag's type the layer cannot represent.
+pub(crate) fn exception_from_wt(
+    mut ctx: impl AsContextMut,
+    exn: &wasmtime::Rooted<wasmtime::ExnRef>,
+    store: StoreId,
+) -> Result<Exception<Wasmtime>, Error> {
+    let tag = exn.tag(&mut ctx).map_err(map_err)?;
+    let n = func_type_from_wt(tag.ty(&ctx).ty())?.params().len();
+    let mut payload = Vec::with_capacity(n);
+    for i in 0..n {
+        let v = exn.field(&mut ctx, i).map_err(map_err)?;
+        payload.push(val_from_wt(&mut ctx, v, store));
+    }
+    Ok(Exception::new(Tag::from_raw(tag, store), payload))
+}
+
+/// A new wasmtime exception object of `tag` carrying `values`.
+pub(crate) fn exception_to_wt(
+    mut ctx: impl AsContextMut,
+    tag: &wasmtime::Tag,
+    values: &[Val<Wasmtime>],
+) -> Result<wasmtime::Rooted<wasmtime::ExnRef>, Error> {
+    let ty = wasmtime::ExnType::from_tag_type(&tag.ty(&ctx)).map_err(map_err)?;
+    let pre = wasmtime::ExnRefPre::new(&mut ctx, ty);
+    let fields: Vec<wasmtime::Val> = values.iter().map(|v| val_to_wt(&mut ctx, v)).collect();
+    wasmtime::ExnRef::new(&mut ctx, &pre, tag, &fields).map_err(map_err)
+}
+
 /// [`map_err`] for a call's error: an exception that escaped the call is
 /// also taken off the store (wasmtime keeps it there, rooted, until taken).
 pub(crate) fn call_err<T: Send + 'static>(
@@ -84,22 +113,12 @@ pub(crate) fn call_err<T: Send + 'static>(
         let store = ctx.data().shared.id();
         // In a root scope, so that the exception's root goes with it.
         let mut scope = wasmtime::RootScope::new(&mut *ctx);
+        // An exception carrying typed references (function references, GC)
+        // is not described rather than described wrong.
         let exception = scope
             .as_context_mut()
             .take_pending_exception()
-            .and_then(|exn| {
-                let tag = exn.tag(&mut scope).ok()?;
-                // An exception carrying typed references (function
-                // references, GC) is not described rather than described
-                // wrong.
-                let n = func_type_from_wt(tag.ty(&scope).ty()).ok()?.params().len();
-                let mut payload = Vec::with_capacity(n);
-                for i in 0..n {
-                    let v = exn.field(&mut scope, i).ok()?;
-                    payload.push(val_from_wt(&mut scope, v, store));
-                }
-                Some(Exception::new(Tag::from_raw(tag, store), payload))
-            });
+            .and_then(|exn| exception_from_wt(&mut scope, &exn, store).ok());
         drop(scope);
         ctx.data().shared.set_exception(exception);
     }
@@ -123,11 +142,12 @@ fn ref_type_from_wt(r: &wasmtime::RefType) -> Result<ValType, Error> {
     match r.heap_type() {
         HeapType::Func if r.is_nullable() => Ok(ValType::FuncRef),
         HeapType::Extern if r.is_nullable() => Ok(ValType::ExternRef),
+        HeapType::Exn if r.is_nullable() => Ok(ValType::ExnRef),
         _ => Err(Error::unsupported(
             "wasmtime",
             format!(
                 "the reference type {r} in a function's or tag's type (only numbers, v128, \
-                 funcref and externref are represented)"
+                 funcref, externref and exnref are represented)"
             ),
         )),
     }
@@ -139,6 +159,7 @@ fn ref_type_from_wt(r: &wasmtime::RefType) -> Result<ValType, Error> {
 fn interface_ref_type_from_wt(r: &wasmtime::RefType) -> ValType {
     match r.heap_type() {
         HeapType::Extern | HeapType::NoExtern => ValType::ExternRef,
+        HeapType::Exn | HeapType::NoExn => ValType::ExnRef,
         _ => ValType::FuncRef,
     }
 }
@@ -152,6 +173,7 @@ pub(crate) fn val_type_to_wt(t: ValType) -> wasmtime::ValType {
         ValType::V128 => wasmtime::ValType::V128,
         ValType::FuncRef => wasmtime::ValType::FUNCREF,
         ValType::ExternRef => wasmtime::ValType::EXTERNREF,
+        ValType::ExnRef => wasmtime::ValType::EXNREF,
     }
 }
 
@@ -159,6 +181,7 @@ fn ref_type_to_wt(t: ValType) -> Result<wasmtime::RefType, Error> {
     match t {
         ValType::FuncRef => Ok(wasmtime::RefType::FUNCREF),
         ValType::ExternRef => Ok(wasmtime::RefType::EXTERNREF),
+        ValType::ExnRef => Ok(wasmtime::RefType::EXNREF),
         other => Err(Error::InvalidArgument(format!(
             "{other} is not a reference type"
         ))),
@@ -254,6 +277,7 @@ pub(crate) fn val_to_wt(mut ctx: impl AsContextMut, v: &Val<Wasmtime>) -> wasmti
         Val::ExternRef(r) => {
             wasmtime::Val::ExternRef(r.as_ref().map(|r| r.raw().to_rooted(&mut ctx)))
         }
+        Val::ExnRef(r) => wasmtime::Val::ExnRef(r.as_ref().map(|r| r.raw().to_rooted(&mut ctx))),
     }
 }
 
@@ -273,6 +297,10 @@ pub(crate) fn val_from_wt(
             r.and_then(|r| r.to_owned_rooted(&mut ctx).ok())
                 .map(|r| ExternRef::from_raw(r, store)),
         ),
+        wasmtime::Val::ExnRef(r) => Val::ExnRef(
+            r.and_then(|r| r.to_owned_rooted(&mut ctx).ok())
+                .map(|r| ExnRef::from_raw(r, store)),
+        ),
         // Unreachable through the layer: modules using GC references in their
         // interface are refused when they are loaded.
         _ => Val::ExternRef(None),
@@ -286,6 +314,9 @@ pub(crate) fn ref_to_wt(
     match v {
         Val::FuncRef(f) => Ok(wasmtime::Ref::Func(f.as_ref().map(|f| *f.raw()))),
         Val::ExternRef(r) => Ok(wasmtime::Ref::Extern(
+            r.as_ref().map(|r| r.raw().to_rooted(&mut ctx)),
+        )),
+        Val::ExnRef(r) => Ok(wasmtime::Ref::Exn(
             r.as_ref().map(|r| r.raw().to_rooted(&mut ctx)),
         )),
         other => Err(Error::InvalidArgument(format!(
@@ -305,6 +336,10 @@ pub(crate) fn ref_from_wt(
         wasmtime::Ref::Extern(r) => Val::ExternRef(
             r.and_then(|r| r.to_owned_rooted(&mut ctx).ok())
                 .map(|r| ExternRef::from_raw(r, store)),
+        ),
+        wasmtime::Ref::Exn(r) => Val::ExnRef(
+            r.and_then(|r| r.to_owned_rooted(&mut ctx).ok())
+                .map(|r| ExnRef::from_raw(r, store)),
         ),
         _ => Val::ExternRef(None),
     }

@@ -9,7 +9,7 @@ use wasmtime::{AsContext, AsContextMut};
 use crate::Ctx;
 use crate::CtxMut;
 use crate::convert::{
-    call_err, func_type_from_wt, func_type_to_wt, map_err, val_from_wt, val_to_wt,
+    call_err, exception_to_wt, func_type_from_wt, func_type_to_wt, map_err, val_from_wt, val_to_wt,
 };
 use crate::{StoreData, Wasmtime};
 
@@ -66,15 +66,7 @@ fn throw<T: Send + 'static>(
     caller: &mut wasmtime::Caller<'_, StoreData<T>>,
     exception: &Exception<Wasmtime>,
 ) -> Result<wasmtime::Error> {
-    let tag = *exception.tag().raw();
-    let ty = wasmtime::ExnType::from_tag_type(&tag.ty(&*caller)).map_err(map_err)?;
-    let pre = wasmtime::ExnRefPre::new(&mut *caller, ty);
-    let fields: Vec<wasmtime::Val> = exception
-        .payload()
-        .iter()
-        .map(|v| val_to_wt(&mut *caller, v))
-        .collect();
-    let exn = wasmtime::ExnRef::new(&mut *caller, &pre, &tag, &fields).map_err(map_err)?;
+    let exn = exception_to_wt(&mut *caller, exception.tag().raw(), exception.payload())?;
     match caller.as_context_mut().throw::<()>(exn) {
         Err(thrown) => Ok(thrown),
         Ok(()) => Err(Error::Backend {

@@ -76,6 +76,7 @@ impl BackendTypes for Wasmtime {
     type Global = wasmtime::Global;
     type ExternRef = wasmtime::OwnedRooted<wasmtime::ExternRef>;
     type Tag = wasmtime::Tag;
+    type ExnRef = wasmtime::OwnedRooted<wasmtime::ExnRef>;
 }
 
 /// A shared store context of this backend.

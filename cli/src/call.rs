@@ -78,6 +78,7 @@ pub fn parse_arg<B: Backend>(text: &str, ty: ValType, index: usize) -> Result<Va
         }
         ValType::FuncRef if t == "null" => Val::FuncRef(None),
         ValType::ExternRef if t == "null" => Val::ExternRef(None),
+        ValType::ExnRef if t == "null" => Val::ExnRef(None),
         _ => return Err(bad()),
     })
 }

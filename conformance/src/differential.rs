@@ -37,6 +37,8 @@ pub enum Bits {
     Func,
     /// A non-null extern reference.
     Extern,
+    /// A non-null exception reference.
+    Exn,
 }
 
 fn bits<B: Backend>(v: &Val<B>) -> Bits {
@@ -46,9 +48,10 @@ fn bits<B: Backend>(v: &Val<B>) -> Bits {
         Val::F32(x) => Bits::F32(*x),
         Val::F64(x) => Bits::F64(*x),
         Val::V128(x) => Bits::V128(x.0),
-        Val::FuncRef(None) | Val::ExternRef(None) => Bits::Null,
+        Val::FuncRef(None) | Val::ExternRef(None) | Val::ExnRef(None) => Bits::Null,
         Val::FuncRef(Some(_)) => Bits::Func,
         Val::ExternRef(Some(_)) => Bits::Extern,
+        Val::ExnRef(Some(_)) => Bits::Exn,
     }
 }
 
@@ -252,6 +255,7 @@ pub fn inputs<B: Backend>(params: &[ValType], rng: &mut SplitMix) -> Vec<Val<B>>
                 )),
                 ValType::FuncRef => Val::FuncRef(None),
                 ValType::ExternRef => Val::ExternRef(None),
+                ValType::ExnRef => Val::ExnRef(None),
             }
         })
         .collect()

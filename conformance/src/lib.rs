@@ -51,7 +51,7 @@ macro_rules! conformance_tests {
             memory_access_out_of_bounds_is_an_error, globals_imported_and_exported,
             host_table_with_other_instances_functions, host_functions_as_funcrefs, externref_round_trip,
             typed_references, typed_references_inside_modules,
-            exception_tags, legacy_exception_encoding,
+            exception_tags, legacy_exception_encoding, exnref_values,
             fuel_exhaustion_then_refuel, fuel_not_enabled_is_an_error,
             deadline_stops_one_store_only, interrupt_handle_stops_running_call,
             interrupt_before_call_stops_next_call, deadlines_not_enabled_is_an_error,

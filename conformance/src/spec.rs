@@ -249,6 +249,10 @@ impl<'a, B: Backend> Runner<'a, B> {
                 ty: AbstractHeapType::Extern | AbstractHeapType::NoExtern,
                 ..
             }) => Val::ExternRef(None),
+            WastArgCore::RefNull(HeapType::Abstract {
+                ty: AbstractHeapType::Exn | AbstractHeapType::NoExn,
+                ..
+            }) => Val::ExnRef(None),
             WastArgCore::RefExtern(n) => Val::ExternRef(Some(
                 ExternRef::new(&mut self.store, HostRef(*n)).map_err(|e| describe(&e))?,
             )),
@@ -357,6 +361,13 @@ impl<'a, B: Backend> Runner<'a, B> {
                 ty,
                 None | Some(HeapType::Abstract {
                     ty: AbstractHeapType::Extern | AbstractHeapType::NoExtern,
+                    ..
+                })
+            ),
+            (Val::ExnRef(None), WastRetCore::RefNull(ty)) => matches!(
+                ty,
+                None | Some(HeapType::Abstract {
+                    ty: AbstractHeapType::Exn | AbstractHeapType::NoExn,
                     ..
                 })
             ),

@@ -165,6 +165,8 @@ pub trait BackendTypes: Sized + Send + Sync + Debug + Copy + Default + 'static {
     /// An exception tag handle (an uninhabited type where the engine has
     /// no exceptions).
     type Tag: Clone + Send + Sync + Debug + 'static;
+    /// An exception object (`exnref`).
+    type ExnRef: Clone + Send + Sync + 'static;
 }
 
 /// Engines: what the backend can do, and creating an engine.
@@ -377,6 +379,19 @@ pub trait BackendTag: BackendTypes {
     fn tag_new<T: Send + 'static>(ctx: Self::CtxMut<'_, T>, ty: &FuncType) -> Result<Self::Tag>;
     /// A tag's type (`Unsupported` as for [`BackendFunc::func_ty`]).
     fn tag_ty<T: Send + 'static>(ctx: Self::Ctx<'_, T>, tag: &Self::Tag) -> Result<FuncType>;
+    /// A new exception object of `tag` carrying `values`; the layer has
+    /// checked the values against the tag's type and their store.
+    fn exnref_new<T: Send + 'static>(
+        ctx: Self::CtxMut<'_, T>,
+        tag: &Self::Tag,
+        values: &[Val<Self>],
+    ) -> Result<Self::ExnRef>;
+    /// The tag and values of an exception object of the store `store`.
+    fn exnref_exception<T: Send + 'static>(
+        ctx: Self::CtxMut<'_, T>,
+        exn: &Self::ExnRef,
+        store: StoreId,
+    ) -> Result<crate::tag::Exception<Self>>;
 }
 
 /// `externref` values.

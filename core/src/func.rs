@@ -123,19 +123,30 @@ impl<B: Backend> Func<B> {
         let ctx = ctx.as_context_mut();
         let store = ctx.shared().id();
         let results: Arc<[ValType]> = ty.results().into();
-        Self::from_raw(
-            B::func_new(
-                ctx.raw,
-                ty,
-                Arc::new(move |c: Caller<'_, B, T>, p: &[Val<B>], r: &mut [Val<B>]| {
-                    crate::error::catch_host_panic(|| {
-                        func(c, p, r)?;
-                        check_vals("the results of a host function", &results, r, store)
-                    })
-                }),
-            ),
+        // A backend without exceptions has no exnref: such a function keeps
+        // its declared type here and refuses every call.
+        let what = "a host function's type";
+        let all = ty.params().iter().chain(ty.results()).copied();
+        let unsupported = crate::tag::exnrefs_supported::<B>(all, what).is_err();
+        let declared = OnceLock::from(Arc::new(ty.clone()));
+        let raw = B::func_new(
+            ctx.raw,
+            ty,
+            Arc::new(move |c: Caller<'_, B, T>, p: &[Val<B>], r: &mut [Val<B>]| {
+                if unsupported {
+                    return crate::tag::exnrefs_supported::<B>([ValType::ExnRef], what);
+                }
+                crate::error::catch_host_panic(|| {
+                    func(c, p, r)?;
+                    check_vals("the results of a host function", &results, r, store)
+                })
+            }),
+        );
+        Self {
+            raw,
             store,
-        )
+            ty: declared,
+        }
     }
 
     /// Creates a host function from a Rust closure; its parameter and result
@@ -413,24 +424,10 @@ impl<'a, B: Backend, T: Send + 'static> Caller<'a, B, T> {
         if !B::capabilities().features.exceptions {
             return Error::unsupported(B::NAME, "throwing wasm exceptions");
         }
+        if let Err(e) = exception.check(&*self) {
+            return e;
+        }
         let shared = B::ctx_shared(B::caller_ctx(&self.raw)).clone();
-        let ty = match exception.tag().ty(&*self) {
-            Ok(ty) => ty,
-            Err(e) => return e,
-        };
-        let found: Vec<ValType> = exception.payload().iter().map(Val::ty).collect();
-        if found != ty.params() {
-            return Error::TypeMismatch {
-                context: "exception values".into(),
-                expected: FuncType::new(ty.params().iter().copied(), []).to_string(),
-                found: FuncType::new(found, []).to_string(),
-            };
-        }
-        for v in exception.payload() {
-            if let Err(e) = v.check_store(shared.id(), || "an exception value".into()) {
-                return e;
-            }
-        }
         shared.park_throw(exception);
         Error::Thrown
     }

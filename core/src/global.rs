@@ -73,6 +73,7 @@ impl<B: Backend> Global<B> {
         ty: GlobalType,
         value: Val<B>,
     ) -> Result<Self> {
+        crate::tag::exnrefs_supported::<B>([ty.content], "a global's type")?;
         let ctx = ctx.as_context_mut();
         let store = ctx.shared().id();
         check_value(&ty, &value, store, "global initial value")?;

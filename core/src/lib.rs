@@ -90,7 +90,7 @@ pub use store::{
     StoreContextMut, StoreId, StoreLimits, StoreShared, StoreStats,
 };
 pub use table::Table;
-pub use tag::{Exception, Tag};
+pub use tag::{Exception, ExnRef, Tag};
 pub use types::{
     ExportType, ExternType, FuncType, GlobalType, ImportType, MemoryType, Mutability, TableType,
     ValType,

@@ -66,7 +66,7 @@ fn unsupported_type(what: impl std::fmt::Display) -> Error {
     Error::unsupported(
         "anywasm",
         format!(
-            "{what} in a module's imports or exports (only numbers, v128, funcref and externref are represented)"
+            "{what} in a module's imports or exports (only numbers, v128, funcref, externref and exnref are represented)"
         ),
     )
 }
@@ -98,6 +98,8 @@ fn ref_type(r: wasmparser::RefType) -> Deferred<ValType> {
         Ok(ValType::FuncRef)
     } else if r == wasmparser::RefType::EXTERNREF {
         Ok(ValType::ExternRef)
+    } else if r == wasmparser::RefType::EXNREF {
+        Ok(ValType::ExnRef)
     } else {
         Err(format!("the reference type {r}"))
     }

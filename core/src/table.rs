@@ -74,6 +74,7 @@ impl<B: Backend> Table<B> {
                 ty.element
             )));
         }
+        crate::tag::exnrefs_supported::<B>([ty.element], "a table's type")?;
         let mut ctx = ctx.as_context_mut();
         let store = ctx.shared().id();
         check_elem(&ty, &init, store, "the table's initial element")?;

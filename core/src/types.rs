@@ -6,9 +6,10 @@ use std::sync::Arc;
 /// The type of a WebAssembly value.
 ///
 /// The layer represents the value types of WebAssembly 2.0 (numbers, `v128`
-/// and the two nullable reference types). Modules that use the typed
-/// references of the function-references or GC proposals in their imports or
-/// exports are rejected with [`Error::Unsupported`](crate::Error::Unsupported).
+/// and the two nullable reference types) and `exnref`. Modules that use the
+/// typed references of the function-references or GC proposals in their
+/// imports or exports are rejected with
+/// [`Error::Unsupported`](crate::Error::Unsupported).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ValType {
     /// 32-bit integer.
@@ -25,12 +26,17 @@ pub enum ValType {
     FuncRef,
     /// Nullable reference to a host value.
     ExternRef,
+    /// Nullable reference to an exception (exception handling).
+    ExnRef,
 }
 
 impl ValType {
     /// Whether this is a reference type.
     pub fn is_ref(self) -> bool {
-        matches!(self, ValType::FuncRef | ValType::ExternRef)
+        matches!(
+            self,
+            ValType::FuncRef | ValType::ExternRef | ValType::ExnRef
+        )
     }
 
     /// Whether this is a number type (`i32`, `i64`, `f32`, `f64`).
@@ -52,6 +58,7 @@ impl fmt::Display for ValType {
             ValType::V128 => "v128",
             ValType::FuncRef => "funcref",
             ValType::ExternRef => "externref",
+            ValType::ExnRef => "exnref",
         })
     }
 }

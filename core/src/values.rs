@@ -9,6 +9,7 @@ use crate::error::Result;
 use crate::externref::ExternRef;
 use crate::func::Func;
 use crate::store::{StoreId, check_store};
+use crate::tag::ExnRef;
 use crate::types::ValType;
 
 /// A 128-bit SIMD vector, stored as its little-endian bit pattern.
@@ -52,6 +53,8 @@ pub enum Val<B: BackendTypes> {
     FuncRef(Option<Func<B>>),
     /// An `externref`; `None` is the null reference.
     ExternRef(Option<ExternRef<B>>),
+    /// An `exnref`; `None` is the null reference.
+    ExnRef(Option<ExnRef<B>>),
 }
 
 impl<B: Backend> Clone for Val<B> {
@@ -64,6 +67,7 @@ impl<B: Backend> Clone for Val<B> {
             Val::V128(v) => Val::V128(*v),
             Val::FuncRef(v) => Val::FuncRef(v.clone()),
             Val::ExternRef(v) => Val::ExternRef(v.clone()),
+            Val::ExnRef(v) => Val::ExnRef(v.clone()),
         }
     }
 }
@@ -80,6 +84,8 @@ impl<B: Backend> fmt::Debug for Val<B> {
             Val::FuncRef(Some(_)) => f.write_str("FuncRef(func)"),
             Val::ExternRef(None) => f.write_str("ExternRef(null)"),
             Val::ExternRef(Some(_)) => f.write_str("ExternRef(extern)"),
+            Val::ExnRef(None) => f.write_str("ExnRef(null)"),
+            Val::ExnRef(Some(_)) => f.write_str("ExnRef(exn)"),
         }
     }
 }
@@ -92,9 +98,10 @@ impl<B: Backend> fmt::Display for Val<B> {
             Val::F32(v) => write!(f, "{}", f32::from_bits(*v)),
             Val::F64(v) => write!(f, "{}", f64::from_bits(*v)),
             Val::V128(v) => write!(f, "{:#034x}", v.0),
-            Val::FuncRef(None) | Val::ExternRef(None) => f.write_str("null"),
+            Val::FuncRef(None) | Val::ExternRef(None) | Val::ExnRef(None) => f.write_str("null"),
             Val::FuncRef(Some(_)) => f.write_str("<funcref>"),
             Val::ExternRef(Some(_)) => f.write_str("<externref>"),
+            Val::ExnRef(Some(_)) => f.write_str("<exnref>"),
         }
     }
 }
@@ -120,6 +127,7 @@ impl<B: Backend> Val<B> {
             ValType::V128 => Val::V128(V128(0)),
             ValType::FuncRef => Val::FuncRef(None),
             ValType::ExternRef => Val::ExternRef(None),
+            ValType::ExnRef => Val::ExnRef(None),
         }
     }
 
@@ -133,6 +141,7 @@ impl<B: Backend> Val<B> {
             Val::V128(_) => ValType::V128,
             Val::FuncRef(_) => ValType::FuncRef,
             Val::ExternRef(_) => ValType::ExternRef,
+            Val::ExnRef(_) => ValType::ExnRef,
         }
     }
 
@@ -192,9 +201,20 @@ impl<B: Backend> Val<B> {
         }
     }
 
+    /// The exception reference, if this is an `exnref` (the inner `None` is null).
+    pub fn as_exnref(&self) -> Option<Option<&ExnRef<B>>> {
+        match self {
+            Val::ExnRef(v) => Some(v.as_ref()),
+            _ => None,
+        }
+    }
+
     /// Whether this is a null reference.
     pub fn is_null(&self) -> bool {
-        matches!(self, Val::FuncRef(None) | Val::ExternRef(None))
+        matches!(
+            self,
+            Val::FuncRef(None) | Val::ExternRef(None) | Val::ExnRef(None)
+        )
     }
 
     /// Refuses a reference owned by another store than `store`.
@@ -202,6 +222,7 @@ impl<B: Backend> Val<B> {
         let owner = match self {
             Val::FuncRef(Some(f)) => f.store_id(),
             Val::ExternRef(Some(r)) => r.store_id(),
+            Val::ExnRef(Some(r)) => r.store_id(),
             _ => return Ok(()),
         };
         check_store(owner, store, item)

@@ -2,8 +2,9 @@
 //! thrown and caught across instances, and exceptions that reach the host.
 
 use anywasm_core::{
-    Backend, Caller, Config, Engine, Error, Exception, Extern, ExternType, Features, FuncType,
-    HostSig, Linker, Module, SigOf, Store, Tag, TrapCode, Val, ValType,
+    Backend, Caller, Config, Engine, Error, Exception, ExnRef, Extern, ExternType, Features, Func,
+    FuncType, Global, GlobalType, HostSig, Linker, Module, Mutability, SigOf, Store, Table,
+    TableType, Tag, TrapCode, Val, ValType,
 };
 
 use super::{assert_trap, call, engine, i32_of, module};
@@ -312,4 +313,161 @@ pub fn legacy_exception_encoding<B: Backend>() {
         "{}: {e}",
         B::NAME
     );
+}
+
+const EXNREFS: &str = r#"(module
+  (tag $e (export "e") (param i32))
+  (tag $two (export "two") (param i64 f32))
+  (global (export "g") (mut exnref) (ref.null exn))
+  ;; The exception object of a thrown `e`, caught with `catch_ref`.
+  (func (export "catch_ref") (param i32) (result exnref)
+    (local $x exnref)
+    (block $h (result i32 exnref)
+      (try_table (catch_ref $e $h) (throw $e (local.get 0)))
+      unreachable)
+    local.set $x
+    drop
+    local.get $x)
+  (func (export "rethrow") (param exnref) (throw_ref (local.get 0)))
+  ;; Rethrows and catches it again: the value of an `e`.
+  (func (export "value") (param exnref) (result i32)
+    (block $h (result i32)
+      (try_table (catch $e $h) (throw_ref (local.get 0)))
+      unreachable))
+  (func (export "is_null") (param exnref) (result i32)
+    (ref.is_null (local.get 0))))"#;
+
+/// `exnref` values between wasm and the host: an exception object caught
+/// with `catch_ref` reaches the host, which reads its tag and values and
+/// passes it back to be rethrown; the host makes exception objects of its
+/// own; null, globals, wrong values and other stores behave. On backends
+/// without exceptions, an exnref in a host-made global, table or function
+/// type is `Unsupported`.
+pub fn exnref_values<B: Backend>() {
+    if !B::capabilities().features.exceptions {
+        let engine = engine::<B>(&Config::new());
+        let mut store = Store::new(&engine, ());
+        let ty = GlobalType::new(ValType::ExnRef, Mutability::Var);
+        let e = Global::new(&mut store, ty, Val::ExnRef(None)).unwrap_err();
+        assert!(e.is_unsupported(), "{}: {e}", B::NAME);
+        let ty = TableType::new(ValType::ExnRef, 1, None);
+        let e = Table::new(&mut store, ty, Val::ExnRef(None)).unwrap_err();
+        assert!(e.is_unsupported(), "{}: {e}", B::NAME);
+        let ty = FuncType::new([ValType::ExnRef], [ValType::I32]);
+        let f = Func::new(&mut store, ty.clone(), |_, _, r| {
+            r[0] = Val::I32(1);
+            Ok(())
+        });
+        assert_eq!(f.ty(&store).unwrap(), ty);
+        let e = f.invoke(&mut store, &[Val::ExnRef(None)]).unwrap_err();
+        assert!(e.is_unsupported(), "{}: {e}", B::NAME);
+        return;
+    }
+    let engine = engine::<B>(&exceptions_config());
+    let (mut store, inst) = super::instantiate(&engine, EXNREFS, ());
+    let e = inst.get_tag(&mut store, "e").unwrap();
+    let exn = |vals: Vec<Val<B>>| -> ExnRef<B> {
+        match &vals[..] {
+            [Val::ExnRef(Some(r))] => r.clone(),
+            other => panic!("{}: expected an exnref, got {other:?}", B::NAME),
+        }
+    };
+
+    // From wasm to the host and back.
+    let r = exn(call(&mut store, &inst, "catch_ref", &[Val::I32(7)]).unwrap());
+    let described = r.exception(&mut store).unwrap();
+    assert_eq!(described.tag().ty(&store).unwrap(), e.ty(&store).unwrap());
+    assert!(matches!(described.payload(), [Val::I32(7)]), "{}", B::NAME);
+    let value = call(&mut store, &inst, "value", &[Val::ExnRef(Some(r.clone()))]).unwrap();
+    assert_eq!(i32_of(value), 7, "{}", B::NAME);
+    assert_trap(
+        B::NAME,
+        call(
+            &mut store,
+            &inst,
+            "rethrow",
+            &[Val::ExnRef(Some(r.clone()))],
+        ),
+        TrapCode::UncaughtException,
+    );
+    let escaped = store.take_exception().expect("the rethrown exception");
+    assert!(matches!(escaped.payload(), [Val::I32(7)]), "{}", B::NAME);
+
+    // Made by the host.
+    let mine = ExnRef::new(&mut store, &Exception::new(e.clone(), vec![Val::I32(42)])).unwrap();
+    let value = call(
+        &mut store,
+        &inst,
+        "value",
+        &[Val::ExnRef(Some(mine.clone()))],
+    )
+    .unwrap();
+    assert_eq!(i32_of(value), 42, "{}", B::NAME);
+    assert!(matches!(
+        ExnRef::new(&mut store, &Exception::new(e.clone(), vec![Val::I64(1)])),
+        Err(Error::TypeMismatch { .. })
+    ));
+    let two = inst.get_tag(&mut store, "two").unwrap();
+    let pair = ExnRef::new(
+        &mut store,
+        &Exception::new(two, vec![Val::I64(1), Val::f32(2.0)]),
+    )
+    .unwrap();
+    // wasmer reads only exceptions of at most one value from the host.
+    match pair.exception(&mut store) {
+        Err(e) if B::NAME == "wasmer" => assert!(e.is_unsupported(), "{e}"),
+        got => assert!(
+            matches!(got.as_ref().map(|x| x.payload()), Ok([Val::I64(1), f]) if f.as_f32() == Some(2.0)),
+            "{}: {got:?}",
+            B::NAME
+        ),
+    }
+
+    // Null, and a global holding one.
+    let null = call(&mut store, &inst, "is_null", &[Val::ExnRef(None)]).unwrap();
+    assert_eq!(i32_of(null), 1);
+    let g = inst.get_global(&mut store, "g").unwrap();
+    assert!(g.get(&mut store).unwrap().is_null());
+    g.set(&mut store, Val::ExnRef(Some(mine))).unwrap();
+    let held = g.get(&mut store).unwrap();
+    let not_null = call(&mut store, &inst, "is_null", &[held]).unwrap();
+    assert_eq!(i32_of(not_null), 0);
+
+    // A host-made table of them (wasmer 7.3 keeps none in tables).
+    let ty = TableType::new(ValType::ExnRef, 2, None);
+    match Table::new(&mut store, ty, Val::ExnRef(None)) {
+        Err(e) if B::NAME == "wasmer" => assert!(e.is_unsupported(), "{e}"),
+        table => {
+            let table = table.unwrap();
+            table
+                .set(&mut store, 1, Val::ExnRef(Some(r.clone())))
+                .unwrap();
+            assert!(table.get(&mut store, 0).unwrap().unwrap().is_null());
+            let back = table.get(&mut store, 1).unwrap().unwrap();
+            let value = call(&mut store, &inst, "value", &[back]).unwrap();
+            assert_eq!(i32_of(value), 7, "{}", B::NAME);
+        }
+    }
+
+    // Another store's exception objects and tags are refused.
+    let (mut other, other_inst) = super::instantiate(&engine, EXNREFS, ());
+    let theirs = exn(call(&mut other, &other_inst, "catch_ref", &[Val::I32(1)]).unwrap());
+    assert!(matches!(
+        call(
+            &mut store,
+            &inst,
+            "value",
+            &[Val::ExnRef(Some(theirs.clone()))]
+        ),
+        Err(Error::StoreMismatch { .. })
+    ));
+    assert!(matches!(
+        theirs.exception(&mut store),
+        Err(Error::StoreMismatch { .. })
+    ));
+    let their_tag = other_inst.get_tag(&mut other, "e").unwrap();
+    assert!(matches!(
+        ExnRef::new(&mut store, &Exception::new(their_tag, vec![Val::I32(1)])),
+        Err(Error::StoreMismatch { .. })
+    ));
 }
