@@ -79,3 +79,24 @@ fn exnref_tables_cannot_be_made() {
     let err = wasmer::Table::new(&mut store, ty, wasmer::Value::ExceptionRef(None)).unwrap_err();
     assert!(err.to_string().contains("val is not reference"), "{err}");
 }
+
+/// A module with a table of exception references does not instantiate
+/// (found by differential testing).
+#[test]
+fn modules_with_exnref_tables_do_not_instantiate() {
+    let wasm = wat::parse_str("(module (table 1 exnref))").unwrap();
+    let mut features = wasmer::sys::Features::new();
+    features.exceptions(true);
+    let engine: wasmer::Engine = wasmer::sys::EngineBuilder::new(wasmer::sys::Cranelift::new())
+        .set_features(Some(features))
+        .engine()
+        .into();
+    let mut store = wasmer::Store::new(engine);
+    let module = wasmer::Module::new(&store, &wasm).unwrap();
+    let err = wasmer::Instance::new(&mut store, &module, &wasmer::imports! {}).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("tables of types other than funcref or externref"),
+        "{err}"
+    );
+}

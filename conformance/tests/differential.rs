@@ -13,7 +13,7 @@ use anywasm_conformance::differential::{
 /// How many seeds `cargo test` checks (a few hundred modules).
 const SEEDS: std::ops::Range<u64> = 0..500;
 /// Seeds for modules with exceptions.
-const EXCEPTION_SEEDS: std::ops::Range<u64> = 0..300;
+const EXCEPTION_SEEDS: std::ops::Range<u64> = 0..400;
 
 /// The observations of every backend that runs `profile`'s modules.
 fn observe_all(profile: Profile, seed: u64, wasm: &[u8]) -> Vec<(&'static str, Observation)> {
