@@ -392,6 +392,15 @@ impl<'a, B: Backend, T: Send + 'static> Caller<'a, B, T> {
         B::ctx_shared(B::caller_ctx(&self.raw)).id()
     }
 
+    /// The store's deadline, if it has one: a host function that waits for
+    /// something outside (a socket, a child process) bounds the wait by it,
+    /// then returns [`check_interrupt`](Self::check_interrupt)'s error.
+    pub fn deadline(&self) -> Option<Instant> {
+        B::ctx_shared(B::caller_ctx(&self.raw))
+            .interrupt()
+            .deadline()
+    }
+
     /// Returns the trap error that ends the call if the store's deadline
     /// has passed or an interrupt was requested (the interrupt is then
     /// consumed). A host function that works for long should call this

@@ -24,7 +24,7 @@ use std::any::Any;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::Read as _;
 use std::sync::{Arc, LazyLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anywasm::{
     AsContextMut, Backend, Caller, Engine, Error, Extern, FuncType, Global, Instance, Linker,
@@ -521,11 +521,25 @@ fn http_failed(message: String) -> Error {
     })
 }
 
-/// Sends a request the grant allows; the response body, bounded.
+/// How long a request may take: the manifest's deadline, and no longer
+/// than the call has left (plus a millisecond, so that a request cut short
+/// ends after the call's deadline, which then ends the call).
+fn request_timeout(manifest: Duration, call_deadline: Option<Instant>) -> Duration {
+    match call_deadline {
+        Some(d) => {
+            manifest.min(d.saturating_duration_since(Instant::now()) + Duration::from_millis(1))
+        }
+        None => manifest,
+    }
+}
+
+/// Sends a request the grant allows within `timeout`; the response body,
+/// bounded.
 fn http_send(
     grant: &HttpGrant,
     req: &HttpRequest,
     body: Option<Vec<u8>>,
+    timeout: Duration,
 ) -> Result<(HttpLast, Vec<u8>), Error> {
     let uri: ureq::http::Uri = req
         .url
@@ -547,8 +561,8 @@ fn http_send(
     }
     let bad = |e: ureq::http::Error| http_failed(e.to_string());
     let sent = match body {
-        Some(b) => send(builder.body(b).map_err(bad)?, grant.timeout),
-        None => send(builder.body(()).map_err(bad)?, grant.timeout),
+        Some(b) => send(builder.body(b).map_err(bad)?, timeout),
+        None => send(builder.body(()).map_err(bad)?, timeout),
     };
     let res = sent.map_err(|e| http_failed(e.to_string()))?;
     let mut last = HttpLast {
@@ -737,18 +751,29 @@ pub(crate) fn define<B: Backend>(
         ENV,
         "http_request",
         t(&[I64, I64], &[I64]),
-        |mut c, p, r| {
-            let mut c = c.as_context_mut();
-            let req = take(&mut c, arg(&p[0]), "http request")?;
-            let req: HttpRequest = serde_json::from_slice(&req)
-                .map_err(|e| http_failed(format!("the request is not Extism's JSON: {e}")))?;
-            let body = match arg(&p[1]) {
-                0 => None,
-                h => Some(take(&mut c, h, "http request body")?),
+        |mut caller, p, r| {
+            caller.check_interrupt()?;
+            let deadline = caller.deadline();
+            let (req, body, grant) = {
+                let mut c = caller.as_context_mut();
+                let req = take(&mut c, arg(&p[0]), "http request")?;
+                let req: HttpRequest = serde_json::from_slice(&req)
+                    .map_err(|e| http_failed(format!("the request is not Extism's JSON: {e}")))?;
+                let body = match arg(&p[1]) {
+                    0 => None,
+                    h => Some(take(&mut c, h, "http request body")?),
+                };
+                c.data_mut().http_last = HttpLast::default();
+                (req, body, c.data().http.clone())
             };
-            c.data_mut().http_last = HttpLast::default();
-            let grant = c.data().http.clone();
-            let (last, bytes) = http_send(&grant, &req, body)?;
+            let sent = http_send(&grant, &req, body, request_timeout(grant.timeout, deadline));
+            // A request cut short by the call's deadline ends the call as the
+            // deadline does, not as a failed request.
+            if sent.is_err() {
+                caller.check_interrupt()?;
+            }
+            let (last, bytes) = sent?;
+            let mut c = caller.as_context_mut();
             c.data_mut().http_last = last;
             let h = put(&mut c, &bytes)?;
             if h == 0 && !bytes.is_empty() {

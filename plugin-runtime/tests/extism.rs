@@ -635,9 +635,10 @@ pub fn http_headers_and_timeout<B: Backend>() {
     let started = std::time::Instant::now();
     let err = plugin.call_raw("headers", request.as_bytes()).unwrap_err();
     let took = started.elapsed();
+    // The request is cut short by the call's deadline, which ends the call
+    // as a deadline does (not as a failed request).
     assert!(
-        matches!(&err, PluginError::Host { host_function, .. } if host_function == "http_request")
-            || matches!(&err, PluginError::Deadline { .. }),
+        matches!(&err, PluginError::Deadline { .. }),
         "{}: {err}",
         B::NAME
     );

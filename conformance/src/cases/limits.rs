@@ -439,7 +439,8 @@ pub fn deadline_stops_a_loop_without_stores<B: Backend>() {
 
 /// A host function that waits through `Caller::sleep` is woken by the
 /// store's deadline and by an interrupt, and the call ends with the same
-/// trap as code stopped in wasm.
+/// trap as code stopped in wasm; `Caller::deadline` is the store's deadline
+/// (for waits the layer does not make itself).
 pub fn waiting_host_function_ends_with_the_deadline<B: Backend>()
 where
     SigOf<(), ()>: HostSig<B, Params = (), Results = ()>,
@@ -449,15 +450,27 @@ where
         &engine,
         r#"(module (import "host" "wait" (func $wait)) (func (export "run") call $wait))"#,
     );
+    // What the host function sees of the deadline, at its first call.
+    let seen: std::sync::Arc<std::sync::Mutex<Vec<Option<Instant>>>> = Default::default();
+    let record = seen.clone();
     let mut linker = Linker::<B, ()>::new();
     linker
-        .func_wrap("host", "wait", |caller: anywasm_core::Caller<'_, B, ()>| {
-            caller.sleep(Duration::from_secs(3600))
-        })
+        .func_wrap(
+            "host",
+            "wait",
+            move |caller: anywasm_core::Caller<'_, B, ()>| {
+                if let Ok(mut seen) = record.lock() {
+                    seen.push(caller.deadline());
+                }
+                caller.sleep(Duration::from_secs(3600))
+            },
+        )
         .unwrap();
     let mut store = Store::new(&engine, ());
     let inst = linker.instantiate(&mut store, &module).unwrap();
     store.set_timeout(Duration::from_millis(100)).unwrap();
+    let deadline = store.deadline();
+    assert!(deadline.is_some());
     let started = Instant::now();
     assert_trap(
         B::NAME,
@@ -482,6 +495,8 @@ where
         TrapCode::Interrupted,
     );
     stopper.join().unwrap();
+    // `Caller::deadline` is the store's deadline, and none without one.
+    assert_eq!(*seen.lock().unwrap(), vec![deadline, None], "{}", B::NAME);
 }
 
 /// A deadline that passes while a host function makes a blocking system
