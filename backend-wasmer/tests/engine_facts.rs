@@ -8,6 +8,15 @@ fn engine() -> wasmer::Engine {
         .into()
 }
 
+fn engine_with_exceptions() -> wasmer::Engine {
+    let mut features = wasmer::sys::Features::new();
+    features.exceptions(true);
+    wasmer::sys::EngineBuilder::new(wasmer::sys::Cranelift::new())
+        .set_features(Some(features))
+        .engine()
+        .into()
+}
+
 /// `global.get` in an element segment's offset or items (allowed since
 /// WebAssembly 2.0; `wasm-v2/elem.wast:683`).
 #[test]
@@ -50,12 +59,7 @@ fn exnref_element_segments_do_not_compile() {
             (elem (table 0) (i32.const 0) exnref (ref.null exn)))"#,
     )
     .unwrap();
-    let mut features = wasmer::sys::Features::new();
-    features.exceptions(true);
-    let engine: wasmer::Engine = wasmer::sys::EngineBuilder::new(wasmer::sys::Cranelift::new())
-        .set_features(Some(features))
-        .engine()
-        .into();
+    let engine = engine_with_exceptions();
     let err = wasmer::Module::new(&engine, &wasm).unwrap_err();
     assert!(
         err.to_string()
@@ -68,12 +72,7 @@ fn exnref_element_segments_do_not_compile() {
 /// exception handling; the layer refuses it as `Unsupported`).
 #[test]
 fn exnref_tables_cannot_be_made() {
-    let mut features = wasmer::sys::Features::new();
-    features.exceptions(true);
-    let engine: wasmer::Engine = wasmer::sys::EngineBuilder::new(wasmer::sys::Cranelift::new())
-        .set_features(Some(features))
-        .engine()
-        .into();
+    let engine = engine_with_exceptions();
     let mut store = wasmer::Store::new(engine);
     let ty = wasmer::TableType::new(wasmer::Type::ExceptionRef, 1, None);
     let err = wasmer::Table::new(&mut store, ty, wasmer::Value::ExceptionRef(None)).unwrap_err();
@@ -85,12 +84,7 @@ fn exnref_tables_cannot_be_made() {
 #[test]
 fn modules_with_exnref_tables_do_not_instantiate() {
     let wasm = wat::parse_str("(module (table 1 exnref))").unwrap();
-    let mut features = wasmer::sys::Features::new();
-    features.exceptions(true);
-    let engine: wasmer::Engine = wasmer::sys::EngineBuilder::new(wasmer::sys::Cranelift::new())
-        .set_features(Some(features))
-        .engine()
-        .into();
+    let engine = engine_with_exceptions();
     let mut store = wasmer::Store::new(engine);
     let module = wasmer::Module::new(&store, &wasm).unwrap();
     let err = wasmer::Instance::new(&mut store, &module, &wasmer::imports! {}).unwrap_err();

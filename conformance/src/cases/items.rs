@@ -281,16 +281,25 @@ pub fn host_table_with_other_instances_functions<B: Backend>() {
     ));
 }
 
+/// Whether the backend has `externref`s; where it has none, making one is
+/// `Unsupported`.
+fn has_externrefs<B: Backend>(engine: &anywasm_core::Engine<B>) -> bool {
+    if B::capabilities().extern_ref {
+        return true;
+    }
+    let mut store = Store::new(engine, ());
+    assert!(
+        ExternRef::new(&mut store, 1u32)
+            .unwrap_err()
+            .is_unsupported()
+    );
+    false
+}
+
 /// Host values travel through wasm as `externref` and come back intact.
 pub fn externref_round_trip<B: Backend>() {
     let engine = engine::<B>(&Config::new());
-    if !B::capabilities().extern_ref {
-        let mut store = Store::new(&engine, ());
-        assert!(
-            ExternRef::new(&mut store, 1u32)
-                .unwrap_err()
-                .is_unsupported()
-        );
+    if !has_externrefs(&engine) {
         return;
     }
     let (mut store, inst) = instantiate(&engine, EXTERNREF, ());
@@ -512,13 +521,7 @@ where
         TypedSig<B, Params = (Option<Func<B>>,), Results = (Option<ExternRef<B>>,)>,
 {
     let engine = engine::<B>(&Config::new());
-    if !B::capabilities().extern_ref {
-        let mut store = Store::new(&engine, ());
-        assert!(
-            ExternRef::new(&mut store, 1u32)
-                .unwrap_err()
-                .is_unsupported()
-        );
+    if !has_externrefs(&engine) {
         return;
     }
     // A function of another store, which a host function hands out.
