@@ -219,8 +219,28 @@ impl<T: Send + 'static> Drop for WrStore<T> {
 // Code outside the layer reaches the engine's store only through unsafe
 // functions (`Store::raw_mut`, `StoreContextMut::into_raw`,
 // `Caller::raw_mut`) whose contracts forbid non-`Send` contents. Re-check
-// this when wasmer is upgraded or its async feature is enabled.
+// this when wasmer is upgraded; enabling its async feature fails the build
+// (`no_async_host_functions` below).
 unsafe impl<T: Send + 'static> Send for WrStore<T> {}
+
+/// Fails the build when wasmer's `experimental-async` feature is on, whose
+/// `Function::new_async` accepts host closures that are not `Send` and so
+/// would make the `unsafe impl Send` above unsound. Without the feature,
+/// `wasmer::Function::new_async` names this trait's function; with it, it
+/// names wasmer's own (inherent functions come first), whose type differs.
+mod no_async_host_functions {
+    pub struct NotInWasmer;
+
+    pub trait NewAsync {
+        fn new_async() -> NotInWasmer {
+            NotInWasmer
+        }
+    }
+
+    impl NewAsync for wasmer::Function {}
+
+    const _: fn() -> NotInWasmer = <wasmer::Function>::new_async;
+}
 
 /// A shared view of a store, from a [`WrStore`] or a host function's environment.
 pub trait View<T: Send + 'static> {
