@@ -12,7 +12,10 @@ use crate::{
     Behaviour, FUEL, MAX_PAGES, TIMEOUT, call_exports, engine, is_planned_panic, stub_imports,
 };
 
-/// The `wasm-smith` configuration: what every backend runs through the layer.
+/// The `wasm-smith` configuration: what the backends run through the
+/// layer. Modules with exceptions (and their tags, `exnref` values and
+/// host functions throwing through them) run on the backends that claim
+/// exceptions; wasmi refuses them at compile time.
 fn smith_config() -> wasm_smith::Config {
     wasm_smith::Config {
         max_imports: 8,
@@ -23,7 +26,7 @@ fn smith_config() -> wasm_smith::Config {
         memory64_enabled: false,
         simd_enabled: false,
         relaxed_simd_enabled: false,
-        exceptions_enabled: false,
+        exceptions_enabled: true,
         gc_enabled: false,
         threads_enabled: false,
         tail_call_enabled: false,

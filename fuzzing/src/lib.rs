@@ -65,7 +65,10 @@ pub fn engine<B: Backend>() -> Engine<B> {
     let map = map.get_or_insert_with(HashMap::new);
     let make = || -> Box<dyn Any + Send + Sync> {
         let mut config = Config::new();
+        // Every proposal the backend claims (exceptions, GC, ...): a user
+        // may turn any of them on, so hostile modules may use them.
         config
+            .features(B::capabilities().features)
             .consume_fuel(true)
             .interruptible(true)
             .max_memory_pages(Some(MAX_PAGES));
@@ -257,7 +260,7 @@ pub fn stub_imports<B: Backend, T: Send + 'static>(
             ExternType::Global(ty) => {
                 Extern::Global(Global::new(&mut *store, *ty, Val::default_for(ty.content)).ok()?)
             }
-            ExternType::Tag(_) => return None,
+            ExternType::Tag(ty) => Extern::Tag(anywasm::Tag::new(&mut *store, ty).ok()?),
         };
         items.push(item);
     }
