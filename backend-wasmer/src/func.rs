@@ -7,7 +7,7 @@ use std::sync::{Arc, OnceLock};
 
 use anywasm_core::{
     BackendFunc, Caller, DynHostFn, Error, ExternRef, Func, FuncType, HostErrorMarker, HostSig,
-    Result, StoreId, TrapCode, TypedSig, V128, Val, ValList, ValTy, ValType, WasmTyList,
+    NativeTy, Result, StoreId, TrapCode, TypedSig, V128, Val, ValList, ValType, WasmTyList,
     with_scratch,
 };
 use wasmer::{AsStoreMut, FunctionEnv, FunctionEnvMut, StoreMut};
@@ -447,11 +447,11 @@ where
     #[inline]
     fn call<T: Send + 'static>(
         native: &Self::Native,
-        ctx: &mut dyn ViewMut<T>,
+        mut ctx: &mut dyn ViewMut<T>,
         store: StoreId,
         params: P,
     ) -> Result<R> {
-        let params = params.to_wr(ctx)?;
+        let params = params.to_wr(&mut ctx)?;
         let r = host_call(ctx, native.owner.as_ref(), |wr_store| {
             P::call(&native.native, wr_store, params)
         })?;
@@ -476,35 +476,16 @@ impl<P: NativeParams, R: NativeResults> Clone for WrTyped<P, R> {
     }
 }
 
-/// A value type as wasmer's typed functions take it.
-pub trait WrTy: ValTy<Wasmer> {
-    /// wasmer's form.
-    type Native: wasmer::FromToNativeWasmType + Send + Sync + 'static;
-    /// Into wasmer's form; a host function with a run-time signature passed
-    /// as a funcref becomes its wasm thunk (see `funcref_to_wr`), for which
-    /// the store is needed. Numbers ignore `ctx`.
-    fn to_wr<T: Send + 'static>(self, ctx: &mut dyn ViewMut<T>) -> Result<Self::Native>;
-    /// From wasmer's form, made in `store`.
-    fn from_wr(native: Self::Native, store: StoreId) -> Self;
+/// A value type in the form wasmer's typed functions take.
+pub trait Native:
+    NativeTy<Wasmer, Native: wasmer::FromToNativeWasmType + Send + Sync + 'static>
+{
 }
 
-macro_rules! wr_number {
-    ($($t:ty),*) => {$(
-        impl WrTy for $t {
-            type Native = $t;
-            #[inline(always)]
-            fn to_wr<T: Send + 'static>(self, _ctx: &mut dyn ViewMut<T>) -> Result<$t> {
-                Ok(self)
-            }
-            #[inline(always)]
-            fn from_wr(native: $t, _store: StoreId) -> $t {
-                native
-            }
-        }
-    )*};
+impl<A: NativeTy<Wasmer, Native: wasmer::FromToNativeWasmType + Send + Sync + 'static>> Native
+    for A
+{
 }
-
-wr_number!(i32, u32, i64, u64, f32, f64);
 
 /// wasmer's form of a `v128` in typed functions: wasmer 7.3 passes `u128`
 /// values but implements its conversion trait only for the number types.
@@ -525,40 +506,42 @@ unsafe impl wasmer::FromToNativeWasmType for WrV128 {
     }
 }
 
-impl WrTy for V128 {
+impl NativeTy<Wasmer> for V128 {
     type Native = WrV128;
     #[inline]
-    fn to_wr<T: Send + 'static>(self, _ctx: &mut dyn ViewMut<T>) -> Result<WrV128> {
+    fn into_native<T: Send + 'static>(self, _: &mut CtxMut<'_, T>) -> Result<WrV128> {
         Ok(WrV128(self.0))
     }
     #[inline]
-    fn from_wr(native: WrV128, _store: StoreId) -> Self {
+    fn from_native(native: WrV128, _store: StoreId) -> Self {
         V128(native.0)
     }
 }
 
-impl WrTy for Option<Func<Wasmer>> {
+impl NativeTy<Wasmer> for Option<Func<Wasmer>> {
     type Native = Option<wasmer::Function>;
-    fn to_wr<T: Send + 'static>(self, ctx: &mut dyn ViewMut<T>) -> Result<Self::Native> {
+    /// A host function with a run-time signature becomes its wasm thunk
+    /// (see `funcref_to_wr`), which needs the store.
+    fn into_native<T: Send + 'static>(self, ctx: &mut CtxMut<'_, T>) -> Result<Self::Native> {
         let Some(f) = self else { return Ok(None) };
         let mut env = ctx.env_mut();
         let (data, mut store) = env.data_and_store_mut();
         funcref_to_wr(data, &mut store, f.raw()).map(Some)
     }
     #[inline]
-    fn from_wr(native: Self::Native, store: StoreId) -> Self {
+    fn from_native(native: Self::Native, store: StoreId) -> Self {
         native.map(|f| Func::from_raw(WrFunc::plain(f, None), store))
     }
 }
 
-impl WrTy for Option<ExternRef<Wasmer>> {
+impl NativeTy<Wasmer> for Option<ExternRef<Wasmer>> {
     type Native = Option<wasmer::ExternRef>;
     #[inline]
-    fn to_wr<T: Send + 'static>(self, _ctx: &mut dyn ViewMut<T>) -> Result<Self::Native> {
+    fn into_native<T: Send + 'static>(self, _: &mut CtxMut<'_, T>) -> Result<Self::Native> {
         Ok(self.map(|r| r.raw().clone()))
     }
     #[inline]
-    fn from_wr(native: Self::Native, store: StoreId) -> Self {
+    fn from_native(native: Self::Native, store: StoreId) -> Self {
         native.map(|r| ExternRef::from_raw(r, store))
     }
 }
@@ -568,8 +551,8 @@ impl WrTy for Option<ExternRef<Wasmer>> {
 pub trait NativeParams: ValList<Wasmer> {
     /// wasmer's parameter list.
     type Native: wasmer::WasmTypeList;
-    /// Into wasmer's form (see [`WrTy::to_wr`]).
-    fn to_wr<T: Send + 'static>(self, ctx: &mut dyn ViewMut<T>) -> Result<Self::Native>;
+    /// Into wasmer's form (see [`NativeTy::into_native`]).
+    fn to_wr<T: Send + 'static>(self, ctx: &mut CtxMut<'_, T>) -> Result<Self::Native>;
     /// Calls a typed function with these parameters.
     fn call<R: wasmer::WasmTypeList>(
         f: &wasmer::TypedFunction<Self::Native, R>,
@@ -584,14 +567,14 @@ pub trait NativeResults: ValList<Wasmer> {
     type Native: wasmer::WasmTypeList;
     /// Converts from wasmer's form (references made in `store`).
     fn from_wr(n: Self::Native, store: StoreId) -> Self;
-    /// Into wasmer's form (see [`WrTy::to_wr`]).
-    fn to_wr<T: Send + 'static>(self, ctx: &mut dyn ViewMut<T>) -> Result<Self::Native>;
+    /// Into wasmer's form (see [`NativeTy::into_native`]).
+    fn to_wr<T: Send + 'static>(self, ctx: &mut CtxMut<'_, T>) -> Result<Self::Native>;
 }
 
 impl NativeParams for () {
     type Native = ();
     #[inline(always)]
-    fn to_wr<T: Send + 'static>(self, _ctx: &mut dyn ViewMut<T>) -> Result<()> {
+    fn to_wr<T: Send + 'static>(self, _: &mut CtxMut<'_, T>) -> Result<()> {
         Ok(())
     }
     #[inline]
@@ -609,16 +592,16 @@ impl NativeResults for () {
     #[inline(always)]
     fn from_wr(_: (), _store: StoreId) -> Self {}
     #[inline(always)]
-    fn to_wr<T: Send + 'static>(self, _ctx: &mut dyn ViewMut<T>) -> Result<()> {
+    fn to_wr<T: Send + 'static>(self, _: &mut CtxMut<'_, T>) -> Result<()> {
         Ok(())
     }
 }
 
-impl<A0: WrTy> NativeParams for (A0,) {
+impl<A0: Native> NativeParams for (A0,) {
     type Native = A0::Native;
     #[inline(always)]
-    fn to_wr<T: Send + 'static>(self, ctx: &mut dyn ViewMut<T>) -> Result<A0::Native> {
-        self.0.to_wr(ctx)
+    fn to_wr<T: Send + 'static>(self, ctx: &mut CtxMut<'_, T>) -> Result<A0::Native> {
+        self.0.into_native(ctx)
     }
     #[inline]
     fn call<R: wasmer::WasmTypeList>(
@@ -630,25 +613,25 @@ impl<A0: WrTy> NativeParams for (A0,) {
     }
 }
 
-impl<A0: WrTy> NativeResults for (A0,) {
+impl<A0: Native> NativeResults for (A0,) {
     type Native = A0::Native;
     #[inline(always)]
     fn from_wr(n: A0::Native, store: StoreId) -> Self {
-        (A0::from_wr(n, store),)
+        (A0::from_native(n, store),)
     }
     #[inline(always)]
-    fn to_wr<T: Send + 'static>(self, ctx: &mut dyn ViewMut<T>) -> Result<A0::Native> {
-        self.0.to_wr(ctx)
+    fn to_wr<T: Send + 'static>(self, ctx: &mut CtxMut<'_, T>) -> Result<A0::Native> {
+        self.0.into_native(ctx)
     }
 }
 
 macro_rules! native_tuples {
     ($($t:ident $i:tt),*) => {
-        impl<$($t: WrTy),*> NativeParams for ($($t,)*) {
+        impl<$($t: Native),*> NativeParams for ($($t,)*) {
             type Native = ($($t::Native,)*);
             #[inline(always)]
-            fn to_wr<T: Send + 'static>(self, ctx: &mut dyn ViewMut<T>) -> Result<Self::Native> {
-                Ok(($(self.$i.to_wr(ctx)?,)*))
+            fn to_wr<T: Send + 'static>(self, ctx: &mut CtxMut<'_, T>) -> Result<Self::Native> {
+                Ok(($(self.$i.into_native(ctx)?,)*))
             }
             #[inline]
             fn call<R: wasmer::WasmTypeList>(
@@ -660,15 +643,15 @@ macro_rules! native_tuples {
             }
         }
 
-        impl<$($t: WrTy),*> NativeResults for ($($t,)*) {
+        impl<$($t: Native),*> NativeResults for ($($t,)*) {
             type Native = ($($t::Native,)*);
             #[inline(always)]
             fn from_wr(n: Self::Native, store: StoreId) -> Self {
-                ($($t::from_wr(n.$i, store),)*)
+                ($($t::from_native(n.$i, store),)*)
             }
             #[inline(always)]
-            fn to_wr<T: Send + 'static>(self, ctx: &mut dyn ViewMut<T>) -> Result<Self::Native> {
-                Ok(($(self.$i.to_wr(ctx)?,)*))
+            fn to_wr<T: Send + 'static>(self, ctx: &mut CtxMut<'_, T>) -> Result<Self::Native> {
+                Ok(($(self.$i.into_native(ctx)?,)*))
             }
         }
     };
@@ -695,7 +678,7 @@ macro_rules! host_sig {
     ($n:expr; $($t:ident $i:tt),*) => {
         impl<R, $($t),*> HostSig<Wasmer> for (($($t,)*), R)
         where
-            $($t: WrTy,)*
+            $($t: Native,)*
             R: WasmTyList + NativeResults,
         {
             type Params = ($($t,)*);
@@ -715,7 +698,7 @@ macro_rules! host_sig {
                     store_id: StoreId,
                 ) -> wasmer::Function
                 where
-                    $($t: WrTy,)*
+                    $($t: Native,)*
                     R: WasmTyList + NativeResults,
                     F: Fn(Caller<'_, Wasmer, T>, ($($t,)*)) -> Result<R> + Send + Sync + 'static,
                 {
@@ -728,9 +711,9 @@ macro_rules! host_sig {
                                     env: &mut env as &mut dyn ViewMut<T>,
                                     binding: &binding,
                                 }),
-                                ($(<$t as WrTy>::from_wr($t, store_id),)*),
+                                ($(<$t as NativeTy<Wasmer>>::from_native($t, store_id),)*),
                             );
-                            match r.and_then(|r| r.to_wr(&mut env as &mut dyn ViewMut<T>)) {
+                            match r.and_then(|r| r.to_wr(&mut (&mut env as &mut dyn ViewMut<T>))) {
                                 Ok(r) => Ok(r),
                                 Err(e) => Err(park_host_error(&mut env, e, false)),
                             }

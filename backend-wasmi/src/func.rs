@@ -121,11 +121,11 @@ where
     #[inline]
     fn call<T: Send + 'static>(
         native: &Self::Native,
-        ctx: &mut dyn ViewMut<T>,
+        mut ctx: &mut dyn ViewMut<T>,
         store: StoreId,
         params: P,
     ) -> Result<R> {
-        let params = params.into_native();
+        let params = params.into_native(&mut ctx)?;
         if !ctx.data().slicing {
             return native
                 .call(ctx.ctx_mut(), params)
@@ -171,7 +171,7 @@ macro_rules! host_sig {
                     ctx.ctx_mut(),
                     move |mut caller: wasmi::Caller<'_, StoreData<T>>, $($t: $t::Native),*| -> Result<R::Native, wasmi::Error> {
                         f(Caller::from_raw(&mut caller as &mut dyn ViewMut<T>), ($(<$t as NativeTy<Wasmi>>::from_native($t, store),)*))
-                            .map(R::into_native)
+                            .and_then(|r| r.into_native(&mut (&mut caller as &mut dyn ViewMut<T>)))
                             .map_err(|e| host_err(&caller, e))
                     },
                 )
@@ -183,8 +183,8 @@ macro_rules! host_sig {
 impl NativeTy<Wasmi> for V128 {
     type Native = wasmi::V128;
     #[inline]
-    fn into_native(self) -> wasmi::V128 {
-        self.0.into()
+    fn into_native<T: Send + 'static>(self, _: &mut CtxMut<'_, T>) -> Result<wasmi::V128> {
+        Ok(self.0.into())
     }
     #[inline]
     fn from_native(native: wasmi::V128, _store: StoreId) -> Self {
@@ -195,8 +195,8 @@ impl NativeTy<Wasmi> for V128 {
 impl NativeTy<Wasmi> for Option<Func<Wasmi>> {
     type Native = wasmi::Nullable<wasmi::Func>;
     #[inline]
-    fn into_native(self) -> Self::Native {
-        nullable(self.map(|f| *f.raw()))
+    fn into_native<T: Send + 'static>(self, _: &mut CtxMut<'_, T>) -> Result<Self::Native> {
+        Ok(nullable(self.map(|f| *f.raw())))
     }
     #[inline]
     fn from_native(native: Self::Native, store: StoreId) -> Self {
@@ -207,8 +207,8 @@ impl NativeTy<Wasmi> for Option<Func<Wasmi>> {
 impl NativeTy<Wasmi> for Option<ExternRef<Wasmi>> {
     type Native = wasmi::Nullable<wasmi::ExternRef>;
     #[inline]
-    fn into_native(self) -> Self::Native {
-        nullable(self.map(|r| *r.raw()))
+    fn into_native<T: Send + 'static>(self, _: &mut CtxMut<'_, T>) -> Result<Self::Native> {
+        Ok(nullable(self.map(|r| *r.raw())))
     }
     #[inline]
     fn from_native(native: Self::Native, store: StoreId) -> Self {

@@ -152,8 +152,9 @@ where
         store: StoreId,
         params: P,
     ) -> Result<R> {
+        let params = params.into_native(&mut ctx)?;
         native
-            .call(&mut ctx, params.into_native())
+            .call(&mut ctx, params)
             .map(|r| R::from_native(r, store))
             .map_err(|e| call_err(&mut ctx, e))
     }
@@ -162,8 +163,8 @@ where
 impl NativeTy<Wasmtime> for V128 {
     type Native = wasmtime::V128;
     #[inline]
-    fn into_native(self) -> wasmtime::V128 {
-        self.0.into()
+    fn into_native<T: Send + 'static>(self, _: &mut CtxMut<'_, T>) -> Result<wasmtime::V128> {
+        Ok(self.0.into())
     }
     #[inline]
     fn from_native(native: wasmtime::V128, _store: StoreId) -> Self {
@@ -174,8 +175,8 @@ impl NativeTy<Wasmtime> for V128 {
 impl NativeTy<Wasmtime> for Option<Func<Wasmtime>> {
     type Native = Option<wasmtime::Func>;
     #[inline]
-    fn into_native(self) -> Self::Native {
-        self.map(|f| *f.raw())
+    fn into_native<T: Send + 'static>(self, _: &mut CtxMut<'_, T>) -> Result<Self::Native> {
+        Ok(self.map(|f| *f.raw()))
     }
     #[inline]
     fn from_native(native: Self::Native, store: StoreId) -> Self {
@@ -186,8 +187,8 @@ impl NativeTy<Wasmtime> for Option<Func<Wasmtime>> {
 impl NativeTy<Wasmtime> for Option<ExternRef<Wasmtime>> {
     type Native = Option<wasmtime::OwnedRooted<wasmtime::ExternRef>>;
     #[inline]
-    fn into_native(self) -> Self::Native {
-        self.map(|r| r.raw().clone())
+    fn into_native<T: Send + 'static>(self, _: &mut CtxMut<'_, T>) -> Result<Self::Native> {
+        Ok(self.map(|r| r.raw().clone()))
     }
     #[inline]
     fn from_native(native: Self::Native, store: StoreId) -> Self {
@@ -214,7 +215,7 @@ macro_rules! host_sig {
                     ctx,
                     move |mut caller: wasmtime::Caller<'_, StoreData<T>>, $($t: $t::Native),*| -> wasmtime::Result<R::Native> {
                         f(Caller::from_raw(&mut caller as &mut dyn CallerOps<T>), ($(<$t as NativeTy<Wasmtime>>::from_native($t, store),)*))
-                            .map(R::into_native)
+                            .and_then(|r| r.into_native(&mut caller.as_context_mut()))
                             .map_err(|e| host_err(&mut caller, e))
                     },
                 )

@@ -508,12 +508,14 @@ for_each_tuple!(wasm_ty_list_tuple);
 /// [`V128`] and the two reference types with its engine's types. Typed calls
 /// and typed host functions convert through it, which compiles to nothing
 /// for numbers. The layer has checked the store of references going in
-/// ([`WasmTy::check_store`]); references coming out are of `store`.
+/// ([`WasmTy::check_store`]); references coming out are of `store`. Going
+/// in, a backend may need the store (wasmer gives a host function with a
+/// run-time signature a wasm thunk) and may fail.
 pub trait NativeTy<B: Backend>: ValTy<B> {
     /// The engine's type.
     type Native;
     /// Into the engine's form.
-    fn into_native(self) -> Self::Native;
+    fn into_native<T: Send + 'static>(self, ctx: &mut B::CtxMut<'_, T>) -> Result<Self::Native>;
     /// From the engine's form, made in `store`.
     fn from_native(native: Self::Native, store: StoreId) -> Self;
 }
@@ -523,8 +525,8 @@ macro_rules! native_ty_identity {
         impl<B: Backend> NativeTy<B> for $t {
             type Native = $t;
             #[inline(always)]
-            fn into_native(self) -> $t {
-                self
+            fn into_native<T: Send + 'static>(self, _: &mut B::CtxMut<'_, T>) -> Result<$t> {
+                Ok(self)
             }
             #[inline(always)]
             fn from_native(native: $t, _store: StoreId) -> $t {
@@ -542,7 +544,7 @@ pub trait NativeList<B: Backend>: ValList<B> {
     /// The engine's tuple.
     type Native;
     /// Into the engine's form.
-    fn into_native(self) -> Self::Native;
+    fn into_native<T: Send + 'static>(self, ctx: &mut B::CtxMut<'_, T>) -> Result<Self::Native>;
     /// From the engine's form, made in `store`.
     fn from_native(native: Self::Native, store: StoreId) -> Self;
 }
@@ -550,7 +552,9 @@ pub trait NativeList<B: Backend>: ValList<B> {
 impl<B: Backend> NativeList<B> for () {
     type Native = ();
     #[inline(always)]
-    fn into_native(self) {}
+    fn into_native<T: Send + 'static>(self, _: &mut B::CtxMut<'_, T>) -> Result<()> {
+        Ok(())
+    }
     #[inline(always)]
     fn from_native(_: (), _store: StoreId) {}
 }
@@ -560,8 +564,11 @@ macro_rules! native_list_tuple {
         impl<B: Backend, $($t: NativeTy<B>),+> NativeList<B> for ($($t,)+) {
             type Native = ($($t::Native,)+);
             #[inline(always)]
-            fn into_native(self) -> Self::Native {
-                ($(self.$i.into_native(),)+)
+            fn into_native<T: Send + 'static>(
+                self,
+                ctx: &mut B::CtxMut<'_, T>,
+            ) -> Result<Self::Native> {
+                Ok(($(self.$i.into_native(ctx)?,)+))
             }
             #[inline(always)]
             fn from_native(native: Self::Native, store: StoreId) -> Self {
