@@ -270,7 +270,9 @@ mod sealed {
 /// function ([`Func::wrap`]) can take and return. A reference of another
 /// store passed to a typed call, or returned by a typed host function, is
 /// an [`Error::StoreMismatch`](crate::Error::StoreMismatch) before the
-/// engine sees it.
+/// engine sees it. `exnref` ([`ExnRef`]) goes through the dynamic
+/// [`Func::call`](crate::Func::call) and [`Func::new`](crate::Func::new):
+/// wasmer has no typed form for it.
 pub trait WasmTy: sealed::Sealed + Send + 'static {
     /// The WebAssembly type this Rust type stands for.
     const TYPE: ValType;
