@@ -30,6 +30,7 @@ impl BackendEngine for Wasmi {
         // wasmi keeps compiled functions in the engine's code map until the
         // engine is dropped.
         c.code_freed_with_module = false;
+        c.async_calls = cfg!(feature = "async");
         // Everything the layer runs but exceptions, typed references and
         // GC, which wasmi 2.0 does not implement (nor threads).
         c.features = Features::representable();

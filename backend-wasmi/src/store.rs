@@ -28,6 +28,11 @@ pub struct StoreData<T> {
     /// Memories with non-64 KiB pages (see `WiModule::custom_pages`), by
     /// their debug form: wasmi memory handles have no equality.
     pub(crate) page_sizes: Vec<(String, u8)>,
+    /// The future of the async host function that suspended the running
+    /// call, with its result types (an `asynchronous::Pending<T>`; this
+    /// struct does not require `T: Send`).
+    #[cfg(feature = "async")]
+    pub(crate) pending: Option<Box<dyn std::any::Any + Send>>,
 }
 
 /// The store's memory and table limits, as wasmi asks for them.
@@ -197,6 +202,8 @@ impl BackendStore for Wasmi {
                 slicing,
                 bank,
                 page_sizes: Vec::new(),
+                #[cfg(feature = "async")]
+                pending: None,
             },
         );
         store.limiter(|d| &mut d.limiter);

@@ -34,6 +34,7 @@ impl BackendEngine for Wasmtime {
         c.exact_caller = true;
         // A module's code is reference-counted and unmapped with it.
         c.code_freed_with_module = true;
+        c.async_calls = cfg!(feature = "async");
         // wasmtime implements more (threads), which the layer cannot
         // represent yet; see `Features::representable`.
         c.features = Features::representable();

@@ -46,7 +46,7 @@ impl<T: Send + 'static> CallerOps<T> for wasmtime::Caller<'_, StoreData<T>> {
 
 /// A host function's error for wasmtime; [`Error::Thrown`] becomes the
 /// wasm exception the host function parked (see `Caller::throw`).
-fn host_err<T: Send + 'static>(
+pub(crate) fn host_err<T: Send + 'static>(
     caller: &mut wasmtime::Caller<'_, StoreData<T>>,
     e: Error,
 ) -> wasmtime::Error {

@@ -37,6 +37,8 @@
 //! `table.rs`, `global.rs`, `externref.rs`), each implementing that part
 //! of the backend contract; `convert.rs` converts types and errors.
 
+#[cfg(feature = "async")]
+mod asynchronous;
 mod convert;
 mod engine;
 mod externref;

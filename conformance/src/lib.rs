@@ -69,7 +69,9 @@ macro_rules! conformance_tests {
             deadlines_do_not_interrupt_system_calls, caller_through_a_funcref,
             an_interrupt_as_a_call_returns_stops_the_next, memory_budget_across_stores,
             first_calls_under_a_deadline, failed_growth_gives_back_its_budget,
-            code_cache_on_disk
+            code_cache_on_disk, async_host_function_awaits_a_timer,
+            async_errors_and_panics_cross_the_await, dropping_an_async_call_cancels_it,
+            deadlines_and_fuel_stop_async_calls
         );
     };
     (@cases $b:ty; $($case:ident),* $(,)?) => {

@@ -44,6 +44,10 @@ pub struct Capabilities {
     /// mappings: past `vm.max_map_count / 4` modules held by its engines, a
     /// compile fails with [`Error::Limit`](crate::Error::Limit).
     pub code_freed_with_module: bool,
+    /// Async calls and async host functions ([`crate::asynchronous`], cargo
+    /// feature `async` of the layer and of the backend). Without it they are
+    /// [`Error::Unsupported`](crate::Error::Unsupported).
+    pub async_calls: bool,
     /// The WebAssembly proposals the backend can enable.
     pub features: Features,
 }
@@ -65,6 +69,7 @@ impl Capabilities {
             extern_ref: false,
             exact_caller: false,
             code_freed_with_module: false,
+            async_calls: false,
             features: Features::wasm1(),
         }
     }

@@ -92,6 +92,16 @@ impl<B: Backend> Func<B> {
         }
     }
 
+    /// A host function the layer just made, with its declared type.
+    #[cfg(feature = "async")]
+    pub(crate) fn from_raw_typed(raw: B::Func, store: StoreId, ty: FuncType) -> Self {
+        Self {
+            raw,
+            store,
+            ty: OnceLock::from(Arc::new(ty)),
+        }
+    }
+
     /// The engine's function.
     pub fn raw(&self) -> &B::Func {
         &self.raw
@@ -194,16 +204,7 @@ impl<B: Backend> Func<B> {
         results: &mut [Val<B>],
     ) -> Result<()> {
         let mut ctx = ctx.as_context_mut();
-        self.check(&ctx)?;
-        let ty = self.cached_ty(|| B::func_ty(B::ctx_mut_shared(&ctx.raw), &self.raw))?;
-        check_vals("arguments", ty.params(), params, self.store)?;
-        if results.len() != ty.results().len() {
-            return Err(Error::TypeMismatch {
-                context: "results buffer".into(),
-                expected: format!("{} slot(s)", ty.results().len()),
-                found: format!("{} slot(s)", results.len()),
-            });
-        }
+        self.check_call(&ctx, params, results)?;
         ctx.shared().entry_check(B::NAME)?;
         ctx.shared().count_call();
         let r = B::func_call(
@@ -214,6 +215,27 @@ impl<B: Backend> Func<B> {
         );
         after_call(&mut ctx);
         crate::error::resume_host_panic(r)
+    }
+
+    /// The checks before a dynamic call: the store, the arguments' types and
+    /// stores, the number of result slots.
+    pub(crate) fn check_call<T: Send + 'static>(
+        &self,
+        ctx: &StoreContextMut<'_, B, T>,
+        params: &[Val<B>],
+        results: &[Val<B>],
+    ) -> Result<()> {
+        check_store(self.store, ctx.shared().id(), || "the function".into())?;
+        let ty = self.cached_ty(|| B::func_ty(B::ctx_mut_shared(&ctx.raw), &self.raw))?;
+        check_vals("arguments", ty.params(), params, self.store)?;
+        if results.len() != ty.results().len() {
+            return Err(Error::TypeMismatch {
+                context: "results buffer".into(),
+                expected: format!("{} slot(s)", ty.results().len()),
+                found: format!("{} slot(s)", results.len()),
+            });
+        }
+        Ok(())
     }
 
     /// Calls the function and returns its results in a new vector.
@@ -272,7 +294,7 @@ pub(crate) fn run_start<B: Backend, T: Send + 'static>(
 }
 
 #[inline]
-fn after_call<B: Backend, T: Send + 'static>(ctx: &mut StoreContextMut<'_, B, T>) {
+pub(crate) fn after_call<B: Backend, T: Send + 'static>(ctx: &mut StoreContextMut<'_, B, T>) {
     if ctx.shared().fuel_enabled()
         && let Ok(remaining) = B::fuel_get(B::ctx_mut_reborrow(&mut ctx.raw))
     {

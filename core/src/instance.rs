@@ -7,7 +7,7 @@ use crate::func::{Func, TypedFunc};
 use crate::global::Global;
 use crate::memory::Memory;
 use crate::module::Module;
-use crate::store::{AsContext, AsContextMut, StoreId, check_store};
+use crate::store::{AsContext, AsContextMut, StoreContextMut, StoreId, check_store};
 use crate::table::Table;
 use crate::tag::Tag;
 use crate::types::{ExportType, ExternType, MemoryType, TableType};
@@ -212,6 +212,31 @@ impl<B: Backend> Instance<B> {
     ) -> Result<Self> {
         let mut ctx = ctx.as_context_mut();
         let store = ctx.shared().id();
+        Self::check_imports(&mut ctx, module, imports)?;
+        ctx.shared().entry_check(B::NAME)?;
+        // A refusal recorded before this instantiation must not be blamed on it.
+        let _ = ctx.shared().take_limit_hit();
+        let raw = B::instantiate(B::ctx_mut_reborrow(&mut ctx.raw), module.raw(), imports);
+        let raw = Self::instantiated(&mut ctx, crate::error::resume_host_panic(raw))?;
+        if let Some(func) = Self::start_func(&mut ctx, module, &raw)? {
+            crate::func::run_start(&mut ctx, &func)?;
+        }
+        ctx.shared().instance_created();
+        Ok(Self {
+            raw,
+            module: module.clone(),
+            store,
+        })
+    }
+
+    /// The checks before an instantiation: engine, imports (number, store,
+    /// type) and the store's instance limit.
+    pub(crate) fn check_imports<T: Send + 'static>(
+        ctx: &mut StoreContextMut<'_, B, T>,
+        module: &Module<B>,
+        imports: &[Extern<B>],
+    ) -> Result<()> {
+        let store = ctx.shared().id();
         if !ctx.shared().same_engine(module.engine().shared()) {
             return Err(Error::EngineMismatch {
                 item: "the module".into(),
@@ -232,7 +257,7 @@ impl<B: Backend> Instance<B> {
                     want.module, want.name
                 )
             })?;
-            let found = item.ty(&ctx)?;
+            let found = item.ty(&*ctx)?;
             if !extern_type_matches(&found, &want.ty) {
                 return Err(Error::link(
                     &want.module,
@@ -242,40 +267,37 @@ impl<B: Backend> Instance<B> {
                 ));
             }
         }
-        ctx.shared().check_instance_limit()?;
-        ctx.shared().entry_check(B::NAME)?;
-        // A refusal recorded before this instantiation must not be blamed on it.
-        let _ = ctx.shared().take_limit_hit();
-        let raw = match crate::error::resume_host_panic(B::instantiate(
-            B::ctx_mut_reborrow(&mut ctx.raw),
-            module.raw(),
-            imports,
-        )) {
-            Ok(raw) => raw,
-            Err(e) => {
-                return Err(match ctx.shared().take_limit_hit() {
-                    Some(what) if e.trap_code().is_none() => Error::Limit(what),
-                    _ => e,
-                });
-            }
-        };
-        if let Some(start) = module.start_export() {
-            let Some(Extern::Func(func)) =
-                B::instance_export(B::ctx_mut_reborrow(&mut ctx.raw), &raw, start)
-            else {
-                return Err(Error::Backend {
-                    backend: B::NAME,
-                    message: "the deferred start function is missing".into(),
-                });
-            };
-            crate::func::run_start(&mut ctx, &func)?;
-        }
-        ctx.shared().instance_created();
-        Ok(Self {
-            raw,
-            module: module.clone(),
-            store,
+        ctx.shared().check_instance_limit()
+    }
+
+    /// The engine's instantiation result, with a refusal of the store's
+    /// limits named as [`Error::Limit`].
+    pub(crate) fn instantiated<T: Send + 'static>(
+        ctx: &mut StoreContextMut<'_, B, T>,
+        raw: Result<B::Instance>,
+    ) -> Result<B::Instance> {
+        raw.map_err(|e| match ctx.shared().take_limit_hit() {
+            Some(what) if e.trap_code().is_none() => Error::Limit(what),
+            _ => e,
         })
+    }
+
+    /// The module's start function (which the layer runs itself), if any.
+    pub(crate) fn start_func<T: Send + 'static>(
+        ctx: &mut StoreContextMut<'_, B, T>,
+        module: &Module<B>,
+        raw: &B::Instance,
+    ) -> Result<Option<Func<B>>> {
+        let Some(start) = module.start_export() else {
+            return Ok(None);
+        };
+        match B::instance_export(B::ctx_mut_reborrow(&mut ctx.raw), raw, start) {
+            Some(Extern::Func(func)) => Ok(Some(func)),
+            _ => Err(Error::Backend {
+                backend: B::NAME,
+                message: "the deferred start function is missing".into(),
+            }),
+        }
     }
 
     /// Wraps an engine instance of `module` owned by the store `store` (for

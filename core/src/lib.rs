@@ -42,6 +42,8 @@
 //! - Limits, deadlines and interrupts are per store ([`StoreShared`]); each
 //!   backend maps them onto its engine's mechanism (see the backend crates).
 
+#[cfg(feature = "async")]
+pub mod asynchronous;
 mod backend;
 mod capabilities;
 mod code_cache;
@@ -64,6 +66,8 @@ mod tag;
 mod types;
 mod values;
 
+#[cfg(feature = "async")]
+pub use asynchronous::{AsyncReturn, BackendAsync, BoxFuture, DynAsyncHostFn, HostFuture};
 pub use backend::{
     Backend, BackendEngine, BackendExternRef, BackendFunc, BackendGlobal, BackendInstance,
     BackendMemory, BackendModule, BackendStore, BackendTable, BackendTag, BackendTypes, DynHostFn,

@@ -13,7 +13,9 @@ use crate::store::{AsContextMut, StoreContextMut};
 use crate::types::{ExternType, FuncType};
 use crate::values::Val;
 
-type MakeFunc<B, T> = Arc<dyn Fn(StoreContextMut<'_, B, T>) -> Func<B> + Send + Sync>;
+/// Makes a host function in a store (async ones may be refused there).
+pub(crate) type MakeFunc<B, T> =
+    Arc<dyn Fn(StoreContextMut<'_, B, T>) -> Result<Func<B>> + Send + Sync>;
 
 enum Definition<B: Backend, T: Send + 'static> {
     /// An item that already lives in a store.
@@ -137,7 +139,7 @@ impl<B: Backend, T: Send + 'static> Linker<B, T> {
             f: F,
         ) -> MakeFunc<B, T> {
             let f = Arc::new(f);
-            Arc::new(move |ctx| F::into_func_shared(f.clone(), ctx))
+            Arc::new(move |ctx| Ok(F::into_func_shared(f.clone(), ctx)))
         }
         let ty = func_type_of(&func);
         self.insert(
@@ -162,8 +164,19 @@ impl<B: Backend, T: Send + 'static> Linker<B, T> {
         let ty2 = ty.clone();
         let make: MakeFunc<B, T> = Arc::new(move |ctx| {
             let func = func.clone();
-            Func::new(ctx, ty2.clone(), move |c, p, r| func(c, p, r))
+            Ok(Func::new(ctx, ty2.clone(), move |c, p, r| func(c, p, r)))
         });
+        self.define_host(module, name, ty, make)
+    }
+
+    /// Defines a host function made anew in each store.
+    pub(crate) fn define_host(
+        &mut self,
+        module: &str,
+        name: &str,
+        ty: FuncType,
+        make: MakeFunc<B, T>,
+    ) -> Result<&mut Self> {
         self.insert(module, name, Definition::Host { ty, make })
     }
 
@@ -200,7 +213,9 @@ impl<B: Backend, T: Send + 'static> Linker<B, T> {
     ) -> Option<Extern<B>> {
         match self.defs.get(&(module.to_string(), name.to_string()))? {
             Definition::Extern(e) => Some(e.clone()),
-            Definition::Host { make, .. } => Some(Extern::Func(make(ctx.as_context_mut()))),
+            // A host function the store refuses (an async one on a backend
+            // without async calls) is not defined there.
+            Definition::Host { make, .. } => make(ctx.as_context_mut()).ok().map(Extern::Func),
         }
     }
 
@@ -214,6 +229,16 @@ impl<B: Backend, T: Send + 'static> Linker<B, T> {
         module: &Module<B>,
     ) -> Result<Instance<B>> {
         let mut ctx = ctx.as_context_mut();
+        let imports = self.resolve(&mut ctx, module)?;
+        Instance::new(ctx, module, &imports)
+    }
+
+    /// The linker's items for the module's imports, in import order.
+    pub(crate) fn resolve(
+        &self,
+        ctx: &mut StoreContextMut<'_, B, T>,
+        module: &Module<B>,
+    ) -> Result<Vec<Extern<B>>> {
         let mut imports = Vec::with_capacity(module.imports().len());
         for import in module.imports() {
             let key = (import.module.clone(), import.name.clone());
@@ -226,10 +251,10 @@ impl<B: Backend, T: Send + 'static> Linker<B, T> {
                     if !extern_type_matches(&found, &import.ty) {
                         return Err(link_err(LinkErrorKind::Incompatible { found }));
                     }
-                    Extern::Func(make(ctx.as_context_mut()))
+                    Extern::Func(make(ctx.as_context_mut())?)
                 }
                 Some(Definition::Extern(e)) => {
-                    let found = e.ty(&ctx).map_err(|err| match err {
+                    let found = e.ty(&*ctx).map_err(|err| match err {
                         Error::StoreMismatch { .. } => Error::StoreMismatch {
                             item: format!(
                                 "the linker's definition of `{}`.`{}`",
@@ -246,7 +271,7 @@ impl<B: Backend, T: Send + 'static> Linker<B, T> {
             };
             imports.push(item);
         }
-        Instance::new(ctx, module, &imports)
+        Ok(imports)
     }
 }
 

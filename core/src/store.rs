@@ -114,6 +114,11 @@ pub struct StoreShared {
     /// What the growth in progress took from the budget: given back if the
     /// engine then fails it (see [`StoreShared::memory_grow_failed`]).
     pending_growth: AtomicU64,
+    /// `ASYNC_REQUIRED` once the store has an async host function, plus
+    /// `ASYNC_RUNNING` while an async call runs: either refuses synchronous
+    /// calls (see `crate::asynchronous`).
+    #[cfg(feature = "async")]
+    async_state: std::sync::atomic::AtomicU8,
 }
 
 impl std::fmt::Debug for StoreShared {
@@ -126,6 +131,29 @@ impl std::fmt::Debug for StoreShared {
 }
 
 const NO_LIMIT: u64 = u64::MAX;
+
+#[cfg(feature = "async")]
+const ASYNC_REQUIRED: u8 = 1;
+#[cfg(feature = "async")]
+const ASYNC_RUNNING: u8 = 2;
+
+/// See [`StoreShared::async_call_running`].
+#[cfg(feature = "async")]
+pub(crate) struct AsyncCallGuard {
+    shared: Arc<StoreShared>,
+    outermost: bool,
+}
+
+#[cfg(feature = "async")]
+impl Drop for AsyncCallGuard {
+    fn drop(&mut self) {
+        if self.outermost {
+            self.shared
+                .async_state
+                .fetch_and(!ASYNC_RUNNING, Ordering::Relaxed);
+        }
+    }
+}
 
 impl StoreShared {
     pub(crate) fn new(engine: &Engine<impl Backend>) -> Self {
@@ -150,6 +178,8 @@ impl StoreShared {
             budget: std::sync::OnceLock::new(),
             reserved: AtomicU64::new(0),
             pending_growth: AtomicU64::new(0),
+            #[cfg(feature = "async")]
+            async_state: std::sync::atomic::AtomicU8::new(0),
         }
     }
 
@@ -209,6 +239,48 @@ impl StoreShared {
     /// pending or the deadline has passed.
     #[inline]
     pub(crate) fn entry_check(&self, backend: &'static str) -> Result<()> {
+        #[cfg(feature = "async")]
+        if self.async_state.load(Ordering::Relaxed) != 0 {
+            return Err(self.sync_call_refused());
+        }
+        self.interrupt_check(backend)
+    }
+
+    #[cfg(feature = "async")]
+    #[cold]
+    fn sync_call_refused(&self) -> Error {
+        let state = self.async_state.load(Ordering::Relaxed);
+        Error::InvalidArgument(if state & ASYNC_REQUIRED != 0 {
+            "this store has async host functions: call into it with `call_async` and \
+             instantiate with `new_async`/`instantiate_async`"
+                .into()
+        } else {
+            "a synchronous call or instantiation while an async call runs in the same store \
+             (from a host function)"
+                .into()
+        })
+    }
+
+    /// Marks the store as async (it has an async host function).
+    #[cfg(feature = "async")]
+    pub(crate) fn require_async(&self) {
+        self.async_state.fetch_or(ASYNC_REQUIRED, Ordering::Relaxed);
+    }
+
+    /// Marks an async call as running until the guard is dropped (the call
+    /// completes or its future is dropped).
+    #[cfg(feature = "async")]
+    pub(crate) fn async_call_running(self: &Arc<Self>) -> AsyncCallGuard {
+        let before = self.async_state.fetch_or(ASYNC_RUNNING, Ordering::Relaxed);
+        AsyncCallGuard {
+            shared: self.clone(),
+            outermost: before & ASYNC_RUNNING == 0,
+        }
+    }
+
+    /// Whether a deadline or interrupt stops a call from starting.
+    #[inline]
+    pub(crate) fn interrupt_check(&self, backend: &'static str) -> Result<()> {
         if self.interruptible
             && let Some(code) = self.interrupt.check()
         {
@@ -660,6 +732,12 @@ impl<B: Backend, T: Send + 'static> Store<B, T> {
     /// create shared memories in it, and must not replace the data, limiter,
     /// callbacks or hooks the backend installed.
     pub unsafe fn raw_mut(&mut self) -> &mut B::Store<T> {
+        &mut self.raw
+    }
+
+    /// The engine's store, for the layer's own calls.
+    #[cfg(feature = "async")]
+    pub(crate) fn raw_mut_internal(&mut self) -> &mut B::Store<T> {
         &mut self.raw
     }
 }

@@ -1,6 +1,7 @@
 //! The cases. Each is a plain function generic over the backend; it panics
 //! (as a test) when the backend misbehaves.
 
+mod asynchronous;
 mod calls;
 mod exceptions;
 mod host;
@@ -10,6 +11,7 @@ mod misuse;
 mod modules;
 mod traps;
 
+pub use asynchronous::*;
 pub use calls::*;
 pub use exceptions::*;
 pub use host::*;
