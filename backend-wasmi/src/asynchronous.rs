@@ -27,6 +27,24 @@ impl std::fmt::Display for AsyncPending {
 
 impl wasmi::errors::HostError for AsyncPending {}
 
+/// Yields to the executor once (wakes itself and returns `Pending`).
+struct YieldNow(bool);
+
+impl std::future::Future for YieldNow {
+    type Output = ();
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        if self.0 {
+            return std::task::Poll::Ready(());
+        }
+        self.0 = true;
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
+    }
+}
+
 /// An async host function's future, parked in the store while the call is
 /// suspended.
 pub(crate) struct Pending<T: Send + 'static> {
@@ -111,6 +129,9 @@ impl BackendAsync for Wasmi {
                     }
                     wasmi::ResumableCall::OutOfFuel(o) => {
                         refuel(&mut *store, o.required_fuel())?;
+                        if store.data().shared.interrupt().take_yield_due() {
+                            YieldNow(false).await;
+                        }
                         o.resume(&mut *store, &mut out)
                             .map_err(|e| call_err(&*store, &e))?
                     }

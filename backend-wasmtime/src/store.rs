@@ -92,9 +92,16 @@ impl BackendStore for Wasmtime {
         store.limiter(|d| &mut d.limiter);
         if engine.interruptible {
             store.set_epoch_deadline(1);
-            store.epoch_deadline_callback(|ctx| match ctx.data().shared.interrupt().check() {
-                Some(code) => Err(wasmtime::Error::new(Stop(code))),
-                None => Ok(wasmtime::UpdateDeadline::Continue(1)),
+            store.epoch_deadline_callback(|ctx| {
+                let interrupt = ctx.data().shared.interrupt();
+                match interrupt.check() {
+                    Some(code) => Err(wasmtime::Error::new(Stop(code))),
+                    // Only due while an async call runs (see
+                    // `Store::set_yield_interval`).
+                    #[cfg(feature = "async")]
+                    None if interrupt.take_yield_due() => Ok(wasmtime::UpdateDeadline::Yield(1)),
+                    None => Ok(wasmtime::UpdateDeadline::Continue(1)),
+                }
             });
         }
         store

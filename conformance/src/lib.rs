@@ -71,7 +71,7 @@ macro_rules! conformance_tests {
             first_calls_under_a_deadline, failed_growth_gives_back_its_budget,
             code_cache_on_disk, async_host_function_awaits_a_timer,
             async_errors_and_panics_cross_the_await, dropping_an_async_call_cancels_it,
-            deadlines_and_fuel_stop_async_calls
+            deadlines_and_fuel_stop_async_calls, long_async_calls_yield_to_other_tasks
         );
     };
     (@cases $b:ty; $($case:ident),* $(,)?) => {

@@ -10,8 +10,11 @@
 //! passes; the hook makes the engine look (wasmtime bumps its epoch, wasmer
 //! raises a flag its code reads).
 //!
+//! The same hook tells an engine that a running async call should yield to
+//! its executor (`Store::set_yield_interval`, feature `async`).
+//!
 //! The timer is one process-wide thread that sleeps until the earliest
-//! deadline of the stores with a hook. It is started when the first such
+//! deadline (or yield instant) of the stores with a hook. It is started when the first such
 //! store sets a deadline and ends when no such store is alive, so an idle
 //! process has no thread waking up. Setting a deadline later than the
 //! timer's next wake-up (the usual case for per-call deadlines) takes two
@@ -57,6 +60,14 @@ pub struct InterruptState {
     fired: AtomicU64,
     hook: OnceLock<Hook>,
     registered: AtomicBool,
+    /// How often a running async call yields to its executor, in nanos; 0
+    /// for never.
+    yield_interval: AtomicU64,
+    /// When the running async call should next yield (`instant_to_nanos`
+    /// form; 0 while no async call with yielding runs).
+    yield_at: AtomicU64,
+    /// The `yield_at` the timer has already announced through the hook.
+    yield_fired: AtomicU64,
 }
 
 impl std::fmt::Debug for InterruptState {
@@ -76,6 +87,9 @@ impl InterruptState {
             fired: AtomicU64::new(0),
             hook: OnceLock::new(),
             registered: AtomicBool::new(false),
+            yield_interval: AtomicU64::new(0),
+            yield_at: AtomicU64::new(0),
+            yield_fired: AtomicU64::new(0),
         }
     }
 
@@ -141,20 +155,73 @@ impl InterruptState {
         self.run_hook();
     }
 
+    /// For backends, where the engine can yield (in async calls): whether
+    /// the running call should yield to its executor now. If so, the next
+    /// yield is scheduled one interval from now.
+    pub fn take_yield_due(self: &Arc<Self>) -> bool {
+        let at = self.yield_at.load(Ordering::Acquire);
+        if at == 0 || now_nanos() < at {
+            return false;
+        }
+        self.schedule_yield();
+        true
+    }
+
+    #[cfg(feature = "async")]
+    pub(crate) fn set_yield_interval(&self, interval: Option<Duration>) {
+        let n = interval.map_or(0, |d| {
+            u64::try_from(d.as_nanos()).unwrap_or(u64::MAX).max(1)
+        });
+        self.yield_interval.store(n, Ordering::Release);
+    }
+
+    /// An async call starts (`true`) or ends: yields are scheduled while it
+    /// runs, if the store has an interval.
+    #[cfg(feature = "async")]
+    pub(crate) fn async_call_yields(self: &Arc<Self>, running: bool) {
+        if running {
+            self.schedule_yield();
+        } else {
+            self.yield_at.store(0, Ordering::Release);
+        }
+    }
+
+    fn schedule_yield(self: &Arc<Self>) {
+        let interval = self.yield_interval.load(Ordering::Acquire);
+        if interval == 0 {
+            self.yield_at.store(0, Ordering::Release);
+            return;
+        }
+        let at = now_nanos().saturating_add(interval);
+        self.yield_at.store(at, Ordering::SeqCst);
+        // Without a timer thread the yield waits for the engine's next look
+        // (a deadline, a fuel slice).
+        let _ = self.wake_timer_by(at);
+    }
+
+    /// Makes sure the timer wakes by `n` (nanos form) if the backend
+    /// installed a hook.
+    fn wake_timer_by(self: &Arc<Self>, n: u64) -> std::io::Result<()> {
+        if self.hook.get().is_none() {
+            return Ok(());
+        }
+        let next = NEXT_WAKE.load(Ordering::SeqCst);
+        if self.registered.load(Ordering::Acquire) && next != SCANNING && n >= next {
+            // The timer wakes before `n` and will see it then.
+            return Ok(());
+        }
+        arm(self)
+    }
+
     /// Sets the deadline (`None` clears it) and arms the timer if the
     /// backend installed a hook.
     pub(crate) fn set_deadline(self: &Arc<Self>, deadline: Option<Instant>) -> std::io::Result<()> {
         let n = deadline.map_or(0, instant_to_nanos);
         self.deadline.store(n, Ordering::SeqCst);
-        if n == 0 || self.hook.get().is_none() {
+        if n == 0 {
             return Ok(());
         }
-        let next = NEXT_WAKE.load(Ordering::SeqCst);
-        if self.registered.load(Ordering::Acquire) && next != SCANNING && n >= next {
-            // The timer wakes before this deadline and will see it then.
-            return Ok(());
-        }
-        arm(self)
+        self.wake_timer_by(n)
     }
 }
 
@@ -246,13 +313,18 @@ fn run_timer() {
             let Some(state) = weak.upgrade() else {
                 return false;
             };
-            let d = state.deadline.load(Ordering::SeqCst);
-            if d != 0 && d != state.fired.load(Ordering::Acquire) {
-                if d <= now {
-                    state.fired.store(d, Ordering::Release);
-                    state.run_hook();
-                } else {
-                    next = next.min(d);
+            for (at, fired) in [
+                (&state.deadline, &state.fired),
+                (&state.yield_at, &state.yield_fired),
+            ] {
+                let d = at.load(Ordering::SeqCst);
+                if d != 0 && d != fired.load(Ordering::Acquire) {
+                    if d <= now {
+                        fired.store(d, Ordering::Release);
+                        state.run_hook();
+                    } else {
+                        next = next.min(d);
+                    }
                 }
             }
             true

@@ -148,6 +148,7 @@ pub(crate) struct AsyncCallGuard {
 impl Drop for AsyncCallGuard {
     fn drop(&mut self) {
         if self.outermost {
+            self.shared.interrupt.async_call_yields(false);
             self.shared
                 .async_state
                 .fetch_and(!ASYNC_RUNNING, Ordering::Relaxed);
@@ -272,9 +273,13 @@ impl StoreShared {
     #[cfg(feature = "async")]
     pub(crate) fn async_call_running(self: &Arc<Self>) -> AsyncCallGuard {
         let before = self.async_state.fetch_or(ASYNC_RUNNING, Ordering::Relaxed);
+        let outermost = before & ASYNC_RUNNING == 0;
+        if outermost {
+            self.interrupt.async_call_yields(true);
+        }
         AsyncCallGuard {
             shared: self.clone(),
-            outermost: before & ASYNC_RUNNING == 0,
+            outermost,
         }
     }
 
@@ -679,6 +684,23 @@ impl<B: Backend, T: Send + 'static> Store<B, T> {
                 backend: "anywasm",
                 message: format!("cannot start the deadline timer thread: {e}"),
             })
+    }
+
+    /// How often an async call in this store yields to its executor while
+    /// wasm code runs (`None`, the default: never), so that a long call
+    /// does not starve other tasks of a single-threaded executor. Needs
+    /// [`Config::interruptible`](crate::Config::interruptible), like
+    /// deadlines; synchronous calls never yield.
+    #[cfg(feature = "async")]
+    pub fn set_yield_interval(&mut self, interval: Option<Duration>) -> Result<()> {
+        if !self.shared.interruptible {
+            return Err(Error::NotEnabled {
+                feature: "yielding in async calls",
+                setter: "interruptible",
+            });
+        }
+        self.shared.interrupt.set_yield_interval(interval);
+        Ok(())
     }
 
     /// Sets the deadline to `timeout` from now. A timeout too long to be

@@ -465,3 +465,69 @@ where
         });
     }
 }
+
+/// With a yield interval, a looping async call lets another task of a
+/// single-threaded executor run while it loops; without one (the default)
+/// the other task runs only after the call. Setting an interval needs an
+/// interruptible engine, like deadlines.
+pub fn long_async_calls_yield_to_other_tasks<B: BackendAsync>()
+where
+    SigOf<(), ()>: TypedSig<B, Params = (), Results = ()>,
+{
+    let spin = r#"(module (func (export "spin") (loop $l (br $l))))"#;
+    if B::capabilities().async_calls {
+        let engine = engine::<B>(&Config::new());
+        let mut store = Store::new(&engine, ());
+        let err = store
+            .set_yield_interval(Some(Duration::from_millis(1)))
+            .unwrap_err();
+        assert!(
+            matches!(err, Error::NotEnabled { .. }),
+            "{}: {err}",
+            B::NAME
+        );
+    } else {
+        return; // Refusals: see `async_host_function_awaits_a_timer`.
+    }
+    let rt = runtime();
+    let mut config = Config::new();
+    config.interruptible(true);
+    let engine = engine::<B>(&config);
+    let module = module(&engine, spin);
+    for interval in [Some(Duration::from_millis(2)), None] {
+        let mut store = Store::new(&engine, ());
+        store.set_yield_interval(interval).unwrap();
+        let inst = Instance::new(&mut store, &module, &[]).unwrap();
+        let spin = inst.get_typed_func::<(), ()>(&mut store, "spin").unwrap();
+        store.set_timeout(Duration::from_millis(400)).unwrap();
+        let (call_ended, other_ran) = rt.block_on(async {
+            let call = async {
+                let r = spin.call_async(&mut store, ()).await;
+                let err = r.unwrap_err();
+                assert_eq!(
+                    err.trap_code(),
+                    Some(anywasm_core::TrapCode::Deadline),
+                    "{}: {err}",
+                    B::NAME
+                );
+                std::time::Instant::now()
+            };
+            let other = async {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                std::time::Instant::now()
+            };
+            tokio::join!(call, other)
+        });
+        assert_eq!(
+            other_ran < call_ended,
+            interval.is_some(),
+            "{}: with interval {interval:?}, the other task ran {} the looping call ended",
+            B::NAME,
+            if other_ran < call_ended {
+                "before"
+            } else {
+                "after"
+            }
+        );
+    }
+}
