@@ -51,15 +51,12 @@
 //! `table.rs`, `global.rs`, `externref.rs`), each implementing that part
 //! of the backend contract; `convert.rs` converts types and errors.
 //!
-//! **No async calls** (cargo feature `async` only implements the contract's
-//! refusals): wasmer 7's async API (`experimental-async`) accepts host
+//! **No async calls** (the contract's defaults refuse them as
+//! `Unsupported`): wasmer 7's async API (`experimental-async`) accepts host
 //! closures that are not `Send`, which would break this backend's `Send`
 //! store (the build fails if that feature is enabled; see `store.rs`), and a
 //! fiber of the layer's own would run wasmer's code with its thread-local
 //! trap state on a stack that can move between threads.
-
-#[cfg(feature = "async")]
-impl anywasm_core::BackendAsync for Wasmer {}
 
 mod control;
 mod convert;

@@ -7,8 +7,8 @@
 use std::sync::Arc;
 
 use anywasm_core::{
-    AsyncReturn, BackendAsync, BackendInstance, BoxFuture, Caller, DynAsyncHostFn, Error, Extern,
-    FuncType, HostFuture, Result, StoreContextMut, Val, ValType,
+    AsyncReturn, BackendInstance, BoxFuture, Caller, DynAsyncHostFn, Error, Extern, FuncType,
+    HostFuture, Result, StoreContextMut, Val, ValType,
 };
 
 use crate::convert::{call_err, func_type_to_wi, host_err, val_from_wi, val_to_wi};
@@ -52,107 +52,104 @@ pub(crate) struct Pending<T: Send + 'static> {
     results: Arc<[ValType]>,
 }
 
-impl BackendAsync for Wasmi {
-    fn func_new_async<T: Send + 'static>(
-        ctx: CtxMut<'_, T>,
-        ty: FuncType,
-        func: DynAsyncHostFn<Self, T>,
-    ) -> Result<wasmi::Func> {
-        let wi_ty = func_type_to_wi(&ty);
-        let store = ctx.data().shared.id();
-        let results: Arc<[ValType]> = ty.results().into();
-        Ok(wasmi::Func::new(
-            ctx.ctx_mut(),
-            wi_ty,
-            move |mut caller, params, _results| {
-                let args: Vec<Val<Wasmi>> = params.iter().map(|v| val_from_wi(v, store)).collect();
-                match func(Caller::from_raw(&mut caller as &mut dyn ViewMut<T>), &args) {
-                    Ok(future) => {
-                        caller.data_mut().pending = Some(Box::new(Pending {
-                            future,
-                            results: results.clone(),
-                        }));
-                        Err(wasmi::Error::host(AsyncPending))
-                    }
-                    Err(e) => Err(host_err(&caller, e)),
+pub(crate) fn func_new_async<T: Send + 'static>(
+    ctx: CtxMut<'_, T>,
+    ty: FuncType,
+    func: DynAsyncHostFn<Wasmi, T>,
+) -> Result<wasmi::Func> {
+    let wi_ty = func_type_to_wi(&ty);
+    let store = ctx.data().shared.id();
+    let results: Arc<[ValType]> = ty.results().into();
+    Ok(wasmi::Func::new(
+        ctx.ctx_mut(),
+        wi_ty,
+        move |mut caller, params, _results| {
+            let args: Vec<Val<Wasmi>> = params.iter().map(|v| val_from_wi(v, store)).collect();
+            match func(Caller::from_raw(&mut caller as &mut dyn ViewMut<T>), &args) {
+                Ok(future) => {
+                    caller.data_mut().pending = Some(Box::new(Pending {
+                        future,
+                        results: results.clone(),
+                    }));
+                    Err(wasmi::Error::host(AsyncPending))
                 }
-            },
-        ))
-    }
+                Err(e) => Err(host_err(&caller, e)),
+            }
+        },
+    ))
+}
 
-    fn func_call_async<'a, T: Send + 'static>(
-        store: &'a mut wasmi::Store<StoreData<T>>,
-        func: &'a wasmi::Func,
-        params: &'a [Val<Self>],
-        results: &'a mut [Val<Self>],
-    ) -> BoxFuture<'a, Result<()>> {
-        Box::pin(async move {
-            let id = store.data().shared.id();
-            let wi_params: Vec<wasmi::Val> = params.iter().map(val_to_wi).collect();
-            let mut out = vec![wasmi::Val::I32(0); results.len()];
-            // A future dropped while suspended left its host future here.
-            store.data_mut().pending = None;
-            if store.data().slicing {
-                sliced_entry(&mut *store)?;
-            }
-            let mut call = func
-                .call_resumable(&mut *store, &wi_params, &mut out)
-                .map_err(|e| call_err(&*store, &e))?;
-            loop {
-                call = match call {
-                    wasmi::ResumableCall::Finished => break,
-                    wasmi::ResumableCall::HostTrap(t) => {
-                        if t.host_error().downcast_ref::<AsyncPending>().is_none() {
-                            return Err(call_err(&*store, &t.into_host_error()));
-                        }
-                        let pending = store.data_mut().pending.take();
-                        let Some(pending) = pending.and_then(|p| p.downcast::<Pending<T>>().ok())
-                        else {
-                            return Err(Error::Backend {
-                                backend: NAME,
-                                message: "a suspended call has no pending host future".into(),
-                            });
-                        };
-                        let ret: AsyncReturn<Wasmi, T> = pending.future.await?;
-                        let mut rets: Vec<Val<Wasmi>> = pending
-                            .results
-                            .iter()
-                            .map(|t| Val::default_for(*t))
-                            .collect();
-                        ret.finish(
-                            StoreContextMut::from_raw(&mut *store as &mut dyn ViewMut<T>),
-                            &mut rets,
-                        )?;
-                        let wi_rets: Vec<wasmi::Val> = rets.iter().map(val_to_wi).collect();
-                        t.resume(&mut *store, &wi_rets, &mut out)
-                            .map_err(|e| call_err(&*store, &e))?
+pub(crate) fn func_call_async<'a, T: Send + 'static>(
+    store: &'a mut wasmi::Store<StoreData<T>>,
+    func: &'a wasmi::Func,
+    params: &'a [Val<Wasmi>],
+    results: &'a mut [Val<Wasmi>],
+) -> BoxFuture<'a, Result<()>> {
+    Box::pin(async move {
+        let id = store.data().shared.id();
+        let wi_params: Vec<wasmi::Val> = params.iter().map(val_to_wi).collect();
+        let mut out = vec![wasmi::Val::I32(0); results.len()];
+        // A future dropped while suspended left its host future here.
+        store.data_mut().pending = None;
+        if store.data().slicing {
+            sliced_entry(&mut *store)?;
+        }
+        let mut call = func
+            .call_resumable(&mut *store, &wi_params, &mut out)
+            .map_err(|e| call_err(&*store, &e))?;
+        loop {
+            call = match call {
+                wasmi::ResumableCall::Finished => break,
+                wasmi::ResumableCall::HostTrap(t) => {
+                    if t.host_error().downcast_ref::<AsyncPending>().is_none() {
+                        return Err(call_err(&*store, &t.into_host_error()));
                     }
-                    wasmi::ResumableCall::OutOfFuel(o) => {
-                        refuel(&mut *store, o.required_fuel())?;
-                        if store.data().shared.interrupt().take_yield_due() {
-                            YieldNow(false).await;
-                        }
-                        o.resume(&mut *store, &mut out)
-                            .map_err(|e| call_err(&*store, &e))?
+                    let pending = store.data_mut().pending.take();
+                    let Some(pending) = pending.and_then(|p| p.downcast::<Pending<T>>().ok())
+                    else {
+                        return Err(Error::Backend {
+                            backend: NAME,
+                            message: "a suspended call has no pending host future".into(),
+                        });
+                    };
+                    let ret: AsyncReturn<Wasmi, T> = pending.future.await?;
+                    let mut rets: Vec<Val<Wasmi>> = pending
+                        .results
+                        .iter()
+                        .map(|t| Val::default_for(*t))
+                        .collect();
+                    ret.finish(
+                        StoreContextMut::from_raw(&mut *store as &mut dyn ViewMut<T>),
+                        &mut rets,
+                    )?;
+                    let wi_rets: Vec<wasmi::Val> = rets.iter().map(val_to_wi).collect();
+                    t.resume(&mut *store, &wi_rets, &mut out)
+                        .map_err(|e| call_err(&*store, &e))?
+                }
+                wasmi::ResumableCall::OutOfFuel(o) => {
+                    refuel(&mut *store, o.required_fuel())?;
+                    if store.data().shared.interrupt().take_yield_due() {
+                        YieldNow(false).await;
                     }
-                };
-            }
-            for (slot, v) in results.iter_mut().zip(out.iter()) {
-                *slot = val_from_wi(v, id);
-            }
-            Ok(())
-        })
-    }
+                    o.resume(&mut *store, &mut out)
+                        .map_err(|e| call_err(&*store, &e))?
+                }
+            };
+        }
+        for (slot, v) in results.iter_mut().zip(out.iter()) {
+            *slot = val_from_wi(v, id);
+        }
+        Ok(())
+    })
+}
 
-    fn instantiate_async<'a, T: Send + 'static>(
-        store: &'a mut wasmi::Store<StoreData<T>>,
-        module: &'a WiModule,
-        imports: &'a [Extern<Self>],
-    ) -> BoxFuture<'a, Result<wasmi::Instance>> {
-        // The layer has taken the start function out of the module: wasmi's
-        // instantiation calls no host function, and never waits.
-        let r =
-            <Wasmi as BackendInstance>::instantiate(store as &mut dyn ViewMut<T>, module, imports);
-        Box::pin(async move { r })
-    }
+pub(crate) fn instantiate_async<'a, T: Send + 'static>(
+    store: &'a mut wasmi::Store<StoreData<T>>,
+    module: &'a WiModule,
+    imports: &'a [Extern<Wasmi>],
+) -> BoxFuture<'a, Result<wasmi::Instance>> {
+    // The layer has taken the start function out of the module: wasmi's
+    // instantiation calls no host function, and never waits.
+    let r = <Wasmi as BackendInstance>::instantiate(store as &mut dyn ViewMut<T>, module, imports);
+    Box::pin(async move { r })
 }

@@ -50,6 +50,25 @@ fn call_wi<T: Send + 'static>(
 }
 
 impl BackendFunc for Wasmi {
+    #[cfg(feature = "async")]
+    fn func_new_async<T: Send + 'static>(
+        ctx: CtxMut<'_, T>,
+        ty: FuncType,
+        func: anywasm_core::DynAsyncHostFn<Self, T>,
+    ) -> Result<wasmi::Func> {
+        crate::asynchronous::func_new_async(ctx, ty, func)
+    }
+
+    #[cfg(feature = "async")]
+    fn func_call_async<'a, T: Send + 'static>(
+        store: &'a mut wasmi::Store<StoreData<T>>,
+        func: &'a wasmi::Func,
+        params: &'a [Val<Self>],
+        results: &'a mut [Val<Self>],
+    ) -> anywasm_core::BoxFuture<'a, Result<()>> {
+        crate::asynchronous::func_call_async(store, func, params, results)
+    }
+
     fn func_ty<T: Send + 'static>(ctx: Ctx<'_, T>, func: &wasmi::Func) -> Result<FuncType> {
         Ok(func_type_from_wi(&func.ty(ctx.ctx())))
     }

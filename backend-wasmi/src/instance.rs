@@ -9,6 +9,15 @@ use crate::store::sliced_entry;
 use crate::{Wasmi, WiModule};
 
 impl BackendInstance for Wasmi {
+    #[cfg(feature = "async")]
+    fn instantiate_async<'a, T: Send + 'static>(
+        store: &'a mut wasmi::Store<crate::StoreData<T>>,
+        module: &'a WiModule,
+        imports: &'a [Extern<Self>],
+    ) -> anywasm_core::BoxFuture<'a, Result<wasmi::Instance>> {
+        crate::asynchronous::instantiate_async(store, module, imports)
+    }
+
     fn instantiate<T: Send + 'static>(
         ctx: CtxMut<'_, T>,
         module: &WiModule,

@@ -77,6 +77,25 @@ fn throw<T: Send + 'static>(
 }
 
 impl BackendFunc for Wasmtime {
+    #[cfg(feature = "async")]
+    fn func_new_async<T: Send + 'static>(
+        ctx: CtxMut<'_, T>,
+        ty: FuncType,
+        func: anywasm_core::DynAsyncHostFn<Self, T>,
+    ) -> Result<wasmtime::Func> {
+        crate::asynchronous::func_new_async(ctx, ty, func)
+    }
+
+    #[cfg(feature = "async")]
+    fn func_call_async<'a, T: Send + 'static>(
+        store: &'a mut wasmtime::Store<StoreData<T>>,
+        func: &'a wasmtime::Func,
+        params: &'a [Val<Self>],
+        results: &'a mut [Val<Self>],
+    ) -> anywasm_core::BoxFuture<'a, Result<()>> {
+        crate::asynchronous::func_call_async(store, func, params, results)
+    }
+
     fn func_ty<T: Send + 'static>(ctx: Ctx<'_, T>, func: &wasmtime::Func) -> Result<FuncType> {
         func_type_from_wt(&func.ty(ctx))
     }

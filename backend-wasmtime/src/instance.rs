@@ -8,6 +8,15 @@ use crate::Wasmtime;
 use crate::convert::{extern_from_wt, extern_to_wt, map_err};
 
 impl BackendInstance for Wasmtime {
+    #[cfg(feature = "async")]
+    fn instantiate_async<'a, T: Send + 'static>(
+        store: &'a mut wasmtime::Store<crate::StoreData<T>>,
+        module: &'a wasmtime::Module,
+        imports: &'a [Extern<Self>],
+    ) -> anywasm_core::BoxFuture<'a, Result<wasmtime::Instance>> {
+        crate::asynchronous::instantiate_async(store, module, imports)
+    }
+
     fn instantiate<T: Send + 'static>(
         mut ctx: CtxMut<'_, T>,
         module: &wasmtime::Module,

@@ -26,6 +26,13 @@
 //!
 //! Dropping a call's future before it completes cancels the call: the
 //! store stays usable.
+//!
+//! A backend provides this with three methods of the contract
+//! ([`BackendFunc::func_new_async`](crate::BackendFunc::func_new_async),
+//! [`BackendFunc::func_call_async`](crate::BackendFunc::func_call_async),
+//! [`BackendInstance::instantiate_async`](crate::BackendInstance::instantiate_async)),
+//! whose defaults refuse; the layer checks
+//! [`Capabilities::async_calls`](crate::Capabilities::async_calls) first.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -45,49 +52,6 @@ use crate::{Extern, SigOf, TypedSig};
 
 /// A boxed future that may move between threads, as backends return them.
 pub type BoxFuture<'a, R> = Pin<Box<dyn Future<Output = R> + Send + 'a>>;
-
-/// The async part of the backend contract. Every backend implements it when
-/// the layer's `async` feature is on; one without async calls keeps the
-/// defaults, which refuse with [`Error::Unsupported`] (and does not claim
-/// [`Capabilities::async_calls`](crate::Capabilities::async_calls), which the
-/// layer checks first).
-pub trait BackendAsync: Backend {
-    /// Creates an async host function (see [`crate::asynchronous`]): the
-    /// backend runs `func`'s prologue where wasm calls it, awaits the
-    /// future inside [`BackendAsync::func_call_async`]'s future, then runs
-    /// the [`AsyncReturn`](crate::AsyncReturn) with the store and passes its
-    /// results to wasm. Only reached when async calls are
-    /// claimed (see [`Capabilities::async_calls`](crate::Capabilities::async_calls)).
-    fn func_new_async<T: Send + 'static>(
-        _ctx: Self::CtxMut<'_, T>,
-        _ty: FuncType,
-        _func: DynAsyncHostFn<Self, T>,
-    ) -> Result<Self::Func> {
-        Err(Error::unsupported(Self::NAME, "async host functions"))
-    }
-
-    /// Calls a function asynchronously (checked as for
-    /// [`BackendFunc::func_call`](crate::BackendFunc::func_call)). Only reached when async calls are claimed
-    /// (see [`Capabilities::async_calls`](crate::Capabilities::async_calls)).
-    fn func_call_async<'a, T: Send + 'static>(
-        _store: &'a mut Self::Store<T>,
-        _func: &'a Self::Func,
-        _params: &'a [Val<Self>],
-        _results: &'a mut [Val<Self>],
-    ) -> BoxFuture<'a, Result<()>> {
-        Box::pin(async { Err(Error::unsupported(Self::NAME, "async calls")) })
-    }
-
-    /// Instantiates asynchronously (as [`BackendInstance::instantiate`](crate::BackendInstance::instantiate)).
-    /// Only reached when async calls are claimed (see [`Capabilities::async_calls`](crate::Capabilities::async_calls)).
-    fn instantiate_async<'a, T: Send + 'static>(
-        _store: &'a mut Self::Store<T>,
-        _module: &'a Self::Module,
-        _imports: &'a [Extern<Self>],
-    ) -> BoxFuture<'a, Result<Self::Instance>> {
-        Box::pin(async { Err(Error::unsupported(Self::NAME, "async instantiation")) })
-    }
-}
 
 /// What an async host function's future completes with (see the
 /// [module documentation](self)).
@@ -176,7 +140,7 @@ fn not_async_error(backend: &'static str) -> Error {
     )
 }
 
-impl<B: BackendAsync> Func<B> {
+impl<B: Backend> Func<B> {
     /// Creates an async host function (see the [module
     /// documentation](crate::asynchronous)): `func` is the synchronous
     /// prologue and returns the future. The store becomes an async store.
@@ -243,7 +207,7 @@ impl<B: BackendAsync> Func<B> {
     }
 }
 
-impl<B: BackendAsync, P: WasmTyList + ValList<B>, R: WasmTyList + ValList<B>> TypedFunc<B, P, R>
+impl<B: Backend, P: WasmTyList + ValList<B>, R: WasmTyList + ValList<B>> TypedFunc<B, P, R>
 where
     SigOf<P, R>: TypedSig<B, Params = P::Tuple, Results = R::Tuple>,
 {
@@ -265,7 +229,7 @@ where
     }
 }
 
-impl<B: BackendAsync> Instance<B> {
+impl<B: Backend> Instance<B> {
     /// Instantiates `module` in an async store and runs its start function
     /// with [`Func::call_async`]. Checks as [`Instance::new`].
     pub async fn new_async<T: Send + 'static>(
@@ -296,7 +260,7 @@ impl<B: BackendAsync> Instance<B> {
     }
 }
 
-impl<B: BackendAsync, T: Send + 'static> Linker<B, T> {
+impl<B: Backend, T: Send + 'static> Linker<B, T> {
     /// Defines an async host function (see [`Func::new_async`]).
     pub fn func_new_async(
         &mut self,

@@ -262,6 +262,21 @@ pub trait BackendInstance: BackendTypes {
         caller: &mut Self::Caller<'_, T>,
         name: &str,
     ) -> Option<Extern<Self>>;
+
+    /// Instantiates asynchronously (as [`BackendInstance::instantiate`]).
+    /// Only reached when the backend claims [`Capabilities::async_calls`];
+    /// the default refuses.
+    #[cfg(feature = "async")]
+    fn instantiate_async<'a, T: Send + 'static>(
+        _store: &'a mut Self::Store<T>,
+        _module: &'a Self::Module,
+        _imports: &'a [Extern<Self>],
+    ) -> crate::BoxFuture<'a, Result<Self::Instance>>
+    where
+        Self: Backend,
+    {
+        Box::pin(async { Err(crate::Error::unsupported(Self::NAME, "async instantiation")) })
+    }
 }
 
 /// Functions: types, dynamic calls, host functions with run-time types.
@@ -286,6 +301,43 @@ pub trait BackendFunc: BackendTypes {
         ty: FuncType,
         func: DynHostFn<Self, T>,
     ) -> Self::Func;
+
+    /// Creates an async host function (see [`crate::asynchronous`]): the
+    /// backend runs `func`'s prologue where wasm calls it, awaits the
+    /// future inside [`BackendFunc::func_call_async`]'s future, then runs
+    /// the [`AsyncReturn`](crate::AsyncReturn) with the store and passes its
+    /// results to wasm. Only reached when the backend claims
+    /// [`Capabilities::async_calls`]; the default refuses.
+    #[cfg(feature = "async")]
+    fn func_new_async<T: Send + 'static>(
+        _ctx: Self::CtxMut<'_, T>,
+        _ty: FuncType,
+        _func: crate::DynAsyncHostFn<Self, T>,
+    ) -> Result<Self::Func>
+    where
+        Self: Backend,
+    {
+        Err(crate::Error::unsupported(
+            Self::NAME,
+            "async host functions",
+        ))
+    }
+
+    /// Calls a function asynchronously (checked as for
+    /// [`BackendFunc::func_call`]). Only reached when the backend claims
+    /// [`Capabilities::async_calls`]; the default refuses.
+    #[cfg(feature = "async")]
+    fn func_call_async<'a, T: Send + 'static>(
+        _store: &'a mut Self::Store<T>,
+        _func: &'a Self::Func,
+        _params: &'a [Val<Self>],
+        _results: &'a mut [Val<Self>],
+    ) -> crate::BoxFuture<'a, Result<()>>
+    where
+        Self: Backend,
+    {
+        Box::pin(async { Err(crate::Error::unsupported(Self::NAME, "async calls")) })
+    }
 }
 
 /// Linear memories.

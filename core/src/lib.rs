@@ -67,7 +67,7 @@ mod types;
 mod values;
 
 #[cfg(feature = "async")]
-pub use asynchronous::{AsyncReturn, BackendAsync, BoxFuture, DynAsyncHostFn, HostFuture};
+pub use asynchronous::{AsyncReturn, BoxFuture, DynAsyncHostFn, HostFuture};
 pub use backend::{
     Backend, BackendEngine, BackendExternRef, BackendFunc, BackendGlobal, BackendInstance,
     BackendMemory, BackendModule, BackendStore, BackendTable, BackendTag, BackendTypes, DynHostFn,

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anywasm_core::{
-    AsyncReturn, BackendAsync, Config, Engine, Error, Extern, Func, FuncType, HostFuture, Instance,
+    AsyncReturn, Backend, Config, Engine, Error, Extern, Func, FuncType, HostFuture, Instance,
     Linker, Memory, SigOf, Store, TypedSig, Val, ValType,
 };
 
@@ -52,7 +52,7 @@ fn assert_send<F: Send>(f: F) -> F {
 /// `2x + 1` if another task ran while it waited (`2x` otherwise).
 /// `host.add100` is a synchronous host function; `host.fail(n)` fails in
 /// the step `n` names.
-fn async_linker<B: BackendAsync>(other_ran: Arc<AtomicBool>) -> Linker<B, ()>
+fn async_linker<B: Backend>(other_ran: Arc<AtomicBool>) -> Linker<B, ()>
 where
     SigOf<i32, i32>: anywasm_core::HostSig<B, Params = (i32,), Results = (i32,)>,
 {
@@ -115,7 +115,7 @@ where
 /// asynchronously; typed and dynamic async calls agree; the store refuses
 /// synchronous calls and instantiations by name. Elsewhere every async
 /// entry point is `Unsupported`.
-pub fn async_host_function_awaits_a_timer<B: BackendAsync>()
+pub fn async_host_function_awaits_a_timer<B: Backend>()
 where
     SigOf<i32, i32>: anywasm_core::HostSig<B, Params = (i32,), Results = (i32,)>
         + TypedSig<B, Params = (i32,), Results = (i32,)>,
@@ -200,7 +200,7 @@ where
 }
 
 /// What a backend without async calls answers.
-fn refusals<B: BackendAsync>(engine: &Engine<B>)
+fn refusals<B: Backend>(engine: &Engine<B>)
 where
     SigOf<(), i32>: TypedSig<B, Params = (), Results = (i32,)>,
 {
@@ -252,7 +252,7 @@ where
 /// caller of `call_async` as from a synchronous one (errors unchanged,
 /// panics resumed with their payload); wrong results are `TypeMismatch`;
 /// the store goes on after each.
-pub fn async_errors_and_panics_cross_the_await<B: BackendAsync>()
+pub fn async_errors_and_panics_cross_the_await<B: Backend>()
 where
     SigOf<i32, i32>: anywasm_core::HostSig<B, Params = (i32,), Results = (i32,)>
         + TypedSig<B, Params = (i32,), Results = (i32,)>,
@@ -309,7 +309,7 @@ where
 /// function itself. A synchronous host function that calls back into wasm
 /// synchronously while an async call runs gets `InvalidArgument` (in a
 /// synchronous call, the same call-back works).
-pub fn dropping_an_async_call_cancels_it<B: BackendAsync>()
+pub fn dropping_an_async_call_cancels_it<B: Backend>()
 where
     SigOf<i32, i32>: anywasm_core::HostSig<B, Params = (i32,), Results = (i32,)>
         + TypedSig<B, Params = (i32,), Results = (i32,)>,
@@ -392,7 +392,7 @@ const WAIT_THEN_SPIN: &str = r#"(module
 /// Deadlines, interrupts and fuel stop async calls as they stop synchronous
 /// ones, after the call has waited in an async host function; the store
 /// goes on.
-pub fn deadlines_and_fuel_stop_async_calls<B: BackendAsync>()
+pub fn deadlines_and_fuel_stop_async_calls<B: Backend>()
 where
     SigOf<(), i32>: TypedSig<B, Params = (), Results = (i32,)>,
     SigOf<(), ()>: TypedSig<B, Params = (), Results = ()>,
@@ -470,7 +470,7 @@ where
 /// single-threaded executor run while it loops; without one (the default)
 /// the other task runs only after the call. Setting an interval needs an
 /// interruptible engine, like deadlines.
-pub fn long_async_calls_yield_to_other_tasks<B: BackendAsync>()
+pub fn long_async_calls_yield_to_other_tasks<B: Backend>()
 where
     SigOf<(), ()>: TypedSig<B, Params = (), Results = ()>,
 {
