@@ -103,6 +103,17 @@ pub enum PluginError {
         /// Function.
         function: String,
     },
+    /// The plugin imports one of the application's async host functions, so
+    /// it runs only in async calls ([`Plugin::call_async`](crate::Plugin::call_async)).
+    #[error(
+        "plugin `{plugin}` imports async host functions: `{function}` needs an async call (`call_async`)"
+    )]
+    AsyncOnly {
+        /// Plugin id.
+        plugin: String,
+        /// Function.
+        function: String,
+    },
     /// One of the application's host functions failed; its message.
     #[error("plugin `{plugin}`: host function `{host_function}` failed in `{function}`: {message}")]
     Host {

@@ -82,16 +82,19 @@ pub(crate) fn compile_kernel<B: Backend>(engine: &Engine<B>) -> anywasm::Result<
 /// Instantiates the kernel module in `store`, binds the kernel memory to
 /// the store's data and instantiates the guest with its kernel imports
 /// bound to the kernel's exports, everything else from `linker`.
-pub(crate) fn instantiate<B: Backend>(
+pub(crate) async fn instantiate<B: Backend>(
+    mode: crate::plugin::Mode,
     linker: &Linker<B, PluginState>,
-    mut store: impl AsContextMut<Backend = B, Data = PluginState>,
+    mut store: &mut anywasm::Store<B, PluginState>,
     kernel: &Module<B>,
     guest: &Module<B>,
 ) -> anywasm::Result<Instance<B>> {
-    let mut store = store.as_context_mut();
-    let instance = Instance::new(&mut store, kernel, &[])?;
+    // The store is new: it has no async host function yet (the guest's
+    // imports make them), so the kernel (no imports, no start function)
+    // is instantiated synchronously in either mode.
+    let instance = Instance::new(&mut *store, kernel, &[])?;
     let bound = Bound::<B> {
-        memory: instance.get_memory(&mut store, "memory")?,
+        memory: instance.get_memory(&mut *store, "memory")?,
         end: instance.get_global(&mut store, "end")?,
         input_at: instance.get_global(&mut store, "input_at")?,
         input_len: instance.get_global(&mut store, "input_len")?,
@@ -103,7 +106,7 @@ pub(crate) fn instantiate<B: Backend>(
         let f = instance.get_func(&mut store, name)?;
         linker.define(ENV, name, Extern::Func(f))?;
     }
-    linker.instantiate(&mut store, guest)
+    crate::plugin::instantiate(mode, &linker, store, guest).await
 }
 
 /// The kernel instance's memory and globals, in the store's data.

@@ -80,6 +80,11 @@ pub struct HostContext {
 }
 
 type BytesFn = Arc<dyn Fn(&HostContext, &[u8], Format) -> Result<Vec<u8>, String> + Send + Sync>;
+/// An async host function's future: the bytes for the guest, or its error.
+#[cfg(feature = "async")]
+pub(crate) type BytesFuture = anywasm::BoxFuture<'static, Result<Vec<u8>, String>>;
+#[cfg(feature = "async")]
+type AsyncBytesFn = Arc<dyn Fn(HostContext, Vec<u8>, Format) -> BytesFuture + Send + Sync>;
 type NumericFn = Arc<dyn Fn(&HostContext, &[Number]) -> Result<Vec<Number>, String> + Send + Sync>;
 pub(crate) type ExtismFn = Arc<
     dyn Fn(&mut crate::extism::ExtismCurrent<'_>, &[Number]) -> Result<Vec<Number>, String>
@@ -100,6 +105,8 @@ pub(crate) type WapcFn =
 #[derive(Clone, Default)]
 pub struct HostFunctions {
     pub(crate) bytes: HashMap<String, BytesFn>,
+    #[cfg(feature = "async")]
+    pub(crate) bytes_async: HashMap<String, AsyncBytesFn>,
     pub(crate) numeric: HashMap<String, (FuncType, NumericFn)>,
     pub(crate) extism: HashMap<String, (FuncType, ExtismFn)>,
     pub(crate) json: HashMap<String, JsonHandler>,
@@ -151,6 +158,49 @@ impl HostFunctions {
             encode(format, &out)
         });
         self.bytes.insert(name.to_string(), wrapped);
+    }
+
+    /// Registers an async `host.<name>` taking and returning serde types in
+    /// the plugin's format (feature `async`): `f` receives the plugin's
+    /// context and the decoded input and returns a future, which may wait
+    /// (on I/O, a timer) without blocking the executor. A plugin that
+    /// imports one runs only in async calls
+    /// ([`Plugin::call_async`](crate::Plugin::call_async); a synchronous
+    /// call is [`PluginError::AsyncOnly`](crate::PluginError::AsyncOnly)),
+    /// and only on backends with async calls (wasmtime, wasmi: building the
+    /// runtime on wasmer is `Unsupported`). An `Err` reaches the guest as
+    /// an error value.
+    #[cfg(feature = "async")]
+    pub fn register_async<In, Out, F, Fut>(&mut self, name: &str, f: F)
+    where
+        In: DeserializeOwned,
+        Out: Serialize,
+        F: Fn(HostContext, In) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Result<Out, String>> + Send + 'static,
+    {
+        let wrapped: AsyncBytesFn = Arc::new(move |ctx, input, format| {
+            let input: Result<In, String> = decode(format, &input);
+            let future = input.map(|input| f(ctx, input));
+            Box::pin(async move {
+                let out = future?.await?;
+                encode(format, &out)
+            })
+        });
+        self.bytes_async.insert(name.to_string(), wrapped);
+    }
+
+    /// Registers an async `host.<name>` taking and returning raw bytes (see
+    /// [`register_async`](Self::register_async)).
+    #[cfg(feature = "async")]
+    pub fn register_bytes_async<F, Fut>(&mut self, name: &str, f: F)
+    where
+        F: Fn(HostContext, Vec<u8>) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Result<Vec<u8>, String>> + Send + 'static,
+    {
+        self.bytes_async.insert(
+            name.to_string(),
+            Arc::new(move |ctx, input, _| Box::pin(f(ctx, input))),
+        );
     }
 
     /// Registers `host.<name>` taking and returning raw bytes.
@@ -469,8 +519,12 @@ fn set_pending<B: Backend>(
     status: i64,
     bytes: Vec<u8>,
 ) -> Val<B> {
+    set_pending_in(caller.data_mut(), status, bytes)
+}
+
+fn set_pending_in<B: Backend>(state: &mut PluginState, status: i64, bytes: Vec<u8>) -> Val<B> {
     let r = pending(status, bytes.len());
-    caller.data_mut().pending = Some((status, bytes));
+    state.pending = Some((status, bytes));
     Val::I64(r)
 }
 
@@ -478,9 +532,13 @@ fn result_of<B: Backend>(
     caller: &mut Caller<'_, B, PluginState>,
     r: Result<Vec<u8>, String>,
 ) -> Val<B> {
+    result_in(caller.data_mut(), r)
+}
+
+fn result_in<B: Backend>(state: &mut PluginState, r: Result<Vec<u8>, String>) -> Val<B> {
     match r {
-        Ok(bytes) => set_pending(caller, STATUS_OK, bytes),
-        Err(msg) => set_pending(caller, STATUS_ERROR, msg.into_bytes()),
+        Ok(bytes) => set_pending_in(state, STATUS_OK, bytes),
+        Err(msg) => set_pending_in(state, STATUS_ERROR, msg.into_bytes()),
     }
 }
 
@@ -701,6 +759,25 @@ pub(crate) fn define_all<B: Backend>(
             let result = f(&ctx, &input, format);
             r[0] = result_of(&mut c, result);
             Ok(())
+        })?;
+    }
+    #[cfg(feature = "async")]
+    for (name, f) in &host.bytes_async {
+        let f = f.clone();
+        let ty = t(&[I32, I32], &[I64]);
+        linker.func_new_async("host", name, ty, move |mut c, p| {
+            // The prologue reads the input; the guest's buffer is not
+            // touched again until the result waits in the store's data.
+            let input = read_guest(&mut c, &p[0], &p[1])?;
+            let (ctx, format) = (c.data().ctx.clone(), c.data().format);
+            let future = f(ctx, input, format);
+            Ok(Box::pin(async move {
+                let result = future.await;
+                Ok(anywasm::AsyncReturn::with_store(move |mut store, r| {
+                    r[0] = result_in(store.data_mut(), result);
+                    Ok(())
+                }))
+            }) as anywasm::HostFuture<B, PluginState>)
         })?;
     }
     for (name, (ty, f)) in &host.numeric {

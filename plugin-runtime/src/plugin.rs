@@ -90,6 +90,21 @@ pub(crate) struct Generation<B: Backend> {
     limits: Limits,
     pool: Mutex<PoolState<B>>,
     available: Condvar,
+    /// Wakes async calls waiting for an instance.
+    #[cfg(feature = "async")]
+    notify: tokio::sync::Notify,
+    /// Whether the code imports one of the application's async host
+    /// functions: then it runs only in async calls.
+    is_async: bool,
+}
+
+impl<B: Backend> Generation<B> {
+    /// The pool changed: wakes a waiting call.
+    fn changed(&self) {
+        self.available.notify_one();
+        #[cfg(feature = "async")]
+        self.notify.notify_waiters();
+    }
 }
 
 impl<B: Backend> Drop for Generation<B> {
@@ -108,9 +123,14 @@ impl<B: Backend> Drop for Generation<B> {
                 let Ok(f) = slot.instance.get_func(&mut slot.store, abi::SHUTDOWN) else {
                     continue;
                 };
+                // (An instance of an async plugin refuses this synchronous
+                // call: it gets no `shutdown`.)
                 let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                     if arm(&mut slot.store, &limits).is_ok() {
-                        let _ = call_with_bytes(slot, &f, &Input::Bytes(&[]), &limits, &mut |_| {});
+                        let mut ignore = |_: &[u8]| {};
+                        let call =
+                            call_with_bytes(Mode::Sync, slot, &f, &[][..], &limits, &mut ignore);
+                        let _ = ready(call);
                     }
                 }));
             }
@@ -202,6 +222,17 @@ impl CancelHandle {
 struct Gate {
     state: Mutex<GateState>,
     changed: Condvar,
+    /// Wakes async calls waiting at the gate.
+    #[cfg(feature = "async")]
+    notify: tokio::sync::Notify,
+}
+
+impl Gate {
+    fn changed(&self) {
+        self.changed.notify_all();
+        #[cfg(feature = "async")]
+        self.notify.notify_waiters();
+    }
 }
 
 #[derive(Default)]
@@ -219,7 +250,8 @@ impl Drop for Pass<'_> {
     fn drop(&mut self) {
         let mut st = self.gate.state.lock().unwrap_or_else(|e| e.into_inner());
         st.inflight -= 1;
-        self.gate.changed.notify_all();
+        drop(st);
+        self.gate.changed();
     }
 }
 
@@ -227,6 +259,9 @@ impl Drop for Pass<'_> {
 enum WaitFailed {
     TimedOut(Duration),
     Cancelled,
+    /// An async call had to wait outside a tokio runtime with a timer.
+    #[cfg(feature = "async")]
+    NoTimer,
 }
 
 /// Waits on `cv` until `ready`, or `timeout` passes, or a cancellation
@@ -256,6 +291,78 @@ fn wait_until<'a, T>(
             .wait_timeout(guard, slice)
             .unwrap_or_else(|e| e.into_inner())
             .0;
+    }
+}
+
+/// A mutex-guarded state that calls wait on, with what wakes them.
+struct Waitable<'a, T> {
+    mutex: &'a Mutex<T>,
+    changed: &'a Condvar,
+    #[cfg(feature = "async")]
+    notify: &'a tokio::sync::Notify,
+}
+
+/// How often an async wait looks again without a wake-up (the wake-ups
+/// make it prompt; this bounds a missed one).
+#[cfg(feature = "async")]
+const ASYNC_WAIT_SLICE: Duration = Duration::from_millis(5);
+
+/// How often an async plugin call yields to its executor while the guest
+/// runs (the store's yield interval).
+#[cfg(feature = "async")]
+pub const ASYNC_YIELD_INTERVAL: Duration = Duration::from_millis(10);
+
+/// [`wait_until`] in `mode`: an async call waits without blocking its
+/// executor's thread.
+async fn wait_for<'a, T>(
+    mode: Mode,
+    on: Waitable<'a, T>,
+    timeout: Option<Duration>,
+    cancels: &Cancels,
+    epoch: u64,
+    ready: impl FnMut(&mut T) -> bool,
+) -> std::result::Result<MutexGuard<'a, T>, WaitFailed> {
+    match mode {
+        Mode::Sync => {
+            let guard = on.mutex.lock().unwrap_or_else(|e| e.into_inner());
+            wait_until(guard, on.changed, timeout, cancels, epoch, ready)
+        }
+        #[cfg(feature = "async")]
+        Mode::Async => {
+            let mut ready = ready;
+            let started = Instant::now();
+            loop {
+                // Registered before looking, so a change in between wakes it.
+                let mut notified = std::pin::pin!(on.notify.notified());
+                notified.as_mut().enable();
+                {
+                    let mut guard = on.mutex.lock().unwrap_or_else(|e| e.into_inner());
+                    if ready(&mut guard) {
+                        return Ok(guard);
+                    }
+                }
+                if cancels.epoch.load(Ordering::SeqCst) != epoch {
+                    return Err(WaitFailed::Cancelled);
+                }
+                let waited = started.elapsed();
+                if timeout.is_some_and(|t| waited >= t) {
+                    return Err(WaitFailed::TimedOut(waited));
+                }
+                let slice =
+                    timeout.map_or(ASYNC_WAIT_SLICE, |t| (t - waited).min(ASYNC_WAIT_SLICE));
+                // tokio's timer panics where there is none (no tokio runtime,
+                // or one without `enable_time`): a wait there is an error.
+                let timed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    tokio::time::timeout(slice, notified)
+                }));
+                match timed {
+                    Ok(timed) => {
+                        let _ = timed.await;
+                    }
+                    Err(_) => return Err(WaitFailed::NoTimer),
+                }
+            }
+        }
     }
 }
 
@@ -310,7 +417,8 @@ impl<B: Backend> Drop for Place<'_, B> {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner());
             pool.live -= 1;
-            self.generation.available.notify_one();
+            drop(pool);
+            self.generation.changed();
         }
     }
 }
@@ -382,12 +490,97 @@ pub(crate) enum Input<'a> {
     },
 }
 
-impl Input<'_> {
+/// What the call path needs of an input: its length, and to be written
+/// into the guest's buffer. Implemented by [`Input`] and by the async
+/// calls' inputs, which must be `Sync`.
+pub(crate) trait CallInput {
+    /// The input's length in bytes.
+    fn len(&self) -> usize;
+    /// Writes the input into `buf`, which is exactly [`len`](Self::len) long.
+    fn write_into(&self, buf: &mut [u8]) -> std::result::Result<(), String>;
+}
+
+impl CallInput for Input<'_> {
     fn len(&self) -> usize {
         match self {
             Input::Bytes(b) => b.len(),
             Input::Encoded { len, .. } => *len,
         }
+    }
+    fn write_into(&self, buf: &mut [u8]) -> std::result::Result<(), String> {
+        match self {
+            Input::Bytes(b) => {
+                buf.copy_from_slice(b);
+                Ok(())
+            }
+            Input::Encoded { write, .. } => write(buf),
+        }
+    }
+}
+
+impl CallInput for [u8] {
+    fn len(&self) -> usize {
+        <[u8]>::len(self)
+    }
+    fn write_into(&self, buf: &mut [u8]) -> std::result::Result<(), String> {
+        buf.copy_from_slice(self);
+        Ok(())
+    }
+}
+
+/// How a call reaches wasm: with the core's synchronous calls, or (feature
+/// `async`) with its async ones. The call path is written once, as async
+/// functions taking the mode; in `Sync` mode nothing in them waits (every
+/// wasm call and every wait for an instance is synchronous), and [`ready`]
+/// runs them to the end in one poll.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Mode {
+    Sync,
+    #[cfg(feature = "async")]
+    Async,
+}
+
+/// Runs a future of the call path in `Mode::Sync` (see [`Mode`]).
+fn ready<F: std::future::Future>(f: F) -> F::Output {
+    let mut f = std::pin::pin!(f);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match f.as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(v) => v,
+        // Nothing awaited in `Mode::Sync` is pending (see `Mode`).
+        std::task::Poll::Pending => unreachable!("a synchronous plugin call waited"),
+    }
+}
+
+/// Calls `func` in `mode` and returns its results.
+pub(crate) async fn invoke<B: Backend>(
+    mode: Mode,
+    store: &mut Store<B, PluginState>,
+    func: &Func<B>,
+    args: &[Val<B>],
+) -> std::result::Result<Vec<Val<B>>, Error> {
+    match mode {
+        Mode::Sync => func.invoke(store, args),
+        #[cfg(feature = "async")]
+        Mode::Async => {
+            let ty = func.ty(&*store)?;
+            let mut out: Vec<Val<B>> = ty.results().iter().map(|t| Val::default_for(*t)).collect();
+            func.call_async(store, args, &mut out).await?;
+            Ok(out)
+        }
+    }
+}
+
+/// Instantiates `module` from `linker` in `mode`.
+pub(crate) async fn instantiate<B: Backend>(
+    mode: Mode,
+    linker: &anywasm::Linker<B, PluginState>,
+    store: &mut Store<B, PluginState>,
+    module: &Module<B>,
+) -> std::result::Result<Instance<B>, Error> {
+    match mode {
+        Mode::Sync => linker.instantiate(store, module),
+        #[cfg(feature = "async")]
+        Mode::Async => linker.instantiate_async(store, module).await,
     }
 }
 
@@ -395,12 +588,13 @@ impl Input<'_> {
 /// memory (decoded there, or copied out).
 pub(crate) type Output<'a> = &'a mut dyn FnMut(&[u8]);
 
-fn call_with_bytes<B: Backend>(
+async fn call_with_bytes<B: Backend, I: CallInput + ?Sized, O: FnMut(&[u8]) + ?Sized>(
+    mode: Mode,
     slot: &mut Slot<B>,
     func: &Func<B>,
-    input: &Input<'_>,
+    input: &I,
     limits: &Limits,
-    output: Output<'_>,
+    output: &mut O,
 ) -> std::result::Result<(), CallFailure> {
     let SlotAbi::Anywasm { memory, alloc } = &slot.abi else {
         return Err(CallFailure::Abi("not an instance of anywasm's ABI".into()));
@@ -410,8 +604,8 @@ fn call_with_bytes<B: Backend>(
     slot.store.data_mut().pending = None;
     let len = i32::try_from(input.len())
         .map_err(|_| CallFailure::Abi(format!("input of {} bytes is too large", input.len())))?;
-    let ptr = alloc
-        .invoke(&mut slot.store, &[Val::I32(len)])
+    let ptr = invoke(mode, &mut slot.store, &alloc, &[Val::I32(len)])
+        .await
         .map_err(CallFailure::Engine)?;
     let ptr = ptr.first().and_then(Val::as_i32).unwrap_or(0) as u32;
     if ptr == 0 && len > 0 {
@@ -420,26 +614,23 @@ fn call_with_bytes<B: Backend>(
             abi::ALLOC
         )));
     }
-    let out_of_range = |_| {
-        CallFailure::Abi(format!(
-            "`{}` returned an out-of-range buffer ({len} bytes at {ptr:#x})",
-            abi::ALLOC
-        ))
-    };
-    match input {
-        Input::Bytes(bytes) => memory
-            .write(&mut slot.store, u64::from(ptr), bytes)
-            .map_err(out_of_range)?,
-        Input::Encoded { len, write } => {
-            let buf = memory
-                .slice_mut(&mut slot.store, u64::from(ptr), *len as u64)
-                .map_err(out_of_range)?;
-            write(buf).map_err(CallFailure::Encode)?;
-        }
-    }
-    let r = func
-        .invoke(&mut slot.store, &[Val::I32(ptr as i32), Val::I32(len)])
-        .map_err(CallFailure::Engine)?;
+    let buf = memory
+        .slice_mut(&mut slot.store, u64::from(ptr), len as u64)
+        .map_err(|_| {
+            CallFailure::Abi(format!(
+                "`{}` returned an out-of-range buffer ({len} bytes at {ptr:#x})",
+                abi::ALLOC
+            ))
+        })?;
+    input.write_into(buf).map_err(CallFailure::Encode)?;
+    let r = invoke(
+        mode,
+        &mut slot.store,
+        func,
+        &[Val::I32(ptr as i32), Val::I32(len)],
+    )
+    .await
+    .map_err(CallFailure::Engine)?;
     if let Some(message) = slot.store.data_mut().guest_error.take() {
         return Err(CallFailure::Guest(message));
     }
@@ -466,12 +657,13 @@ fn check_output_size(limits: &Limits, len: u64) -> std::result::Result<(), CallF
 /// export called with no arguments, then the error the guest set (whatever
 /// its return code), a non-zero return code, or the output, in that order,
 /// with Extism's own words for a non-zero code.
-fn call_extism<B: Backend>(
+async fn call_extism<B: Backend, I: CallInput + ?Sized, O: FnMut(&[u8]) + ?Sized>(
+    mode: Mode,
     slot: &mut Slot<B>,
     func: &Func<B>,
-    input: &Input<'_>,
+    input: &I,
     limits: &Limits,
-    output: Output<'_>,
+    output: &mut O,
 ) -> std::result::Result<(), CallFailure> {
     let max = slot
         .store
@@ -479,12 +671,8 @@ fn call_extism<B: Backend>(
         .limits
         .max_memory_pages
         .map_or(u64::MAX, |p| p.saturating_mul(65536));
-    let placed = extism::start_call(&mut slot.store, input.len() as u64, |buf| match input {
-        Input::Bytes(b) => {
-            buf.copy_from_slice(b);
-            Ok(())
-        }
-        Input::Encoded { write, .. } => write(buf),
+    let placed = extism::start_call(&mut slot.store, input.len() as u64, |buf| {
+        input.write_into(buf)
     })
     .map_err(CallFailure::Engine)?;
     match placed {
@@ -492,8 +680,8 @@ fn call_extism<B: Backend>(
         Some(Err(e)) => return Err(CallFailure::Encode(e)),
         Some(Ok(())) => {}
     }
-    let r = func
-        .invoke(&mut slot.store, &[])
+    let r = invoke(mode, &mut slot.store, func, &[])
+        .await
         .map_err(CallFailure::Engine)?;
     if let Some(message) = extism::error(&slot.store).map_err(CallFailure::Engine)? {
         return Err(CallFailure::Guest(message));
@@ -513,30 +701,34 @@ fn call_extism<B: Backend>(
 /// A call by waPC's convention: the operation and payload wait on the host
 /// until the guest asks for them (`__guest_request`); `__guest_call`
 /// answers 1 with a response or 0 with an error.
-fn call_wapc<B: Backend>(
+async fn call_wapc<B: Backend, I: CallInput + ?Sized, O: FnMut(&[u8]) + ?Sized>(
+    mode: Mode,
     slot: &mut Slot<B>,
     guest_call: &Func<B>,
     operation: &str,
-    input: &Input<'_>,
-    output: Output<'_>,
+    input: &I,
+    output: &mut O,
 ) -> std::result::Result<(), CallFailure> {
-    let payload = match input {
-        Input::Bytes(b) => b.to_vec(),
-        Input::Encoded { len, write } => {
-            let mut buf = vec![0; *len];
-            write(&mut buf).map_err(CallFailure::Encode)?;
-            buf
-        }
-    };
+    // waPC hands the guest the payload when it asks for it: the host keeps
+    // it (bounded by the caller's own input).
+    let mut payload = vec![0; input.len()];
+    input
+        .write_into(&mut payload)
+        .map_err(CallFailure::Encode)?;
     let too_large =
         |what: &str, n: usize| CallFailure::Abi(format!("{what} of {n} bytes is too large"));
     let op_len =
         i32::try_from(operation.len()).map_err(|_| too_large("operation", operation.len()))?;
     let len = i32::try_from(payload.len()).map_err(|_| too_large("input", payload.len()))?;
     slot.store.data_mut().wapc.start(operation, payload);
-    let r = guest_call
-        .invoke(&mut slot.store, &[Val::I32(op_len), Val::I32(len)])
-        .map_err(CallFailure::Engine)?;
+    let r = invoke(
+        mode,
+        &mut slot.store,
+        guest_call,
+        &[Val::I32(op_len), Val::I32(len)],
+    )
+    .await
+    .map_err(CallFailure::Engine)?;
     let state = &mut slot.store.data_mut().wapc;
     if r.first().and_then(Val::as_i32) == Some(1) {
         output(&state.guest_response.take().unwrap_or_default());
@@ -633,6 +825,10 @@ fn prepare<B: Backend>(
             })?),
             _ => None,
         };
+    let is_async = module
+        .imports()
+        .iter()
+        .any(|i| runtime.is_async_import(&i.module, &i.name));
     Ok(Generation {
         number,
         module,
@@ -647,6 +843,9 @@ fn prepare<B: Backend>(
             live: 0,
         }),
         available: Condvar::new(),
+        #[cfg(feature = "async")]
+        notify: tokio::sync::Notify::new(),
+        is_async,
     })
 }
 
@@ -752,7 +951,7 @@ impl<B: Backend> PluginInner<B> {
         self as *const Self as usize
     }
 
-    fn new_slot(&self, generation: &Generation<B>) -> Result<Slot<B>> {
+    async fn new_slot(&self, mode: Mode, generation: &Generation<B>) -> Result<Slot<B>> {
         let id = self.id();
         let wasi = match &self.manifest.wasi {
             Some(grant) => grant.build(id, self.runtime.log.as_ref(), &self.manifest.limits)?,
@@ -780,9 +979,21 @@ impl<B: Backend> PluginInner<B> {
         }
         self.arm(&mut store).map_err(|e| engine_err(id, e))?;
         let linker = &self.runtime.linker;
+        if mode == Mode::Sync && generation.is_async {
+            return Err(self.async_only("<instantiate>"));
+        }
+        #[cfg(feature = "async")]
+        if self.runtime.engine.config().interruptible_enabled() {
+            // Only async calls yield (at this interval).
+            store
+                .set_yield_interval(Some(ASYNC_YIELD_INTERVAL))
+                .map_err(|e| engine_err(id, e))?;
+        }
         let instantiated = match &generation.kernel {
-            Some(kernel) => extism::instantiate(linker, &mut store, kernel, &generation.module),
-            None => linker.instantiate(&mut store, &generation.module),
+            Some(kernel) => {
+                extism::instantiate(mode, linker, &mut store, kernel, &generation.module).await
+            }
+            None => instantiate(mode, linker, &mut store, &generation.module).await,
         };
         let instance = match instantiated {
             Ok(i) => i,
@@ -847,7 +1058,7 @@ impl<B: Backend> PluginInner<B> {
             .instance
             .get_func(&mut slot.store, abi::REACTOR_INITIALIZE)
         {
-            if let Err(e) = f.invoke(&mut slot.store, &[]) {
+            if let Err(e) = invoke(mode, &mut slot.store, &f, &[]).await {
                 return Err(self.name_failure(
                     CallFailure::Engine(e),
                     abi::REACTOR_INITIALIZE,
@@ -861,7 +1072,7 @@ impl<B: Backend> PluginInner<B> {
             for init in wapc::INIT_EXPORTS {
                 if let Ok(f) = slot.instance.get_func(&mut slot.store, init) {
                     self.arm(&mut slot.store).map_err(|e| engine_err(id, e))?;
-                    if let Err(e) = f.invoke(&mut slot.store, &[]) {
+                    if let Err(e) = invoke(mode, &mut slot.store, &f, &[]).await {
                         return Err(self.name_failure(
                             CallFailure::Engine(e),
                             init,
@@ -877,7 +1088,8 @@ impl<B: Backend> PluginInner<B> {
             return Ok(slot);
         }
         if let Ok(f) = slot.instance.get_func(&mut slot.store, abi::SET_FORMAT) {
-            let r = f.invoke(&mut slot.store, &[Val::I32(generation.format.abi_code())]);
+            let format = [Val::I32(generation.format.abi_code())];
+            let r = invoke(mode, &mut slot.store, &f, &format).await;
             if let Err(e) = r {
                 return Err(self.name_failure(
                     CallFailure::Engine(e),
@@ -903,22 +1115,14 @@ impl<B: Backend> PluginInner<B> {
                     detail,
                 })?,
             };
-            self.run(
-                &mut slot,
-                abi::INITIALIZE,
-                &Input::Bytes(&bytes),
-                &mut |_| {},
-            )?;
+            self.run(mode, &mut slot, abi::INITIALIZE, &bytes[..], &mut |_| {})
+                .await?;
         }
         if let Some(state) = &generation.state
             && self.has_function(&mut slot, abi::STATE_LOAD)
         {
-            self.run(
-                &mut slot,
-                abi::STATE_LOAD,
-                &Input::Bytes(state),
-                &mut |_| {},
-            )?;
+            self.run(mode, &mut slot, abi::STATE_LOAD, &state[..], &mut |_| {})
+                .await?;
         }
         self.counters.instances.fetch_add(1, Ordering::Relaxed);
         Ok(slot)
@@ -956,12 +1160,13 @@ impl<B: Backend> PluginInner<B> {
     }
 
     /// One call on one instance, with the per-call limits.
-    fn run(
+    async fn run<I: CallInput + ?Sized, O: FnMut(&[u8]) + ?Sized>(
         &self,
+        mode: Mode,
         slot: &mut Slot<B>,
         function: &str,
-        input: &Input<'_>,
-        output: Output<'_>,
+        input: &I,
+        output: &mut O,
     ) -> Result<()> {
         let func = self.function(slot, function)?;
         let fuel = self
@@ -969,9 +1174,11 @@ impl<B: Backend> PluginInner<B> {
             .map_err(|e| engine_err(self.id(), e))?;
         let limits = &self.manifest.limits;
         let r = match slot.abi {
-            SlotAbi::Anywasm { .. } => call_with_bytes(slot, &func, input, limits, output),
-            SlotAbi::Extism => call_extism(slot, &func, input, limits, output),
-            SlotAbi::Wapc { .. } => call_wapc(slot, &func, function, input, output),
+            SlotAbi::Anywasm { .. } => {
+                call_with_bytes(mode, slot, &func, input, limits, output).await
+            }
+            SlotAbi::Extism => call_extism(mode, slot, &func, input, limits, output).await,
+            SlotAbi::Wapc { .. } => call_wapc(mode, slot, &func, function, input, output).await,
         };
         if fuel > 0
             && let Ok(left) = slot.store.get_fuel()
@@ -983,28 +1190,45 @@ impl<B: Backend> PluginInner<B> {
         r.map_err(|f| self.name_failure(f, function, &mut slot.store))
     }
 
-    fn acquire(&self, generation: &Generation<B>, function: &str, epoch: u64) -> Result<Slot<B>> {
-        let pool = generation.pool.lock().unwrap_or_else(|e| e.into_inner());
+    async fn acquire(
+        &self,
+        mode: Mode,
+        generation: &Generation<B>,
+        function: &str,
+        epoch: u64,
+    ) -> Result<Slot<B>> {
         let max = self.manifest.max_instances;
-        let mut pool = wait_until(
-            pool,
-            &generation.available,
-            self.manifest.limits.acquire_timeout,
-            &self.cancels,
-            epoch,
-            |p| !p.idle.is_empty() || p.live < max,
-        )
-        .map_err(|w| self.wait_failed(w, function))?;
-        if let Some(slot) = pool.idle.pop() {
+        // The pool's lock is let go before anything else is awaited.
+        let idle = {
+            let mut pool = wait_for(
+                mode,
+                Waitable {
+                    mutex: &generation.pool,
+                    changed: &generation.available,
+                    #[cfg(feature = "async")]
+                    notify: &generation.notify,
+                },
+                self.manifest.limits.acquire_timeout,
+                &self.cancels,
+                epoch,
+                |p| !p.idle.is_empty() || p.live < max,
+            )
+            .await
+            .map_err(|w| self.wait_failed(w, function))?;
+            let idle = pool.idle.pop();
+            if idle.is_none() {
+                pool.live += 1;
+            }
+            idle
+        };
+        if let Some(slot) = idle {
             return Ok(slot);
         }
-        pool.live += 1;
-        drop(pool);
         let mut place = Place {
             generation,
             taken: true,
         };
-        let slot = self.new_slot(generation)?;
+        let slot = self.new_slot(mode, generation).await?;
         place.taken = false;
         Ok(slot)
     }
@@ -1018,20 +1242,40 @@ impl<B: Backend> PluginInner<B> {
                 waited,
             },
             WaitFailed::Cancelled => PluginError::Cancelled { plugin, function },
+            #[cfg(feature = "async")]
+            WaitFailed::NoTimer => PluginError::Engine {
+                plugin,
+                source: Error::InvalidArgument(format!(
+                    "`{function}` waited for an instance outside a tokio runtime with its \
+                     timer enabled (`Plugin::call_async` waits with tokio's timer)"
+                )),
+            },
+        }
+    }
+
+    fn async_only(&self, function: &str) -> PluginError {
+        PluginError::AsyncOnly {
+            plugin: self.id().to_string(),
+            function: function.to_string(),
         }
     }
 
     /// Lets a call in, unless a reload is swapping the code (then it waits).
-    fn enter(&self, function: &str, epoch: u64) -> Result<Pass<'_>> {
-        let st = self.gate.state.lock().unwrap_or_else(|e| e.into_inner());
-        let mut st = wait_until(
-            st,
-            &self.gate.changed,
+    async fn enter(&self, mode: Mode, function: &str, epoch: u64) -> Result<Pass<'_>> {
+        let mut st = wait_for(
+            mode,
+            Waitable {
+                mutex: &self.gate.state,
+                changed: &self.gate.changed,
+                #[cfg(feature = "async")]
+                notify: &self.gate.notify,
+            },
             self.manifest.limits.acquire_timeout,
             &self.cancels,
             epoch,
             |s| !s.draining,
         )
+        .await
         .map_err(|w| self.wait_failed(w, function))?;
         st.inflight += 1;
         Ok(Pass { gate: &self.gate })
@@ -1048,75 +1292,87 @@ impl<B: Backend> PluginInner<B> {
             drop(pool);
             drop(slot);
         }
-        generation.available.notify_one();
+        generation.changed();
     }
 
-    fn call_bytes(&self, function: &str, input: Input<'_>, output: Output<'_>) -> Result<()> {
-        let started = Instant::now();
+    /// A synchronous call: refused inside a call of the same plugin on this
+    /// thread (a host function calling back into its plugin).
+    fn call_bytes<I: CallInput + ?Sized, O: FnMut(&[u8]) + ?Sized>(
+        &self,
+        function: &str,
+        input: &I,
+        output: &mut O,
+    ) -> Result<()> {
         let Some(_inside) = Inside::enter(self.key()) else {
             return Err(PluginError::Reentrant {
                 plugin: self.id().to_string(),
                 function: function.to_string(),
             });
         };
+        ready(self.call_bytes_in(Mode::Sync, function, input, output))
+    }
+
+    /// A call in `mode`: waits for the gate and an instance, runs, gives the
+    /// instance back and counts the call.
+    async fn call_bytes_in<I: CallInput + ?Sized, O: FnMut(&[u8]) + ?Sized>(
+        &self,
+        mode: Mode,
+        function: &str,
+        input: &I,
+        output: &mut O,
+    ) -> Result<()> {
+        // Counted when it ends, however it ends (a dropped future too).
+        let mut counted = Counted {
+            counters: &self.counters,
+            started: Instant::now(),
+            ok: false,
+        };
         let epoch = self.cancels.epoch.load(Ordering::SeqCst);
         // A host function of the application may panic; the panic goes on
         // to the caller (core resumes it at the call boundary), but first
         // the slot goes back (discarded), or the pool would shrink by one
         // per panic and calls would wait for an instance forever, and the
-        // call is counted like any other.
-        let outcome = (|| {
-            let _pass = match self.enter(function, epoch) {
-                Ok(p) => p,
-                Err(e) => return Ok(Err(e)),
-            };
+        // call is counted like any other. The same holds when an async
+        // call's future is dropped before it completes: `Held` gives the
+        // instance back (discarded) from its destructor.
+        let outcome = CatchPanics(std::pin::pin!(async {
+            let _pass = self.enter(mode, function, epoch).await?;
             let generation = self
                 .current
                 .read()
                 .unwrap_or_else(|e| e.into_inner())
                 .clone();
-            let mut slot = match self.acquire(&generation, function, epoch) {
-                Ok(slot) => slot,
-                Err(e) => return Ok(Err(e)),
+            if mode == Mode::Sync && generation.is_async {
+                return Err(self.async_only(function));
+            }
+            let slot = self.acquire(mode, &generation, function, epoch).await?;
+            let mut held = Held {
+                inner: self,
+                generation: &generation,
+                slot: Some(slot),
+                healthy: false,
             };
-            let call = self.cancels.next.fetch_add(1, Ordering::Relaxed);
-            let cancelled = Arc::new(AtomicBool::new(false));
-            self.cancels
-                .running
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(call, (slot.interrupt.clone(), cancelled.clone()));
+            let running = Running::register(&self.cancels, held.slot().interrupt.clone());
             // A cancellation between taking the epoch and registering.
             if self.cancels.epoch.load(Ordering::SeqCst) != epoch {
-                cancelled.store(true, Ordering::SeqCst);
-                slot.interrupt.interrupt();
+                running.cancelled.store(true, Ordering::SeqCst);
+                held.slot().interrupt.interrupt();
             }
-            let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                self.run(&mut slot, function, &input, output)
-            }));
-            self.cancels
-                .running
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(&call);
+            let r = self.run(mode, held.slot(), function, input, output).await;
             // An instance a cancellation reached may hold an interrupt it
             // did not deliver: it is not reused.
-            let was_cancelled = cancelled.load(Ordering::SeqCst);
-            let healthy = !was_cancelled
+            let was_cancelled = running.cancelled.load(Ordering::SeqCst);
+            drop(running);
+            held.healthy = !was_cancelled
                 && matches!(
-                    run,
-                    Ok(Ok(_) | Err(PluginError::Guest { .. } | PluginError::NoSuchFunction { .. }))
+                    r,
+                    Ok(_) | Err(PluginError::Guest { .. } | PluginError::NoSuchFunction { .. })
                 );
-            self.release(&generation, slot, healthy);
-            run
-        })();
-        self.counters.calls.fetch_add(1, Ordering::Relaxed);
-        if !matches!(outcome, Ok(Ok(_))) {
-            self.counters.errors.fetch_add(1, Ordering::Relaxed);
-        }
-        self.counters
-            .busy_nanos
-            .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+            r
+        }))
+        .await;
+        counted.ok = matches!(outcome, Ok(Ok(_)));
+        drop(counted);
         match outcome {
             Ok(r) => r,
             Err(panic) => std::panic::resume_unwind(panic),
@@ -1125,12 +1381,117 @@ impl<B: Backend> PluginInner<B> {
 
     /// Makes a generation ready: one instance, created now so that a module
     /// that does not link or initialise is refused before it serves calls.
+    /// An async plugin's first instance is made by its first call, which
+    /// reports such errors.
     fn warm(&self, generation: &Generation<B>) -> Result<()> {
-        let slot = self.new_slot(generation)?;
+        if generation.is_async {
+            return Ok(());
+        }
+        let slot = ready(self.new_slot(Mode::Sync, generation))?;
         let mut pool = generation.pool.lock().unwrap_or_else(|e| e.into_inner());
         pool.live += 1;
         pool.idle.push(slot);
         Ok(())
+    }
+}
+
+/// An instance taken from the pool for one call; given back when dropped
+/// (kept if the call left it healthy, discarded otherwise: after a panic,
+/// or when an async call's future was dropped mid-call).
+struct Held<'a, B: Backend> {
+    inner: &'a PluginInner<B>,
+    generation: &'a Generation<B>,
+    slot: Option<Slot<B>>,
+    healthy: bool,
+}
+
+impl<B: Backend> Held<'_, B> {
+    fn slot(&mut self) -> &mut Slot<B> {
+        // Taken only by `drop`.
+        self.slot
+            .as_mut()
+            .unwrap_or_else(|| unreachable!("the slot is held until drop"))
+    }
+}
+
+impl<B: Backend> Drop for Held<'_, B> {
+    fn drop(&mut self) {
+        if let Some(slot) = self.slot.take() {
+            self.inner.release(self.generation, slot, self.healthy);
+        }
+    }
+}
+
+/// One call for the plugin's counters, counted when dropped.
+struct Counted<'a> {
+    counters: &'a Counters,
+    started: Instant,
+    ok: bool,
+}
+
+impl Drop for Counted<'_> {
+    fn drop(&mut self) {
+        let c = self.counters;
+        c.calls.fetch_add(1, Ordering::Relaxed);
+        if !self.ok {
+            c.errors.fetch_add(1, Ordering::Relaxed);
+        }
+        c.busy_nanos
+            .fetch_add(self.started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+    }
+}
+
+/// A call in [`Cancels::running`] while this lives.
+struct Running<'a> {
+    cancels: &'a Cancels,
+    id: u64,
+    cancelled: Arc<AtomicBool>,
+}
+
+impl<'a> Running<'a> {
+    fn register(cancels: &'a Cancels, interrupt: InterruptHandle) -> Self {
+        let id = cancels.next.fetch_add(1, Ordering::Relaxed);
+        let cancelled = Arc::new(AtomicBool::new(false));
+        cancels
+            .running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id, (interrupt, cancelled.clone()));
+        Self {
+            cancels,
+            id,
+            cancelled,
+        }
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.cancels
+            .running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.id);
+    }
+}
+
+/// A future whose panics (in `poll`) come out as `Err(payload)`.
+struct CatchPanics<F>(F);
+
+impl<F: std::future::Future + Unpin> std::future::Future for CatchPanics<F> {
+    type Output = std::thread::Result<F::Output>;
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let fut = &mut self.0;
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            std::pin::Pin::new(fut).poll(cx)
+        })) {
+            Ok(std::task::Poll::Ready(v)) => std::task::Poll::Ready(Ok(v)),
+            Ok(std::task::Poll::Pending) => std::task::Poll::Pending,
+            Err(panic) => std::task::Poll::Ready(Err(panic)),
+        }
     }
 }
 
@@ -1222,7 +1583,7 @@ impl<B: Backend> Plugin<B> {
             self.format(),
             function,
             input,
-            |input, output| self.inner.call_bytes(function, input, output),
+            |input, output| self.inner.call_bytes(function, &input, output),
         )
     }
 
@@ -1230,8 +1591,83 @@ impl<B: Backend> Plugin<B> {
     pub fn call_raw(&self, function: &str, input: &[u8]) -> Result<Vec<u8>> {
         let mut out = Vec::new();
         self.inner
-            .call_bytes(function, Input::Bytes(input), &mut |b| out = b.to_vec())?;
+            .call_bytes(function, input, &mut |b: &[u8]| out = b.to_vec())?;
         Ok(out)
+    }
+
+    /// Calls `function` asynchronously (feature `async`): as
+    /// [`call`](Self::call), but waiting for an instance, the guest's run
+    /// and the application's async host functions
+    /// ([`HostFunctions::register_async`](crate::HostFunctions::register_async))
+    /// let the executor run other tasks. The guest yields to the executor
+    /// every [`ASYNC_YIELD_INTERVAL`] while it runs, so a looping plugin
+    /// does not starve a single-threaded runtime; its deadline and fuel
+    /// stop it as in a synchronous call. It waits for a free instance with
+    /// tokio's timer, so it runs inside a tokio runtime with its timer
+    /// enabled; a wait elsewhere fails with [`PluginError::Engine`] saying
+    /// so.
+    ///
+    /// Dropping the future before it completes cancels the call; the
+    /// instance it ran on is discarded and the plugin goes on serving.
+    /// A panic in a host function continues in the caller, as for `call`.
+    /// On a backend without async calls (wasmer) it is
+    /// [`PluginError::Engine`] with `Unsupported`.
+    #[cfg(feature = "async")]
+    pub async fn call_async<In: Serialize + Sync, Out: DeserializeOwned + Send>(
+        &self,
+        function: &str,
+        input: &In,
+    ) -> Result<Out> {
+        let (id, format) = (self.id(), self.format());
+        let mut decoded: Option<std::result::Result<Out, String>> = None;
+        let mut output = |bytes: &[u8]| decoded = Some(decode(format, bytes));
+        let encode_err = |detail| PluginError::Encode {
+            plugin: id.to_string(),
+            detail,
+        };
+        if format.resolve() == Format::MsgPack {
+            let len = msgpack_len(input).map_err(encode_err)?;
+            let input = SyncInput(EncodedWith {
+                len,
+                write: |buf: &mut [u8]| write_msgpack(input, buf),
+            });
+            self.call_bytes_async(function, &input, &mut output).await?;
+        } else {
+            let bytes = encode(format, input).map_err(encode_err)?;
+            self.call_bytes_async(function, &bytes[..], &mut output)
+                .await?;
+        }
+        decoded_output(id, function, decoded)
+    }
+
+    /// Calls `function` asynchronously with raw bytes (see
+    /// [`call_async`](Self::call_async)).
+    #[cfg(feature = "async")]
+    pub async fn call_raw_async(&self, function: &str, input: &[u8]) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        self.call_bytes_async(function, input, &mut |b: &[u8]| out = b.to_vec())
+            .await?;
+        Ok(out)
+    }
+
+    #[cfg(feature = "async")]
+    async fn call_bytes_async<I: CallInput + Sync + ?Sized, O: FnMut(&[u8]) + Send + ?Sized>(
+        &self,
+        function: &str,
+        input: &I,
+        output: &mut O,
+    ) -> Result<()> {
+        let key = self.inner.key();
+        let call = self
+            .inner
+            .call_bytes_in(Mode::Async, function, input, output);
+        InsideEachPoll {
+            key,
+            future: std::pin::pin!(call),
+            plugin: self.id(),
+            function,
+        }
+        .await
     }
 
     /// A call with the input and output in the forms [`call_serde`] uses.
@@ -1241,7 +1677,7 @@ impl<B: Backend> Plugin<B> {
         input: Input<'_>,
         output: Output<'_>,
     ) -> Result<()> {
-        self.inner.call_bytes(function, input, output)
+        self.inner.call_bytes(function, &input, output)
     }
 
     /// Whether the current code exports a plugin function called `function`.
@@ -1327,7 +1763,8 @@ impl<B: Backend> Plugin<B> {
         let reopen = |inner: &PluginInner<B>| {
             let mut st = inner.gate.state.lock().unwrap_or_else(|e| e.into_inner());
             st.draining = false;
-            inner.gate.changed.notify_all();
+            drop(st);
+            inner.gate.changed();
         };
         let st = inner.gate.state.lock().unwrap_or_else(|e| e.into_inner());
         let drained = wait_until(
@@ -1348,16 +1785,18 @@ impl<B: Backend> Plugin<B> {
         let swapped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             let hand_over = generation.module.info().export(abi::STATE_LOAD).is_some()
                 && old.module.info().export(abi::STATE_SAVE).is_some();
+            if hand_over && old.is_async {
+                return Err(inner.async_only(abi::STATE_SAVE));
+            }
             if hand_over {
                 // The old instance used last (the top of the idle stack).
-                let mut slot = inner.acquire(&old, abi::STATE_SAVE, epoch)?;
+                let mut slot = ready(inner.acquire(Mode::Sync, &old, abi::STATE_SAVE, epoch))?;
                 let state = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                     let mut saved = Vec::new();
-                    inner
-                        .run(&mut slot, abi::STATE_SAVE, &Input::Bytes(&[]), &mut |b| {
-                            saved = b.to_vec()
-                        })
-                        .map(|()| saved)
+                    let mut keep = |b: &[u8]| saved = b.to_vec();
+                    let save =
+                        inner.run(Mode::Sync, &mut slot, abi::STATE_SAVE, &[][..], &mut keep);
+                    ready(save).map(|()| saved)
                 }));
                 let healthy = matches!(state, Ok(Ok(_)));
                 inner.release(&old, slot, healthy);
@@ -1429,6 +1868,15 @@ pub(crate) fn call_serde<In: Serialize, Out: DeserializeOwned>(
         let bytes = encode(format, input).map_err(encode_err)?;
         call(Input::Bytes(&bytes), &mut output)?;
     }
+    decoded_output(id, function, decoded)
+}
+
+/// The decoded output of a serde call, or why there is none.
+fn decoded_output<Out>(
+    id: &str,
+    function: &str,
+    decoded: Option<std::result::Result<Out, String>>,
+) -> Result<Out> {
     decoded
         .unwrap_or_else(|| Err("the call left no output".into()))
         .map_err(|detail| PluginError::AbiViolation {
@@ -1436,6 +1884,60 @@ pub(crate) fn call_serde<In: Serialize, Out: DeserializeOwned>(
             function: function.to_string(),
             detail: format!("the output does not decode: {detail}"),
         })
+}
+
+/// An encoded input whose encoder may be shared between threads (an async
+/// call's future holds it across awaits).
+#[cfg(feature = "async")]
+struct SyncInput<W: Fn(&mut [u8]) -> std::result::Result<(), String> + Sync>(EncodedWith<W>);
+
+/// `len` bytes that `write` encodes straight into the guest's buffer.
+#[cfg(feature = "async")]
+struct EncodedWith<W> {
+    len: usize,
+    write: W,
+}
+
+#[cfg(feature = "async")]
+impl<W: Fn(&mut [u8]) -> std::result::Result<(), String> + Sync> CallInput for SyncInput<W> {
+    fn len(&self) -> usize {
+        self.0.len
+    }
+    fn write_into(&self, buf: &mut [u8]) -> std::result::Result<(), String> {
+        (self.0.write)(buf)
+    }
+}
+
+/// An async plugin call, marked as inside its plugin on the thread that
+/// polls it while it is polled: a host function that calls back into the
+/// same plugin synchronously gets [`PluginError::Reentrant`] there, as in
+/// synchronous calls (a thread mark held across awaits would be wrong:
+/// the task may move between threads).
+#[cfg(feature = "async")]
+struct InsideEachPoll<'a, F> {
+    key: usize,
+    future: F,
+    plugin: &'a str,
+    function: &'a str,
+}
+
+#[cfg(feature = "async")]
+impl<F: std::future::Future<Output = Result<()>> + Unpin> std::future::Future
+    for InsideEachPoll<'_, F>
+{
+    type Output = Result<()>;
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<()>> {
+        let Some(_inside) = Inside::enter(self.key) else {
+            return std::task::Poll::Ready(Err(PluginError::Reentrant {
+                plugin: self.plugin.to_string(),
+                function: self.function.to_string(),
+            }));
+        };
+        std::pin::Pin::new(&mut self.future).poll(cx)
+    }
 }
 
 /// The length of `value` in MessagePack, found without writing it anywhere.

@@ -29,6 +29,8 @@ pub(crate) struct RuntimeInner<B: Backend> {
     pub(crate) budget: Option<Arc<MemoryBudget>>,
     /// Receives log lines (and WASI standard output and error).
     pub(crate) log: Option<crate::host::LogFn>,
+    /// The names of the application's async host functions (`host.<name>`).
+    async_imports: std::collections::HashSet<String>,
 }
 
 /// Compiled modules by the hash of their bytes, least recently used first
@@ -86,6 +88,12 @@ pub const DEFAULT_MODULE_CACHE_BYTES: u64 = 64 << 20;
 pub const DEFAULT_MODULE_CACHE_ENTRIES: usize = 64;
 
 impl<B: Backend> RuntimeInner<B> {
+    /// Whether `module`.`name` is one of the application's async host
+    /// functions.
+    pub(crate) fn is_async_import(&self, module: &str, name: &str) -> bool {
+        module == "host" && self.async_imports.contains(name)
+    }
+
     /// Compiles `bytes` (binary or text), or returns the module already
     /// compiled from the same bytes.
     pub(crate) fn compile(&self, plugin: &str, bytes: &[u8]) -> Result<Module<B>> {
@@ -233,6 +241,10 @@ impl Options {
                 code_cache_loads: AtomicU64::new(0),
                 budget: self.memory_budget.map(MemoryBudget::new),
                 log: self.host.log.clone(),
+                #[cfg(feature = "async")]
+                async_imports: self.host.bytes_async.keys().cloned().collect(),
+                #[cfg(not(feature = "async"))]
+                async_imports: Default::default(),
             }),
         })
     }

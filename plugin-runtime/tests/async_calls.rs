@@ -1,0 +1,271 @@
+//! Async plugin calls (feature `async`) under tokio, on every backend:
+//! wasmtime and wasmi run them; wasmer refuses by name. Tests are
+//! `<backend>::<case>`.
+#![cfg(feature = "async")]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anywasm::Backend;
+use anywasm_plugin::{Format, Limits, Manifest, Plugin, PluginError, PluginRuntime};
+
+/// `fetch` hands its input to the async `host.fetch` and returns what it
+/// answers; `spin` loops; `echo` answers its input.
+const GUEST: &str = r#"(module
+  (import "host" "fetch" (func $fetch (param i32 i32) (result i64)))
+  (import "anywasm" "take_result" (func $take (param i32)))
+  (memory (export "memory") 2)
+  (func (export "anywasm_alloc") (param i32) (result i32) (i32.const 4096))
+  (func $out (param $ptr i32) (param $len i32) (result i64)
+    (i64.or (i64.shl (i64.extend_i32_u (local.get $ptr)) (i64.const 32))
+            (i64.extend_i32_u (local.get $len))))
+  (func (export "fetch") (param $p i32) (param $l i32) (result i64)
+    (local $len i32)
+    (local.set $len (i32.wrap_i64 (call $fetch (local.get $p) (local.get $l))))
+    (call $take (i32.const 8192))
+    (call $out (i32.const 8192) (local.get $len)))
+  (func (export "spin") (param i32 i32) (result i64) (loop $l (br $l)) (i64.const 0))
+  (func (export "echo") (param i32 i32) (result i64) (call $out (local.get 0) (local.get 1)))
+  (@custom "anywasm.plugin" "{\"abi\":1,\"formats\":[\"raw\"]}"))"#;
+
+/// The same without the async import: an ordinary plugin.
+const PLAIN: &str = r#"(module
+  (memory (export "memory") 2)
+  (func (export "anywasm_alloc") (param i32) (result i32) (i32.const 4096))
+  (func $out (param $ptr i32) (param $len i32) (result i64)
+    (i64.or (i64.shl (i64.extend_i32_u (local.get $ptr)) (i64.const 32))
+            (i64.extend_i32_u (local.get $len))))
+  (func (export "spin") (param i32 i32) (result i64) (loop $l (br $l)) (i64.const 0))
+  (func (export "echo") (param i32 i32) (result i64) (call $out (local.get 0) (local.get 1)))
+  (@custom "anywasm.plugin" "{\"abi\":1,\"formats\":[\"raw\"]}"))"#;
+
+const CONCURRENT: usize = 8;
+
+fn current_thread() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap()
+}
+
+/// A runtime whose `host.fetch` waits until `CONCURRENT` calls are inside
+/// it at once (or 5 s), then answers `fetched:<input>`; `"fail"` is an
+/// error for the guest.
+fn runtime<B: Backend>(inside: Arc<AtomicUsize>) -> anywasm_plugin::Result<PluginRuntime<B>> {
+    PluginRuntime::<B>::builder()
+        .host(move |h| {
+            let inside = inside.clone();
+            h.register_bytes_async("fetch", move |_ctx, input| {
+                let inside = inside.clone();
+                async move {
+                    inside.fetch_add(1, Ordering::SeqCst);
+                    let until = Instant::now() + Duration::from_secs(5);
+                    while inside.load(Ordering::SeqCst) < CONCURRENT && Instant::now() < until {
+                        tokio::time::sleep(Duration::from_millis(1)).await;
+                    }
+                    if input == b"fail" {
+                        return Err("the fetch failed".to_string());
+                    }
+                    let mut out = b"fetched:".to_vec();
+                    out.extend_from_slice(&input);
+                    Ok(out)
+                }
+            });
+        })
+        .build()
+}
+
+fn load<B: Backend>(rt: &PluginRuntime<B>, wat: &str, limits: Limits) -> Plugin<B> {
+    let bytes = wat::parse_str(wat).unwrap();
+    rt.load(
+        Manifest::from_bytes("async", bytes)
+            .format(Format::Raw)
+            .allow("host.*")
+            .max_instances(CONCURRENT)
+            .limits(limits),
+    )
+    .unwrap()
+}
+
+fn assert_send<F: Send>(f: F) -> F {
+    f
+}
+
+/// Eight calls whose host function awaits run at once on one thread: each
+/// host function waits until all eight are inside it (it would wait 5 s
+/// and then see fewer if the calls ran one after the other). A guest error
+/// from the async host function reaches the guest; a synchronous call of a
+/// plugin with an async import is `AsyncOnly`, and the plugin goes on.
+pub fn async_host_functions_wait_concurrently<B: Backend>() {
+    let inside = Arc::new(AtomicUsize::new(0));
+    let rt = match runtime::<B>(inside.clone()) {
+        Ok(rt) => rt,
+        Err(PluginError::Engine {
+            source: anywasm::Error::Unsupported { backend, .. },
+            ..
+        }) if !B::capabilities().async_calls => {
+            assert_eq!(backend, B::NAME);
+            return;
+        }
+        Err(e) => panic!("{}: {e}", B::NAME),
+    };
+    let plugin = load(&rt, GUEST, Limits::default());
+    let exec = current_thread();
+    let started = Instant::now();
+    let results = exec.block_on(async {
+        let calls = (0..CONCURRENT).map(|i| {
+            let plugin = plugin.clone();
+            async move {
+                let input = format!("{i}");
+                assert_send(plugin.call_raw_async("fetch", input.as_bytes())).await
+            }
+        });
+        // Spawned tasks must be `Send`: so is a plugin call.
+        let handles: Vec<_> = calls.map(tokio::spawn).collect();
+        let mut out = Vec::new();
+        for h in handles {
+            out.push(h.await.unwrap());
+        }
+        out
+    });
+    for (i, r) in results.into_iter().enumerate() {
+        assert_eq!(
+            r.unwrap(),
+            format!("fetched:{i}").into_bytes(),
+            "{}",
+            B::NAME
+        );
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{}: the calls waited one after the other",
+        B::NAME
+    );
+    assert_eq!(plugin.stats().calls, CONCURRENT as u64);
+
+    // A guest error, then an ordinary call.
+    inside.store(CONCURRENT, Ordering::SeqCst);
+    let r = exec.block_on(plugin.call_raw_async("fetch", b"fail"));
+    assert_eq!(
+        r.unwrap(),
+        b"the fetch failed",
+        "{}: the guest got the error",
+        B::NAME
+    );
+    let r = plugin.call_raw("echo", b"x");
+    assert!(
+        matches!(r, Err(PluginError::AsyncOnly { .. })),
+        "{}: {r:?}",
+        B::NAME
+    );
+    assert_eq!(
+        exec.block_on(plugin.call_raw_async("echo", b"x")).unwrap(),
+        b"x"
+    );
+}
+
+/// A looping plugin in an async call lets the other tasks of a
+/// single-threaded runtime run while it loops, and ends with its deadline;
+/// a call whose future is dropped (here by a timeout) gives its instance
+/// back, and the plugin goes on. Synchronous and async calls of an
+/// ordinary plugin share its instances.
+pub fn looping_plugin_does_not_starve_the_runtime<B: Backend>() {
+    let rt = PluginRuntime::<B>::new().unwrap();
+    let plugin = load(
+        &rt,
+        PLAIN,
+        Limits {
+            deadline: Some(Duration::from_millis(400)),
+            ..Limits::default()
+        },
+    );
+    let exec = current_thread();
+    if !B::capabilities().async_calls {
+        let r = exec.block_on(plugin.call_raw_async("echo", b"x"));
+        assert!(
+            matches!(
+                &r,
+                Err(PluginError::Engine {
+                    source: anywasm::Error::Unsupported { .. },
+                    ..
+                })
+            ),
+            "{}: {r:?}",
+            B::NAME
+        );
+        assert_eq!(plugin.call_raw("echo", b"x").unwrap(), b"x");
+        return;
+    }
+    let (call_ended, ticks_during_call) = exec.block_on(async {
+        let ticks = Arc::new(AtomicUsize::new(0));
+        let ticker = {
+            let ticks = ticks.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                    ticks.fetch_add(1, Ordering::SeqCst);
+                }
+            })
+        };
+        let r = plugin.call_raw_async("spin", b"").await;
+        let during = ticks.load(Ordering::SeqCst);
+        ticker.abort();
+        assert!(
+            matches!(r, Err(PluginError::Deadline { .. })),
+            "{}: {r:?}",
+            B::NAME
+        );
+        (Instant::now(), during)
+    });
+    let _ = call_ended;
+    assert!(
+        ticks_during_call >= 5,
+        "{}: the other task ran {ticks_during_call} times during a 400 ms loop",
+        B::NAME
+    );
+
+    // Cancelled by dropping the future: the instance comes back.
+    let before = plugin.stats().instances_created;
+    exec.block_on(async {
+        let r = tokio::time::timeout(
+            Duration::from_millis(50),
+            plugin.call_raw_async("spin", b""),
+        )
+        .await;
+        assert!(r.is_err(), "{}: the loop outlives the timeout", B::NAME);
+        assert_eq!(
+            plugin.call_raw_async("echo", b"again").await.unwrap(),
+            b"again"
+        );
+    });
+    assert_eq!(plugin.call_raw("echo", b"sync").unwrap(), b"sync");
+    assert!(plugin.stats().instances_created > before, "{}", B::NAME);
+    assert_eq!(
+        plugin.stats().errors,
+        2,
+        "{}: the deadline and the dropped call",
+        B::NAME
+    );
+}
+
+macro_rules! async_tests {
+    ($name:ident, $b:ty) => {
+        mod $name {
+            async_tests!(@cases $b; async_host_functions_wait_concurrently,
+                looping_plugin_does_not_starve_the_runtime);
+        }
+    };
+    (@cases $b:ty; $($case:ident),*) => {
+        $(
+            #[test]
+            fn $case() {
+                super::$case::<$b>();
+            }
+        )*
+    };
+}
+
+async_tests!(wasmtime, anywasm::Wasmtime);
+async_tests!(wasmi, anywasm::Wasmi);
+async_tests!(wasmer, anywasm::Wasmer);
