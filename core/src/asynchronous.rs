@@ -25,7 +25,9 @@
 //! block on a fiber, so no backend does.
 //!
 //! Dropping a call's future before it completes cancels the call: the
-//! store stays usable.
+//! store stays usable. The store's deadline and interrupts end an async
+//! host function's wait too, with the same trap as in wasm code. [`sleep`]
+//! is a timer that works on any executor.
 //!
 //! A backend provides this with three methods of the contract
 //! ([`BackendFunc::func_new_async`](crate::BackendFunc::func_new_async),
@@ -38,6 +40,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use crate::backend::Backend;
 use crate::error::{Error, Result, catch_host_panic, resume_host_panic};
@@ -133,6 +136,67 @@ impl<B: Backend, T: Send + 'static> Future for CatchPanics<B, T> {
     }
 }
 
+/// A future that completes after `duration` (feature `async`), on any
+/// executor: the layer's timer thread (the one that serves deadlines)
+/// wakes it. For host functions' waits that must not depend on a
+/// particular runtime, such as WASI's `poll_oneoff` in async calls.
+pub fn sleep(duration: Duration) -> Sleep {
+    Sleep {
+        until: Instant::now().checked_add(duration),
+    }
+}
+
+/// See [`sleep`].
+#[derive(Debug)]
+pub struct Sleep {
+    /// `None`: longer than an instant can say (never).
+    until: Option<Instant>,
+}
+
+impl Future for Sleep {
+    type Output = ();
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let Some(until) = self.until else {
+            return Poll::Pending;
+        };
+        if Instant::now() >= until {
+            return Poll::Ready(());
+        }
+        if crate::interrupt::wake_at(until, cx.waker().clone()).is_err() {
+            // No timer thread could be started: look again soon rather
+            // than never.
+            cx.waker().wake_by_ref();
+        }
+        Poll::Pending
+    }
+}
+
+/// An async host function's future, ended early by the store's deadline or
+/// an interrupt with the same trap as wasm code (as [`Caller::sleep`] ends a
+/// synchronous host function's wait).
+struct UntilStopped<B: Backend, T: Send + 'static> {
+    future: CatchPanics<B, T>,
+    interrupt: Arc<crate::interrupt::InterruptState>,
+}
+
+impl<B: Backend, T: Send + 'static> Future for UntilStopped<B, T> {
+    type Output = Result<AsyncReturn<B, T>>;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        if let Poll::Ready(r) = Pin::new(&mut self.future).poll(cx) {
+            return Poll::Ready(r);
+        }
+        if let Some(code) = self.interrupt.check() {
+            return Poll::Ready(Err(Error::trap(B::NAME, code, "")));
+        }
+        self.interrupt.wake_on_stop(cx.waker());
+        // An interrupt between the check and the registration.
+        match self.interrupt.check() {
+            Some(code) => Poll::Ready(Err(Error::trap(B::NAME, code, ""))),
+            None => Poll::Pending,
+        }
+    }
+}
+
 fn not_async_error(backend: &'static str) -> Error {
     Error::unsupported(
         backend,
@@ -159,12 +223,21 @@ impl<B: Backend> Func<B> {
         crate::tag::exnrefs_supported::<B>(ty.params().iter().chain(ty.results()).copied(), what)?;
         let ctx = ctx.as_context_mut();
         let store = ctx.shared().id();
+        let interrupt = ctx
+            .shared()
+            .interruptible()
+            .then(|| ctx.shared().interrupt().clone());
         let results: Arc<[ValType]> = ty.results().into();
         let wrapped: DynAsyncHostFn<B, T> = Arc::new(move |c, p| {
             let future = catch_host_panic(|| func(c, p))?;
             let results = results.clone();
+            let interrupt = interrupt.clone();
             Ok(Box::pin(async move {
-                let ret = CatchPanics(future).await?;
+                let future = CatchPanics(future);
+                let ret = match interrupt {
+                    Some(interrupt) => UntilStopped { future, interrupt }.await?,
+                    None => future.await?,
+                };
                 Ok(AsyncReturn::with_store(move |ctx, slots| {
                     catch_host_panic(|| ret.finish(ctx, slots))?;
                     check_vals(
@@ -294,5 +367,64 @@ impl<B: Backend, T: Send + 'static> Linker<B, T> {
     ) -> Result<Instance<B>> {
         let imports = self.resolve(&mut store.as_context_mut(), module)?;
         Instance::new_async(store, module, &imports).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs a future on this thread, parking between polls: an executor
+    /// that is not tokio.
+    fn block_on<F: Future>(f: F) -> F::Output {
+        struct Unpark(std::thread::Thread);
+        impl std::task::Wake for Unpark {
+            fn wake(self: Arc<Self>) {
+                self.0.unpark();
+            }
+        }
+        let waker = std::task::Waker::from(Arc::new(Unpark(std::thread::current())));
+        let mut cx = Context::from_waker(&waker);
+        let mut f = std::pin::pin!(f);
+        loop {
+            if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+                return v;
+            }
+            std::thread::park();
+        }
+    }
+
+    #[test]
+    fn sleep_wakes_on_any_executor_in_order() {
+        let started = Instant::now();
+        block_on(sleep(Duration::from_millis(30)));
+        let took = started.elapsed();
+        assert!(took >= Duration::from_millis(30), "{took:?}");
+        assert!(took < Duration::from_secs(5), "{took:?}");
+        // A longer sleep registered first does not hold up a shorter one.
+        let order = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let threads: Vec<_> = [80u64, 10]
+            .into_iter()
+            .map(|ms| {
+                let order = order.clone();
+                std::thread::spawn(move || {
+                    block_on(sleep(Duration::from_millis(ms)));
+                    order.lock().unwrap().push(ms);
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(*order.lock().unwrap(), [10, 80]);
+        // A sleep too long for an instant never ends, and does not panic.
+        let mut forever = std::pin::pin!(sleep(Duration::MAX));
+        let waker = std::task::Waker::noop();
+        assert!(
+            forever
+                .as_mut()
+                .poll(&mut Context::from_waker(waker))
+                .is_pending()
+        );
     }
 }

@@ -14,7 +14,8 @@
 //! its executor (`Store::set_yield_interval`, feature `async`).
 //!
 //! The timer is one process-wide thread that sleeps until the earliest
-//! deadline (or yield instant) of the stores with a hook. It is started when the first such
+//! deadline (or yield instant) of the stores with a hook, or the earliest
+//! async sleep (`crate::asynchronous::sleep`). It is started when the first such
 //! store sets a deadline and ends when no such store is alive, so an idle
 //! process has no thread waking up. Setting a deadline later than the
 //! timer's next wake-up (the usual case for per-call deadlines) takes two
@@ -68,6 +69,9 @@ pub struct InterruptState {
     yield_at: AtomicU64,
     /// The `yield_at` the timer has already announced through the hook.
     yield_fired: AtomicU64,
+    /// The task of an async host function waiting in this store, woken by
+    /// an interrupt request.
+    waiting: Mutex<Option<std::task::Waker>>,
 }
 
 impl std::fmt::Debug for InterruptState {
@@ -90,6 +94,7 @@ impl InterruptState {
             yield_interval: AtomicU64::new(0),
             yield_at: AtomicU64::new(0),
             yield_fired: AtomicU64::new(0),
+            waiting: Mutex::new(None),
         }
     }
 
@@ -153,6 +158,31 @@ impl InterruptState {
     pub(crate) fn request(&self) {
         self.requested.store(true, Ordering::SeqCst);
         self.run_hook();
+        let waiting = self
+            .waiting
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(w) = waiting {
+            w.wake();
+        }
+    }
+
+    /// For an async host function's wait: `waker` is woken by an interrupt
+    /// request, and (through the timer) when the deadline passes.
+    #[cfg(feature = "async")]
+    pub(crate) fn wake_on_stop(&self, waker: &std::task::Waker) {
+        {
+            let mut waiting = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
+            if !waiting.as_ref().is_some_and(|w| w.will_wake(waker)) {
+                *waiting = Some(waker.clone());
+            }
+        }
+        if let Some(deadline) = self.deadline() {
+            // Without a timer thread the wait ends with the host future or
+            // an interrupt; the call still stops at the deadline afterwards.
+            let _ = wake_at(deadline, waker.clone());
+        }
     }
 
     /// For backends, where the engine can yield (in async calls): whether
@@ -267,13 +297,70 @@ static NEXT_WAKE: AtomicU64 = AtomicU64::new(NEVER);
 
 struct Timer {
     stores: Vec<Weak<InterruptState>>,
+    /// Async sleeps (`crate::asynchronous::sleep`) and async waits for a
+    /// store's deadline: whom to wake when (nanos form), earliest first.
+    sleepers: std::collections::BinaryHeap<Sleeper>,
     running: bool,
+}
+
+/// A task to wake at `at`.
+struct Sleeper {
+    at: u64,
+    waker: std::task::Waker,
+}
+
+impl PartialEq for Sleeper {
+    fn eq(&self, other: &Self) -> bool {
+        self.at == other.at
+    }
+}
+impl Eq for Sleeper {}
+impl PartialOrd for Sleeper {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Sleeper {
+    /// Reversed: the heap's top is the earliest.
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        other.at.cmp(&self.at)
+    }
 }
 
 static TIMER: Mutex<Timer> = Mutex::new(Timer {
     stores: Vec::new(),
+    sleepers: std::collections::BinaryHeap::new(),
     running: false,
 });
+
+/// Wakes `waker` at `at` (an instant), from the timer thread. A spurious or
+/// late wake-up is harmless: the task looks at the time itself.
+#[cfg(feature = "async")]
+pub(crate) fn wake_at(at: Instant, waker: std::task::Waker) -> std::io::Result<()> {
+    let at = instant_to_nanos(at);
+    let mut timer = TIMER.lock().unwrap_or_else(|p| p.into_inner());
+    timer.sleepers.push(Sleeper { at, waker });
+    if timer.running {
+        if at < NEXT_WAKE.load(Ordering::SeqCst) {
+            TIMER_WAKE.notify_one();
+        }
+        return Ok(());
+    }
+    start_timer(&mut timer).inspect_err(|_| {
+        timer.sleepers.clear();
+    })
+}
+
+/// Starts the timer thread (the lock held; `timer.running` is false).
+fn start_timer(timer: &mut Timer) -> std::io::Result<()> {
+    NEXT_WAKE.store(SCANNING, Ordering::SeqCst);
+    std::thread::Builder::new()
+        .name("anywasm-deadlines".into())
+        .spawn(run_timer)
+        .inspect_err(|_| NEXT_WAKE.store(NEVER, Ordering::SeqCst))?;
+    timer.running = true;
+    Ok(())
+}
 static TIMER_WAKE: Condvar = Condvar::new();
 
 fn arm(state: &Arc<InterruptState>) -> std::io::Result<()> {
@@ -285,22 +372,15 @@ fn arm(state: &Arc<InterruptState>) -> std::io::Result<()> {
         TIMER_WAKE.notify_one();
         return Ok(());
     }
-    NEXT_WAKE.store(SCANNING, Ordering::SeqCst);
-    std::thread::Builder::new()
-        .name("anywasm-deadlines".into())
-        .spawn(run_timer)
-        .inspect_err(|_| {
-            // No thread: the deadline still stops calls at entry and on
-            // engines that poll by themselves; forget the registration so a
-            // later deadline tries again.
-            state.registered.store(false, Ordering::Release);
-            timer
-                .stores
-                .retain(|w| !std::ptr::eq(w.as_ptr(), Arc::as_ptr(state)));
-            NEXT_WAKE.store(NEVER, Ordering::SeqCst);
-        })?;
-    timer.running = true;
-    Ok(())
+    start_timer(&mut timer).inspect_err(|_| {
+        // No thread: the deadline still stops calls at entry and on
+        // engines that poll by themselves; forget the registration so a
+        // later deadline tries again.
+        state.registered.store(false, Ordering::Release);
+        timer
+            .stores
+            .retain(|w| !std::ptr::eq(w.as_ptr(), Arc::as_ptr(state)));
+    })
 }
 
 fn run_timer() {
@@ -331,7 +411,21 @@ fn run_timer() {
         });
         // A store whose last reference was the one upgraded above.
         timer.stores.retain(|weak| weak.strong_count() > 0);
-        if timer.stores.is_empty() {
+        let mut due = Vec::new();
+        while timer.sleepers.peek().is_some_and(|s| s.at <= now) {
+            due.extend(timer.sleepers.pop().map(|s| s.waker));
+        }
+        if !due.is_empty() {
+            // Woken without the lock: a waker may poll (and sleep) at once.
+            drop(timer);
+            due.into_iter().for_each(std::task::Waker::wake);
+            timer = TIMER.lock().unwrap_or_else(|p| p.into_inner());
+            continue;
+        }
+        if let Some(s) = timer.sleepers.peek() {
+            next = next.min(s.at);
+        }
+        if timer.stores.is_empty() && timer.sleepers.is_empty() {
             timer.running = false;
             NEXT_WAKE.store(NEVER, Ordering::SeqCst);
             return;

@@ -386,12 +386,15 @@ where
 /// A guest that waits in an async host function, then loops.
 const WAIT_THEN_SPIN: &str = r#"(module
     (import "host" "wait" (func $wait))
+    (import "host" "hang" (func $hang))
     (func (export "spin") (call $wait) (loop $l (br $l)))
+    (func (export "hang") (call $hang))
     (func (export "plain") (result i32) i32.const 7))"#;
 
 /// Deadlines, interrupts and fuel stop async calls as they stop synchronous
-/// ones, after the call has waited in an async host function; the store
-/// goes on.
+/// ones, after the call has waited in an async host function, and while it
+/// waits there (a host future waiting an hour on the layer's own
+/// [`sleep`](anywasm_core::asynchronous::sleep)); the store goes on.
 pub fn deadlines_and_fuel_stop_async_calls<B: Backend>()
 where
     SigOf<(), i32>: TypedSig<B, Params = (), Results = (i32,)>,
@@ -411,6 +414,14 @@ where
             .func_new_async("host", "wait", FuncType::new([], []), |_, _| {
                 Ok(Box::pin(async {
                     tokio::time::sleep(Duration::from_millis(10)).await;
+                    Ok(AsyncReturn::none())
+                }) as HostFuture<B, ()>)
+            })
+            .unwrap();
+        linker
+            .func_new_async("host", "hang", FuncType::new([], []), |_, _| {
+                Ok(Box::pin(async {
+                    anywasm_core::asynchronous::sleep(Duration::from_secs(3600)).await;
                     Ok(AsyncReturn::none())
                 }) as HostFuture<B, ()>)
             })
@@ -438,6 +449,33 @@ where
                 handle.interrupt();
             });
             let err = spin.call_async(&mut store, ()).await.unwrap_err();
+            assert_eq!(
+                err.trap_code(),
+                Some(anywasm_core::TrapCode::Interrupted),
+                "{} (fuel {fuel}): {err}",
+                B::NAME
+            );
+            stopper.join().unwrap();
+
+            // Waiting in the host function.
+            let hang = inst.get_typed_func::<(), ()>(&mut store, "hang").unwrap();
+            store.set_timeout(Duration::from_millis(100)).unwrap();
+            let started = std::time::Instant::now();
+            let err = hang.call_async(&mut store, ()).await.unwrap_err();
+            assert_eq!(
+                err.trap_code(),
+                Some(anywasm_core::TrapCode::Deadline),
+                "{} (fuel {fuel}): {err}",
+                B::NAME
+            );
+            assert!(started.elapsed() < Duration::from_secs(5), "{}", B::NAME);
+            store.set_deadline(None).unwrap();
+            let handle = store.interrupt_handle().unwrap();
+            let stopper = std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(100));
+                handle.interrupt();
+            });
+            let err = hang.call_async(&mut store, ()).await.unwrap_err();
             assert_eq!(
                 err.trap_code(),
                 Some(anywasm_core::TrapCode::Interrupted),
