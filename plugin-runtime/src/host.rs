@@ -548,11 +548,20 @@ fn result_in<B: Backend>(state: &mut PluginState, r: Result<Vec<u8>, String>) ->
 pub(crate) fn define_all<B: Backend>(
     linker: &mut Linker<B, PluginState>,
     host: &HostFunctions,
+    async_wasi: bool,
 ) -> anywasm::Result<()> {
     use ValType::{I32, I64};
     let t = |p: &[ValType], r: &[ValType]| FuncType::new(p.iter().copied(), r.iter().copied());
     // Only plugins whose manifest grants WASI may import it.
-    anywasm_wasi::add_to_linker(linker, |s: &mut PluginState| &mut s.wasi)?;
+    fn wasi(s: &mut PluginState) -> &mut anywasm_wasi::WasiCtx {
+        &mut s.wasi
+    }
+    if async_wasi {
+        #[cfg(feature = "async")]
+        anywasm_wasi::add_to_linker_async(linker, wasi)?;
+    } else {
+        anywasm_wasi::add_to_linker(linker, wasi)?;
+    }
     crate::extism::define(linker, host)?;
     crate::wapc::define(linker, host)?;
 

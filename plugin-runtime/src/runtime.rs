@@ -91,7 +91,7 @@ impl<B: Backend> RuntimeInner<B> {
     /// Whether `module`.`name` is one of the application's async host
     /// functions.
     pub(crate) fn is_async_import(&self, module: &str, name: &str) -> bool {
-        module == "host" && self.async_imports.contains(name)
+        !self.async_imports.is_empty() && self.async_imports.contains(&format!("{module}.{name}"))
     }
 
     /// Compiles `bytes` (binary or text), or returns the module already
@@ -191,6 +191,8 @@ pub(crate) struct Options {
     pub(crate) cache_entries: usize,
     pub(crate) memory_budget: Option<u64>,
     pub(crate) cache_dir: Option<std::path::PathBuf>,
+    /// WASI's waits as async host functions (see `async_wasi`).
+    pub(crate) async_wasi: bool,
 }
 
 impl Default for Options {
@@ -202,22 +204,42 @@ impl Default for Options {
             cache_entries: DEFAULT_MODULE_CACHE_ENTRIES,
             memory_budget: None,
             cache_dir: None,
+            async_wasi: false,
         }
     }
 }
 
 impl Options {
+    /// The imports that are async host functions, as `module.name`.
+    fn async_imports(&self) -> std::collections::HashSet<String> {
+        #[cfg(feature = "async")]
+        let mut names: std::collections::HashSet<String> = self
+            .host
+            .bytes_async
+            .keys()
+            .map(|n| format!("host.{n}"))
+            .collect();
+        #[cfg(not(feature = "async"))]
+        let mut names = std::collections::HashSet::new();
+        if self.async_wasi {
+            names.insert("wasi_snapshot_preview1.poll_oneoff".to_string());
+            names.insert("wasi_snapshot_preview1.fd_read".to_string());
+        }
+        names
+    }
+
     pub(crate) fn build<B: Backend>(self) -> Result<PluginRuntime<B>> {
         let runtime_err = |source| PluginError::Engine {
             plugin: "<runtime>".into(),
             source,
         };
+        let async_imports = self.async_imports();
         let caps = B::capabilities();
         let mut config = self.config;
         config.consume_fuel(caps.fuel).interruptible(caps.deadline);
         let engine = Engine::<B>::new(&config).map_err(runtime_err)?;
         let mut linker = Linker::new();
-        define_all(&mut linker, &self.host).map_err(runtime_err)?;
+        define_all(&mut linker, &self.host, self.async_wasi).map_err(runtime_err)?;
         let code_cache = self
             .cache_dir
             .map(CodeCache::open)
@@ -241,10 +263,7 @@ impl Options {
                 code_cache_loads: AtomicU64::new(0),
                 budget: self.memory_budget.map(MemoryBudget::new),
                 log: self.host.log.clone(),
-                #[cfg(feature = "async")]
-                async_imports: self.host.bytes_async.keys().cloned().collect(),
-                #[cfg(not(feature = "async"))]
-                async_imports: Default::default(),
+                async_imports,
             }),
         })
     }
@@ -327,6 +346,19 @@ impl<T> RuntimeBuilder<T> {
     /// before. Off by default.
     pub fn cache_dir(mut self, dir: impl Into<std::path::PathBuf>) -> Self {
         self.opts.cache_dir = Some(dir.into());
+        self
+    }
+
+    /// Makes WASI's waits (`poll_oneoff`, reading the host's standard
+    /// input) async host functions (feature `async`; see
+    /// [`anywasm_wasi::add_to_linker_async`]): a WASI plugin that sleeps or
+    /// waits for input in a [`Plugin::call_async`](crate::Plugin::call_async)
+    /// does not block the executor. A plugin that imports either then runs
+    /// only in async calls ([`PluginError::AsyncOnly`] otherwise), and only
+    /// on backends with async calls. Off by default.
+    #[cfg(feature = "async")]
+    pub fn async_wasi(mut self, on: bool) -> Self {
+        self.opts.async_wasi = on;
         self
     }
 }

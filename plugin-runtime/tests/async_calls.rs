@@ -249,11 +249,101 @@ pub fn looping_plugin_does_not_starve_the_runtime<B: Backend>() {
     );
 }
 
+/// A WASI plugin that sleeps in `poll_oneoff` (`nap`, nanoseconds as its
+/// 8-byte input) and answers `done`.
+const NAPPER: &str = r#"(module
+  (import "wasi_snapshot_preview1" "poll_oneoff" (func $poll (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 2)
+  (data (i32.const 200) "done")
+  (func (export "anywasm_alloc") (param i32) (result i32) (i32.const 4096))
+  (func (export "nap") (param $p i32) (param i32) (result i64)
+    (i64.store (i32.const 0) (i64.const 7))
+    (i32.store8 (i32.const 8) (i32.const 0))
+    (i32.store (i32.const 16) (i32.const 1))
+    (i64.store (i32.const 24) (i64.load (local.get $p)))
+    (i64.store (i32.const 32) (i64.const 0))
+    (i32.store16 (i32.const 40) (i32.const 0))
+    (drop (call $poll (i32.const 0) (i32.const 64) (i32.const 1) (i32.const 128)))
+    (i64.or (i64.shl (i64.const 200) (i64.const 32)) (i64.const 4)))
+  (@custom "anywasm.plugin" "{\"abi\":1,\"formats\":[\"raw\"]}"))"#;
+
+/// With `async_wasi`, a WASI plugin sleeping in `poll_oneoff` in an async
+/// call lets other tasks run, and its deadline ends the sleep; without it
+/// the same plugin runs in synchronous calls as before.
+pub fn wasi_sleeps_without_blocking<B: Backend>() {
+    let manifest = |bytes: Vec<u8>| {
+        Manifest::from_bytes("napper", bytes)
+            .format(Format::Raw)
+            .wasi(anywasm_plugin::WasiGrant::new())
+            .limits(Limits {
+                deadline: Some(Duration::from_millis(500)),
+                ..Limits::default()
+            })
+    };
+    let bytes = wat::parse_str(NAPPER).unwrap();
+    let sync_rt = PluginRuntime::<B>::new().unwrap();
+    let sync_plugin = sync_rt.load(manifest(bytes.clone())).unwrap();
+    let ns = 20_000_000u64.to_le_bytes();
+    assert_eq!(
+        sync_plugin.call_raw("nap", &ns).unwrap(),
+        b"done",
+        "{}",
+        B::NAME
+    );
+
+    let rt = match PluginRuntime::<B>::builder().async_wasi(true).build() {
+        Ok(rt) => rt,
+        Err(PluginError::Engine {
+            source: anywasm::Error::Unsupported { .. },
+            ..
+        }) if !B::capabilities().async_calls => return,
+        Err(e) => panic!("{}: {e}", B::NAME),
+    };
+    let plugin = rt.load(manifest(bytes)).unwrap();
+    let r = plugin.call_raw("nap", &ns);
+    assert!(
+        matches!(r, Err(PluginError::AsyncOnly { .. })),
+        "{}: {r:?}",
+        B::NAME
+    );
+    let exec = current_thread();
+    exec.block_on(async {
+        let ticks = Arc::new(AtomicUsize::new(0));
+        let ticker = {
+            let ticks = ticks.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                    ticks.fetch_add(1, Ordering::SeqCst);
+                }
+            })
+        };
+        let ns = 200_000_000u64.to_le_bytes();
+        assert_eq!(plugin.call_raw_async("nap", &ns).await.unwrap(), b"done");
+        let during = ticks.load(Ordering::SeqCst);
+        ticker.abort();
+        assert!(
+            during >= 10,
+            "{}: {during} ticks during a 200 ms nap",
+            B::NAME
+        );
+        let ns = 10_000_000_000u64.to_le_bytes();
+        let started = Instant::now();
+        let r = plugin.call_raw_async("nap", &ns).await;
+        assert!(
+            matches!(r, Err(PluginError::Deadline { .. })),
+            "{}: {r:?}",
+            B::NAME
+        );
+        assert!(started.elapsed() < Duration::from_secs(5), "{}", B::NAME);
+    });
+}
+
 macro_rules! async_tests {
     ($name:ident, $b:ty) => {
         mod $name {
             async_tests!(@cases $b; async_host_functions_wait_concurrently,
-                looping_plugin_does_not_starve_the_runtime);
+                looping_plugin_does_not_starve_the_runtime, wasi_sleeps_without_blocking);
         }
     };
     (@cases $b:ty; $($case:ident),*) => {

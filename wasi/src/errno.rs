@@ -11,6 +11,8 @@ pub const SUCCESS: Errno = 0;
 pub const TOOBIG: Errno = 1;
 /// Permission denied.
 pub const ACCES: Errno = 2;
+/// Resource unavailable, try again.
+pub const AGAIN: Errno = 6;
 /// Bad file descriptor.
 pub const BADF: Errno = 8;
 /// File exists.

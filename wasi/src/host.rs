@@ -9,7 +9,7 @@
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use anywasm_core::{Backend, Caller, Error, FuncType, Linker, Result, Val, ValType};
+use anywasm_core::{AsContextMut, Backend, Caller, Error, FuncType, Linker, Result, Val, ValType};
 use cap_fs_ext::{DirExt, FollowSymlinks, OpenOptionsFollowExt};
 use cap_std::fs::OpenOptions;
 
@@ -186,14 +186,133 @@ where
         .ok_or_else(|| Error::InvalidArgument(format!("no WASI function `{name}`")))?;
     let f: Box<Body<B, T>> = Box::new(f);
     linker.func_new(MODULE, name, ty, move |mut caller, p, r| {
-        r[0] = Val::I32(match f(&mut caller, p) {
-            Ok(()) => i32::from(errno::SUCCESS),
-            Err(Fail::Errno(e)) => i32::from(e),
-            Err(Fail::Host(e)) => return Err(e),
-        });
+        r[0] = errno_of(f(&mut caller, p))?;
         Ok(())
     })?;
     Ok(())
+}
+
+/// What an async WASI function does after its synchronous part.
+#[cfg(feature = "async")]
+enum Step<B: Backend, T: Send + 'static> {
+    /// Finished.
+    Done,
+    /// Wait for `until` (without blocking the executor), then finish with
+    /// `then`.
+    Wait {
+        until: anywasm_core::BoxFuture<'static, ()>,
+        then: Box<Then<B, T>>,
+    },
+}
+
+#[cfg(feature = "async")]
+type Then<B, T> =
+    dyn FnOnce(&mut anywasm_core::StoreContextMut<'_, B, T>) -> R<()> + Send + 'static;
+
+/// The errno of a body's result, or its error for the host.
+fn errno_of<B: Backend>(r: R<()>) -> Result<Val<B>> {
+    Ok(Val::I32(match r {
+        Ok(()) => i32::from(errno::SUCCESS),
+        Err(Fail::Errno(e)) => i32::from(e),
+        Err(Fail::Host(e)) => return Err(e),
+    }))
+}
+
+/// Defines one function from [`FUNCTIONS`] as an async host function: the
+/// body runs at once, and may ask to wait before it finishes.
+#[cfg(feature = "async")]
+fn def_async<B, T, F>(linker: &mut Linker<B, T>, name: &str, f: F) -> Result<()>
+where
+    B: Backend,
+    T: Send + 'static,
+    F: Fn(&mut Caller<'_, B, T>, &[Val<B>]) -> R<Step<B, T>> + Send + Sync + 'static,
+{
+    use anywasm_core::{AsyncReturn, HostFuture};
+    let ty = function_type(name)
+        .ok_or_else(|| Error::InvalidArgument(format!("no WASI function `{name}`")))?;
+    linker.func_new_async(MODULE, name, ty, move |mut caller, p| {
+        let (until, then) = match f(&mut caller, p) {
+            Ok(Step::Wait { until, then }) => (until, then),
+            done => {
+                let v = errno_of(done.map(|_| ()))?;
+                return Ok(
+                    Box::pin(async move { Ok(AsyncReturn::values([v])) }) as HostFuture<B, T>
+                );
+            }
+        };
+        Ok(Box::pin(async move {
+            until.await;
+            Ok(AsyncReturn::with_store(move |mut ctx, r| {
+                r[0] = errno_of(then(&mut ctx))?;
+                Ok(())
+            }))
+        }) as HostFuture<B, T>)
+    })?;
+    Ok(())
+}
+
+/// [`add_to_linker`] for async calls (feature `async`): `poll_oneoff` and
+/// `fd_read` of the host's standard input wait in async host functions, so
+/// a program that sleeps or waits for input does not block the executor's
+/// thread (the layer's own timer wakes it: any executor will do). As with
+/// every async host function, the store then takes only async calls, and
+/// the store's deadline and interrupts end the wait. The other functions
+/// are the same as in [`add_to_linker`].
+///
+/// If the host's standard input stops being ready between the wait and
+/// the read (another reader took the data), the read answers `EAGAIN`
+/// rather than block, and `poll_oneoff` reports no event, as a poll that
+/// timed out.
+#[cfg(feature = "async")]
+pub fn add_to_linker_async<B: Backend, T: Send + 'static>(
+    linker: &mut Linker<B, T>,
+    get: fn(&mut T) -> &mut WasiCtx,
+) -> Result<()> {
+    use crate::poll::{PollArgs, look, stdin_ready};
+    add_all(linker, get, false)?;
+    def_async(linker, "poll_oneoff", move |c, p| {
+        let m = Mem::of(c, get)?;
+        let a = PollArgs::new(c, &m, p, get)?;
+        let Some(wait) = look(c, &m, &a, get)? else {
+            return Ok(Step::Done);
+        };
+        Ok(Step::Wait {
+            until: Box::pin(crate::poll::until_ready(wait)),
+            then: Box::new(move |ctx| {
+                if look(ctx, &m, &a, get)?.is_some() {
+                    m.put_u32(ctx, a.nevents_ptr(), 0)?;
+                }
+                Ok(())
+            }),
+        })
+    })?;
+    // Never blocks: after the first read, data that is not there yet is a
+    // short count (the read so far), as from a pipe.
+    fn stdin_now<C>(_: &mut C) -> R<()> {
+        if stdin_ready() {
+            Ok(())
+        } else {
+            Err(errno::AGAIN.into())
+        }
+    }
+    def_async(linker, "fd_read", move |c, p| {
+        let fd = arg(&p[0]);
+        let ctx = get(c.data_mut());
+        let stdin = matches!(entry(ctx, fd, rights::FD_READ)?.fd, Fd::Stdin);
+        let m = Mem::of(c, get)?;
+        if !(stdin && get(c.data_mut()).stdin_is_inherited() && !stdin_ready()) {
+            fd_read(c, &m, p, get, stdin_now)?;
+            return Ok(Step::Done);
+        }
+        let p = p.to_vec();
+        Ok(Step::Wait {
+            until: Box::pin(crate::poll::until_ready(crate::poll::Wait {
+                clock: None,
+                stdin: true,
+            })),
+            then: Box::new(move |ctx| fd_read(ctx, &m, &p, get, stdin_now)),
+        })
+    })
 }
 
 /// Adds `wasi_snapshot_preview1` to `linker`. `get` finds the program's
@@ -202,9 +321,19 @@ pub fn add_to_linker<B: Backend, T: Send + 'static>(
     linker: &mut Linker<B, T>,
     get: fn(&mut T) -> &mut WasiCtx,
 ) -> Result<()> {
-    args_and_clocks(linker, get)?;
+    add_all(linker, get, true)
+}
+
+/// Every function; the two that wait (`poll_oneoff`, `fd_read`) only if
+/// `waits` (the async linker defines its own).
+fn add_all<B: Backend, T: Send + 'static>(
+    linker: &mut Linker<B, T>,
+    get: fn(&mut T) -> &mut WasiCtx,
+    waits: bool,
+) -> Result<()> {
+    args_and_clocks(linker, get, waits)?;
     descriptors(linker, get)?;
-    reads_and_writes(linker, get)?;
+    reads_and_writes(linker, get, waits)?;
     directories(linker, get)?;
     paths(linker, get)?;
     Ok(())
@@ -257,6 +386,7 @@ fn clock_resolution(id: u32) -> u64 {
 fn args_and_clocks<B: Backend, T: Send + 'static>(
     linker: &mut Linker<B, T>,
     get: fn(&mut T) -> &mut WasiCtx,
+    waits: bool,
 ) -> Result<()> {
     for (sizes_name, list_name, is_env) in [
         ("args_sizes_get", "args_get", false),
@@ -326,9 +456,11 @@ fn args_and_clocks<B: Backend, T: Send + 'static>(
         |_c, p, _r| Err(Error::Exit(p[0].as_i32().unwrap_or(0))),
     )?;
     def(linker, "proc_raise", |_, _| Err(errno::NOSYS.into()))?;
-    def(linker, "poll_oneoff", move |c, p| {
-        crate::poll::poll_oneoff(c, p, get)
-    })?;
+    if waits {
+        def(linker, "poll_oneoff", move |c, p| {
+            crate::poll::poll_oneoff(c, p, get)
+        })?;
+    }
     for name in [
         "sock_accept",
         "sock_recv",
@@ -501,22 +633,38 @@ fn preopen_name(ctx: &mut WasiCtx, fd: u32) -> R<String> {
     }
 }
 
-/// Reads standard input once it has data, without blocking the host past
-/// the store's deadline or an interrupt.
-fn read_stdin<B: Backend, T: Send + 'static>(
-    c: &mut Caller<'_, B, T>,
+/// `fd_read`; `wait_stdin` waits until the host's standard input has data
+/// (or refuses to), before each read of it.
+fn fd_read<B: Backend, T: Send + 'static, C: AsContextMut<Backend = B, Data = T>>(
+    c: &mut C,
+    m: &Mem<B>,
+    p: &[Val<B>],
     get: fn(&mut T) -> &mut WasiCtx,
-    buf: &mut [u8],
-) -> R<usize> {
-    if get(c.data_mut()).stdin_is_inherited() {
-        crate::poll::wait_stdin_readable(c)?;
-    }
-    Ok(get(c.data_mut()).read_stdin(buf)?)
+    wait_stdin: impl Fn(&mut C) -> R<()>,
+) -> R<()> {
+    let fd = arg(&p[0]);
+    entry(get(c.as_context_mut().data_mut()), fd, rights::FD_READ)?;
+    let n = m.scatter(c, arg(&p[1]), arg(&p[2]), |c, chunk| {
+        {
+            let mut ctx = c.as_context_mut();
+            match &mut entry(get(ctx.data_mut()), fd, rights::FD_READ)?.fd {
+                Fd::File(f) => return Ok(f.file.read(chunk)?),
+                Fd::Stdin => {}
+                _ => return Err(errno::BADF.into()),
+            }
+        }
+        if get(c.as_context_mut().data_mut()).stdin_is_inherited() {
+            wait_stdin(c)?;
+        }
+        Ok(get(c.as_context_mut().data_mut()).read_stdin(chunk)?)
+    })?;
+    m.put_u32(c, arg(&p[3]), n as u32)
 }
 
 fn reads_and_writes<B: Backend, T: Send + 'static>(
     linker: &mut Linker<B, T>,
     get: fn(&mut T) -> &mut WasiCtx,
+    waits: bool,
 ) -> Result<()> {
     def(linker, "fd_write", move |c, p| {
         let m = Mem::of(c, get)?;
@@ -538,19 +686,12 @@ fn reads_and_writes<B: Backend, T: Send + 'static>(
         })?;
         m.put_u32(c, arg(&p[3]), n as u32)
     })?;
-    def(linker, "fd_read", move |c, p| {
-        let m = Mem::of(c, get)?;
-        let fd = arg(&p[0]);
-        entry(get(c.data_mut()), fd, rights::FD_READ)?;
-        let n = m.scatter(c, arg(&p[1]), arg(&p[2]), |c, chunk| {
-            match &mut entry(get(c.data_mut()), fd, rights::FD_READ)?.fd {
-                Fd::File(f) => Ok(f.file.read(chunk)?),
-                Fd::Stdin => read_stdin(c, get, chunk),
-                _ => Err(errno::BADF.into()),
-            }
+    if waits {
+        def(linker, "fd_read", move |c, p| {
+            let m = Mem::of(c, get)?;
+            fd_read(c, &m, p, get, |c| crate::poll::wait_stdin_readable(c))
         })?;
-        m.put_u32(c, arg(&p[3]), n as u32)
-    })?;
+    }
     // Positioned reads and writes leave the descriptor's position where it was.
     def(linker, "fd_pwrite", move |c, p| {
         let m = Mem::of(c, get)?;

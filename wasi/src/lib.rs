@@ -69,6 +69,8 @@ use anywasm_core::{Backend, Engine, Error, Linker, Module, Result, Store};
 pub use ctx::{
     Captured, DEFAULT_MAX_OPEN_FILES, Lines, Output, Preopen, Stdin, WasiConfig, WasiCtx,
 };
+#[cfg(feature = "async")]
+pub use host::add_to_linker_async;
 pub use host::{FUNCTIONS, add_to_linker, function_type};
 
 /// Runs a WASI command module (`_start`) and returns its exit status: 0 if

@@ -3,7 +3,7 @@
 //! written or allocated, and data moves between guest memory and files in
 //! bounded chunks.
 
-use anywasm_core::{Backend, Caller, Error, Memory};
+use anywasm_core::{AsContext, AsContextMut, Backend, Caller, Error, Memory};
 
 use crate::ctx::WasiCtx;
 use crate::errno::{self, Errno};
@@ -39,6 +39,7 @@ impl From<std::io::Error> for Fail {
 pub(crate) type R<T> = std::result::Result<T, Fail>;
 
 /// The program's memory.
+#[derive(Clone)]
 pub(crate) struct Mem<B: Backend> {
     memory: Memory<B>,
 }
@@ -63,9 +64,9 @@ impl<B: Backend> Mem<B> {
     }
 
     /// `len` bytes at `ptr`, or `EFAULT`.
-    pub(crate) fn bytes<'a, T: Send + 'static>(
+    pub(crate) fn bytes<'a, C: AsContext<Backend = B>>(
         &self,
-        c: &'a Caller<'_, B, T>,
+        c: &'a C,
         ptr: u32,
         len: u64,
     ) -> R<&'a [u8]> {
@@ -75,9 +76,9 @@ impl<B: Backend> Mem<B> {
     }
 
     /// `len` bytes at `ptr`, mutably, or `EFAULT`.
-    pub(crate) fn bytes_mut<'a, T: Send + 'static>(
+    pub(crate) fn bytes_mut<'a, C: AsContextMut<Backend = B>>(
         &self,
-        c: &'a mut Caller<'_, B, T>,
+        c: &'a mut C,
         ptr: u32,
         len: u64,
     ) -> R<&'a mut [u8]> {
@@ -86,9 +87,9 @@ impl<B: Backend> Mem<B> {
             .map_err(|_| Fail::Errno(errno::FAULT))
     }
 
-    pub(crate) fn write<T: Send + 'static>(
+    pub(crate) fn write<C: AsContextMut<Backend = B>>(
         &self,
-        c: &mut Caller<'_, B, T>,
+        c: &mut C,
         ptr: u32,
         bytes: &[u8],
     ) -> R<()> {
@@ -97,36 +98,31 @@ impl<B: Backend> Mem<B> {
         Ok(())
     }
 
-    pub(crate) fn put_u32<T: Send + 'static>(
+    pub(crate) fn put_u32<C: AsContextMut<Backend = B>>(
         &self,
-        c: &mut Caller<'_, B, T>,
+        c: &mut C,
         ptr: u32,
         v: u32,
     ) -> R<()> {
         self.write(c, ptr, &v.to_le_bytes())
     }
 
-    pub(crate) fn put_u64<T: Send + 'static>(
+    pub(crate) fn put_u64<C: AsContextMut<Backend = B>>(
         &self,
-        c: &mut Caller<'_, B, T>,
+        c: &mut C,
         ptr: u32,
         v: u64,
     ) -> R<()> {
         self.write(c, ptr, &v.to_le_bytes())
     }
 
-    pub(crate) fn get_u32<T: Send + 'static>(&self, c: &Caller<'_, B, T>, ptr: u32) -> R<u32> {
+    pub(crate) fn get_u32<C: AsContext<Backend = B>>(&self, c: &C, ptr: u32) -> R<u32> {
         let b = self.bytes(c, ptr, 4)?;
         Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
     }
 
     /// A path: at most [`MAX_PATH`] bytes of UTF-8.
-    pub(crate) fn path<T: Send + 'static>(
-        &self,
-        c: &Caller<'_, B, T>,
-        ptr: u32,
-        len: u32,
-    ) -> R<String> {
+    pub(crate) fn path<C: AsContext<Backend = B>>(&self, c: &C, ptr: u32, len: u32) -> R<String> {
         let bytes = self.bytes(c, ptr, u64::from(len))?;
         if len > MAX_PATH {
             return Err(errno::NAMETOOLONG.into());
@@ -135,17 +131,12 @@ impl<B: Backend> Mem<B> {
     }
 
     /// Checks that an array of `count` iovecs at `iovs` lies in memory.
-    fn check_iovecs<T: Send + 'static>(
-        &self,
-        c: &Caller<'_, B, T>,
-        iovs: u32,
-        count: u32,
-    ) -> R<()> {
+    fn check_iovecs<C: AsContext<Backend = B>>(&self, c: &C, iovs: u32, count: u32) -> R<()> {
         self.bytes(c, iovs, u64::from(count) * 8).map(drop)
     }
 
     /// The `(buf, len)` of iovec `i` of the array at `iovs`.
-    fn iovec<T: Send + 'static>(&self, c: &Caller<'_, B, T>, iovs: u32, i: u32) -> R<(u32, u32)> {
+    fn iovec<C: AsContext<Backend = B>>(&self, c: &C, iovs: u32, i: u32) -> R<(u32, u32)> {
         let at = i
             .checked_mul(8)
             .and_then(|off| iovs.checked_add(off))
@@ -156,12 +147,12 @@ impl<B: Backend> Mem<B> {
     /// Writes the program's iovecs to `sink`, chunk by chunk, up to
     /// [`MAX_TRANSFER`] bytes. Stops at a short write; an error after some
     /// bytes went out is reported as the count so far, as POSIX does.
-    pub(crate) fn gather<T: Send + 'static>(
+    pub(crate) fn gather<C: AsContextMut<Backend = B>>(
         &self,
-        c: &mut Caller<'_, B, T>,
+        c: &mut C,
         iovs: u32,
         count: u32,
-        mut sink: impl FnMut(&mut Caller<'_, B, T>, &[u8]) -> R<usize>,
+        mut sink: impl FnMut(&mut C, &[u8]) -> R<usize>,
     ) -> R<usize> {
         self.check_iovecs(c, iovs, count)?;
         let mut buf = Vec::new();
@@ -195,12 +186,12 @@ impl<B: Backend> Mem<B> {
     /// Fills the program's iovecs from `source`, chunk by chunk, up to
     /// [`MAX_TRANSFER`] bytes; a short read (end of file, or a stream with
     /// no more data now) ends the call.
-    pub(crate) fn scatter<T: Send + 'static>(
+    pub(crate) fn scatter<C: AsContextMut<Backend = B>>(
         &self,
-        c: &mut Caller<'_, B, T>,
+        c: &mut C,
         iovs: u32,
         count: u32,
-        mut source: impl FnMut(&mut Caller<'_, B, T>, &mut [u8]) -> R<usize>,
+        mut source: impl FnMut(&mut C, &mut [u8]) -> R<usize>,
     ) -> R<usize> {
         self.check_iovecs(c, iovs, count)?;
         let mut buf = Vec::new();

@@ -6,7 +6,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use anywasm_core::{Backend, Caller, Val};
+use anywasm_core::{AsContextMut, Backend, Caller, Val};
 
 use crate::ctx::{Fd, WasiCtx};
 use crate::errno::{self, Errno};
@@ -22,7 +22,7 @@ const TYPE_FD_WRITE: u8 = 2;
 const CLOCK_ABSTIME: u16 = 1;
 const EVENT_HANGUP: u16 = 1;
 /// How often a wait on the host's standard input looks again.
-const STDIN_POLL: Duration = Duration::from_millis(10);
+pub(crate) const STDIN_POLL: Duration = Duration::from_millis(10);
 
 fn le_u64(b: &[u8]) -> u64 {
     u64::from_le_bytes(b[..8].try_into().unwrap_or_default())
@@ -37,7 +37,7 @@ enum State {
 }
 
 /// Whether the host's standard input has data (or end of file) now.
-fn stdin_ready() -> bool {
+pub(crate) fn stdin_ready() -> bool {
     #[cfg(unix)]
     {
         let mut fds = [libc::pollfd {
@@ -98,91 +98,185 @@ fn fd_state(ctx: &mut WasiCtx, fd: u32, kind: u8) -> State {
     }
 }
 
+/// A `poll_oneoff` call's arguments, checked, and when it was entered.
+#[derive(Clone, Copy)]
+pub(crate) struct PollArgs {
+    input: u32,
+    output: u32,
+    count: u32,
+    nevents: u32,
+    /// Monotonic and real time at entry (relative clocks count from it).
+    entered: u64,
+    entered_realtime: u64,
+}
+
+impl PollArgs {
+    /// Where the number of events goes.
+    #[cfg(feature = "async")]
+    pub(crate) fn nevents_ptr(&self) -> u32 {
+        self.nevents
+    }
+
+    /// Checks every area the call touches, before it does anything.
+    pub(crate) fn new<B: Backend, T: Send + 'static, C: AsContextMut<Backend = B, Data = T>>(
+        c: &mut C,
+        m: &Mem<B>,
+        p: &[Val<B>],
+        get: fn(&mut T) -> &mut WasiCtx,
+    ) -> R<Self> {
+        let (input, output, count, nevents) = (arg(&p[0]), arg(&p[1]), arg(&p[2]), arg(&p[3]));
+        if count == 0 {
+            return Err(errno::INVAL.into());
+        }
+        m.bytes(c, input, u64::from(count) * SUBSCRIPTION)?;
+        m.bytes(c, output, u64::from(count) * EVENT)?;
+        m.bytes(c, nevents, 4)?;
+        Ok(Self {
+            input,
+            output,
+            count,
+            nevents,
+            entered: monotonic(get(c.as_context_mut().data_mut())),
+            entered_realtime: SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)),
+        })
+    }
+}
+
+/// What to wait for when no subscription is ready.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Wait {
+    /// Until the earliest clock (from now), if any.
+    pub(crate) clock: Option<Duration>,
+    /// Also until the host's standard input has data.
+    pub(crate) stdin: bool,
+}
+
+impl Wait {
+    /// How long to sleep before looking again.
+    pub(crate) fn slice(&self) -> Duration {
+        let wait = self.clock.unwrap_or(Duration::MAX);
+        if self.stdin {
+            wait.min(STDIN_POLL)
+        } else {
+            wait
+        }
+    }
+}
+
 /// Clock subscriptions fire when their time comes; fd subscriptions report
 /// readiness (regular files always; standard input when it has data or
-/// ends; standard output and error always for writing). With nothing ready
-/// it sleeps until the earliest clock, interruptibly.
+/// ends; standard output and error always for writing). One look: writes
+/// the events that are ready and their number, or says what to wait for.
+pub(crate) fn look<B: Backend, T: Send + 'static, C: AsContextMut<Backend = B, Data = T>>(
+    c: &mut C,
+    m: &Mem<B>,
+    a: &PollArgs,
+    get: fn(&mut T) -> &mut WasiCtx,
+) -> R<Option<Wait>> {
+    let now = monotonic(get(c.as_context_mut().data_mut()));
+    let mut ready = 0u32;
+    let mut next: Option<u64> = None;
+    let mut stdin_waits = false;
+    for i in 0..a.count {
+        let at = a.input + i * SUBSCRIPTION as u32;
+        let sub = m.bytes(c, at, SUBSCRIPTION)?;
+        let (userdata, kind) = (le_u64(&sub[0..8]), sub[8]);
+        let state = match kind {
+            TYPE_CLOCK => {
+                let clock = u32::from_le_bytes(sub[16..20].try_into().unwrap_or_default());
+                let timeout = le_u64(&sub[24..32]);
+                let absolute = u16::from_le_bytes(sub[40..42].try_into().unwrap_or_default())
+                    & CLOCK_ABSTIME
+                    != 0;
+                let due = match (clock, absolute) {
+                    (0 | 1, false) => Some(a.entered.saturating_add(timeout)),
+                    (1, true) => Some(timeout),
+                    (0, true) => Some(
+                        a.entered
+                            .saturating_add(timeout.saturating_sub(a.entered_realtime)),
+                    ),
+                    _ => None,
+                };
+                match (clock, due) {
+                    (2 | 3, _) => State::Ready(errno::NOTSUP, 0, 0),
+                    (_, None) => State::Ready(errno::INVAL, 0, 0),
+                    (_, Some(d)) if d <= now => State::Ready(errno::SUCCESS, 0, 0),
+                    (_, Some(d)) => State::Waiting(Some(d)),
+                }
+            }
+            TYPE_FD_READ | TYPE_FD_WRITE => {
+                let fd = u32::from_le_bytes(sub[16..20].try_into().unwrap_or_default());
+                fd_state(get(c.as_context_mut().data_mut()), fd, kind)
+            }
+            _ => return Err(errno::INVAL.into()),
+        };
+        match state {
+            State::Waiting(Some(d)) => next = Some(next.map_or(d, |n| n.min(d))),
+            State::Waiting(None) => stdin_waits = true,
+            State::Ready(error, nbytes, flags) => {
+                let mut e = [0u8; EVENT as usize];
+                e[0..8].copy_from_slice(&userdata.to_le_bytes());
+                e[8..10].copy_from_slice(&error.to_le_bytes());
+                e[10] = kind;
+                if kind != TYPE_CLOCK {
+                    e[16..24].copy_from_slice(&nbytes.to_le_bytes());
+                    e[24..26].copy_from_slice(&flags.to_le_bytes());
+                }
+                m.write(c, a.output + ready * EVENT as u32, &e)?;
+                ready += 1;
+            }
+        }
+    }
+    if ready > 0 {
+        m.put_u32(c, a.nevents, ready)?;
+        return Ok(None);
+    }
+    Ok(Some(Wait {
+        clock: next.map(|n| Duration::from_nanos(n.saturating_sub(now))),
+        stdin: stdin_waits,
+    }))
+}
+
+/// `poll_oneoff`: with nothing ready it sleeps until the earliest clock,
+/// interruptibly, and looks again.
 pub(crate) fn poll_oneoff<B: Backend, T: Send + 'static>(
     c: &mut Caller<'_, B, T>,
     p: &[Val<B>],
     get: fn(&mut T) -> &mut WasiCtx,
 ) -> R<()> {
     let m = Mem::of(c, get)?;
-    let (input, output, count, nevents) = (arg(&p[0]), arg(&p[1]), arg(&p[2]), arg(&p[3]));
-    if count == 0 {
-        return Err(errno::INVAL.into());
+    let a = PollArgs::new(c, &m, p, get)?;
+    while let Some(wait) = look(c, &m, &a, get)? {
+        c.sleep(wait.slice()).map_err(Fail::Host)?;
     }
-    // Every area the call touches, before it does anything.
-    m.bytes(c, input, u64::from(count) * SUBSCRIPTION)?;
-    m.bytes(c, output, u64::from(count) * EVENT)?;
-    m.bytes(c, nevents, 4)?;
-    let entered = monotonic(get(c.data_mut()));
-    let entered_realtime = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+    Ok(())
+}
+
+/// Waits (on the layer's timer, any executor) until `wait`'s clock comes or,
+/// if it waits for standard input too, until that has data.
+#[cfg(feature = "async")]
+pub(crate) async fn until_ready(wait: Wait) {
+    let end = wait
+        .clock
+        .and_then(|d| std::time::Instant::now().checked_add(d));
     loop {
-        let now = monotonic(get(c.data_mut()));
-        let mut ready = 0u32;
-        let mut next: Option<u64> = None;
-        let mut stdin_waits = false;
-        for i in 0..count {
-            let at = input + i * SUBSCRIPTION as u32;
-            let sub = m.bytes(c, at, SUBSCRIPTION)?;
-            let (userdata, kind) = (le_u64(&sub[0..8]), sub[8]);
-            let state = match kind {
-                TYPE_CLOCK => {
-                    let clock = u32::from_le_bytes(sub[16..20].try_into().unwrap_or_default());
-                    let timeout = le_u64(&sub[24..32]);
-                    let absolute = u16::from_le_bytes(sub[40..42].try_into().unwrap_or_default())
-                        & CLOCK_ABSTIME
-                        != 0;
-                    let due = match (clock, absolute) {
-                        (0 | 1, false) => Some(entered.saturating_add(timeout)),
-                        (1, true) => Some(timeout),
-                        (0, true) => {
-                            Some(entered.saturating_add(timeout.saturating_sub(entered_realtime)))
-                        }
-                        _ => None,
-                    };
-                    match (clock, due) {
-                        (2 | 3, _) => State::Ready(errno::NOTSUP, 0, 0),
-                        (_, None) => State::Ready(errno::INVAL, 0, 0),
-                        (_, Some(d)) if d <= now => State::Ready(errno::SUCCESS, 0, 0),
-                        (_, Some(d)) => State::Waiting(Some(d)),
-                    }
-                }
-                TYPE_FD_READ | TYPE_FD_WRITE => {
-                    let fd = u32::from_le_bytes(sub[16..20].try_into().unwrap_or_default());
-                    fd_state(get(c.data_mut()), fd, kind)
-                }
-                _ => return Err(errno::INVAL.into()),
-            };
-            match state {
-                State::Waiting(Some(d)) => next = Some(next.map_or(d, |n| n.min(d))),
-                State::Waiting(None) => stdin_waits = true,
-                State::Ready(error, nbytes, flags) => {
-                    let mut e = [0u8; EVENT as usize];
-                    e[0..8].copy_from_slice(&userdata.to_le_bytes());
-                    e[8..10].copy_from_slice(&error.to_le_bytes());
-                    e[10] = kind;
-                    if kind != TYPE_CLOCK {
-                        e[16..24].copy_from_slice(&nbytes.to_le_bytes());
-                        e[24..26].copy_from_slice(&flags.to_le_bytes());
-                    }
-                    m.write(c, output + ready * EVENT as u32, &e)?;
-                    ready += 1;
-                }
-            }
+        if wait.stdin && stdin_ready() {
+            return;
         }
-        if ready > 0 {
-            return m.put_u32(c, nevents, ready);
+        let left = match end {
+            Some(end) => end.saturating_duration_since(std::time::Instant::now()),
+            None => Duration::MAX,
+        };
+        if left.is_zero() {
+            return;
         }
-        let mut wait = next.map_or(Duration::MAX, |n| {
-            Duration::from_nanos(n.saturating_sub(now))
-        });
-        if stdin_waits {
-            wait = wait.min(STDIN_POLL);
-        }
-        c.sleep(wait).map_err(Fail::Host)?;
+        let slice = if wait.stdin {
+            left.min(STDIN_POLL)
+        } else {
+            left
+        };
+        anywasm_core::asynchronous::sleep(slice).await;
     }
 }
