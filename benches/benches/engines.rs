@@ -780,8 +780,63 @@ fn extism_echo<V: Serialize + serde::de::DeserializeOwned>(
 #[cfg(not(feature = "extism"))]
 fn extism_reference(_: &mut Criterion) {}
 
+/// Polls a future on this thread until it completes, with a waker that
+/// does nothing: a call that never waits completes in its first poll, so
+/// this measures the async call itself, not an executor.
+fn poll_to_end<F: std::future::Future>(f: F) -> F::Output {
+    let mut f = std::pin::pin!(f);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    loop {
+        if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+            return v;
+        }
+    }
+}
+
+/// The same call synchronously and asynchronously, per backend: a typed
+/// call of the empty function, and a plugin's empty raw call.
+fn async_overhead<B: Backend>(g: &mut BenchmarkGroup<WallTime>)
+where
+    anywasm::SigOf<(), ()>: anywasm::TypedSig<B, Params = (), Results = ()>,
+{
+    let mut l = layer::<B>(&Config::new());
+    let f = l
+        .instance
+        .get_typed_func::<(), ()>(&mut l.store, "empty")
+        .unwrap();
+    if !B::capabilities().async_calls {
+        return;
+    }
+    g.bench_function(format!("call_sync/{}", B::NAME), |b| {
+        b.iter(|| f.call(&mut l.store, ()).unwrap())
+    });
+    g.bench_function(format!("call_async/{}", B::NAME), |b| {
+        b.iter(|| poll_to_end(f.call_async(&mut l.store, ())).unwrap())
+    });
+    let runtime = PluginRuntime::<B>::new().unwrap();
+    let raw = runtime
+        .load(Manifest::from_bytes("echo-raw", ECHO_PLUGIN_WAT).format(Format::Raw))
+        .unwrap();
+    g.bench_function(format!("plugin_sync/{}", B::NAME), |b| {
+        b.iter(|| raw.call_raw("echo", b"").unwrap())
+    });
+    g.bench_function(format!("plugin_async/{}", B::NAME), |b| {
+        b.iter(|| poll_to_end(raw.call_raw_async("echo", b"")).unwrap())
+    });
+}
+
+fn async_calls(c: &mut Criterion) {
+    let mut g = c.benchmark_group("async");
+    short(&mut g);
+    async_overhead::<anywasm::Wasmtime>(&mut g);
+    async_overhead::<anywasm::Wasmi>(&mut g);
+    async_overhead::<anywasm::Wasmer>(&mut g);
+    g.finish();
+}
+
 criterion_group!(
     benches,
+    async_calls,
     calls_and_compute,
     fuel_metering,
     compiling,

@@ -404,6 +404,43 @@ fn main() {
         let f = |v: Option<f64>| v.map_or("—".into(), human);
         let _ = writeln!(md, "| {e} | {} | {} | {ratio} |", f(off), f(on));
     }
+    let _ = writeln!(md, "\n## Async calls against synchronous ones (anywasm)\n");
+    let _ = writeln!(
+        md,
+        "The same call made synchronously and with `call_async` (polled to its end on the calling \
+         thread, so no executor is measured): a typed call of an empty function, and a plugin's \
+         empty raw call (`call_raw` / `call_raw_async`). wasmtime runs an async call on a fiber \
+         of its own, switched to and back per call; wasmi runs it as a resumable call through \
+         the layer's dynamic call path. A plugin call is two wasm calls (allocation, then the \
+         function). wasmer has no async calls (`Unsupported`).\n"
+    );
+    let _ = writeln!(
+        md,
+        "| engine | call, sync | call, async | async / sync | plugin call, sync | plugin call, async | async / sync |"
+    );
+    let _ = writeln!(md, "|---|---|---|---|---|---|---|");
+    for e in ENGINES {
+        let f = |v: Option<f64>| v.map_or("—".into(), human);
+        let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
+            (Some(a), Some(b)) => format!("{:.2}", b / a),
+            _ => "—".into(),
+        };
+        let (cs, ca) = (get("async", "call_sync", e), get("async", "call_async", e));
+        let (ps, pa) = (
+            get("async", "plugin_sync", e),
+            get("async", "plugin_async", e),
+        );
+        let _ = writeln!(
+            md,
+            "| {e} | {} | {} | {} | {} | {} | {} |",
+            f(cs),
+            f(ca),
+            ratio(cs, ca),
+            f(ps),
+            f(pa),
+            ratio(ps, pa)
+        );
+    }
     let _ = writeln!(md, "\n## Plugin round trip (echo plugin, per call)\n");
     let _ = writeln!(
         md,
