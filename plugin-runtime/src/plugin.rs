@@ -279,19 +279,32 @@ fn wait_until<'a, T>(
         if ready(&mut guard) {
             return Ok(guard);
         }
-        if cancels.epoch.load(Ordering::SeqCst) != epoch {
-            return Err(WaitFailed::Cancelled);
-        }
-        let waited = started.elapsed();
-        if timeout.is_some_and(|t| waited >= t) {
-            return Err(WaitFailed::TimedOut(waited));
-        }
-        let slice = timeout.map_or(WAIT_SLICE, |t| (t - waited).min(WAIT_SLICE));
+        let slice = next_look(started, timeout, cancels, epoch, WAIT_SLICE)?;
         guard = cv
             .wait_timeout(guard, slice)
             .unwrap_or_else(|e| e.into_inner())
             .0;
     }
+}
+
+/// For a wait that found nothing yet: gives up (cancelled, or past its
+/// timeout), or says how long to sleep before looking again (at most
+/// `slice`, so cancellations are seen).
+fn next_look(
+    started: Instant,
+    timeout: Option<Duration>,
+    cancels: &Cancels,
+    epoch: u64,
+    slice: Duration,
+) -> std::result::Result<Duration, WaitFailed> {
+    if cancels.epoch.load(Ordering::SeqCst) != epoch {
+        return Err(WaitFailed::Cancelled);
+    }
+    let waited = started.elapsed();
+    if timeout.is_some_and(|t| waited >= t) {
+        return Err(WaitFailed::TimedOut(waited));
+    }
+    Ok(timeout.map_or(slice, |t| (t - waited).min(slice)))
 }
 
 /// A mutex-guarded state that calls wait on, with what wakes them.
@@ -341,15 +354,7 @@ async fn wait_for<'a, T>(
                         return Ok(guard);
                     }
                 }
-                if cancels.epoch.load(Ordering::SeqCst) != epoch {
-                    return Err(WaitFailed::Cancelled);
-                }
-                let waited = started.elapsed();
-                if timeout.is_some_and(|t| waited >= t) {
-                    return Err(WaitFailed::TimedOut(waited));
-                }
-                let slice =
-                    timeout.map_or(ASYNC_WAIT_SLICE, |t| (t - waited).min(ASYNC_WAIT_SLICE));
+                let slice = next_look(started, timeout, cancels, epoch, ASYNC_WAIT_SLICE)?;
                 // tokio's timer panics where there is none (no tokio runtime,
                 // or one without `enable_time`): a wait there is an error.
                 let timed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {

@@ -88,6 +88,19 @@ fn load<B: Backend>(rt: &PluginRuntime<B>, wat: &str, limits: Limits) -> Plugin<
     .unwrap()
 }
 
+/// A task of the current runtime that counts every 5 ms, and its count.
+fn ticker() -> (Arc<AtomicUsize>, tokio::task::JoinHandle<()>) {
+    let ticks = Arc::new(AtomicUsize::new(0));
+    let counted = ticks.clone();
+    let task = tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            counted.fetch_add(1, Ordering::SeqCst);
+        }
+    });
+    (ticks, task)
+}
+
 fn assert_send<F: Send>(f: F) -> F {
     f
 }
@@ -198,16 +211,7 @@ pub fn looping_plugin_does_not_starve_the_runtime<B: Backend>() {
         return;
     }
     let (call_ended, ticks_during_call) = exec.block_on(async {
-        let ticks = Arc::new(AtomicUsize::new(0));
-        let ticker = {
-            let ticks = ticks.clone();
-            tokio::spawn(async move {
-                loop {
-                    tokio::time::sleep(Duration::from_millis(5)).await;
-                    ticks.fetch_add(1, Ordering::SeqCst);
-                }
-            })
-        };
+        let (ticks, ticker) = ticker();
         let r = plugin.call_raw_async("spin", b"").await;
         let during = ticks.load(Ordering::SeqCst);
         ticker.abort();
@@ -308,16 +312,7 @@ pub fn wasi_sleeps_without_blocking<B: Backend>() {
     );
     let exec = current_thread();
     exec.block_on(async {
-        let ticks = Arc::new(AtomicUsize::new(0));
-        let ticker = {
-            let ticks = ticks.clone();
-            tokio::spawn(async move {
-                loop {
-                    tokio::time::sleep(Duration::from_millis(5)).await;
-                    ticks.fetch_add(1, Ordering::SeqCst);
-                }
-            })
-        };
+        let (ticks, ticker) = ticker();
         let ns = 200_000_000u64.to_le_bytes();
         assert_eq!(plugin.call_raw_async("nap", &ns).await.unwrap(), b"done");
         let during = ticks.load(Ordering::SeqCst);

@@ -432,58 +432,14 @@ where
         }
         rt.block_on(async {
             let inst = linker.instantiate_async(&mut store, &module).await.unwrap();
-            let spin = inst.get_typed_func::<(), ()>(&mut store, "spin").unwrap();
             let plain = inst.get_typed_func::<(), i32>(&mut store, "plain").unwrap();
-            store.set_timeout(Duration::from_millis(100)).unwrap();
-            let err = spin.call_async(&mut store, ()).await.unwrap_err();
-            assert_eq!(
-                err.trap_code(),
-                Some(anywasm_core::TrapCode::Deadline),
-                "{} (fuel {fuel}): {err}",
-                B::NAME
-            );
-            store.set_deadline(None).unwrap();
-            let handle = store.interrupt_handle().unwrap();
-            let stopper = std::thread::spawn(move || {
-                std::thread::sleep(Duration::from_millis(100));
-                handle.interrupt();
-            });
-            let err = spin.call_async(&mut store, ()).await.unwrap_err();
-            assert_eq!(
-                err.trap_code(),
-                Some(anywasm_core::TrapCode::Interrupted),
-                "{} (fuel {fuel}): {err}",
-                B::NAME
-            );
-            stopper.join().unwrap();
-
-            // Waiting in the host function.
-            let hang = inst.get_typed_func::<(), ()>(&mut store, "hang").unwrap();
-            store.set_timeout(Duration::from_millis(100)).unwrap();
-            let started = std::time::Instant::now();
-            let err = hang.call_async(&mut store, ()).await.unwrap_err();
-            assert_eq!(
-                err.trap_code(),
-                Some(anywasm_core::TrapCode::Deadline),
-                "{} (fuel {fuel}): {err}",
-                B::NAME
-            );
-            assert!(started.elapsed() < Duration::from_secs(5), "{}", B::NAME);
-            store.set_deadline(None).unwrap();
-            let handle = store.interrupt_handle().unwrap();
-            let stopper = std::thread::spawn(move || {
-                std::thread::sleep(Duration::from_millis(100));
-                handle.interrupt();
-            });
-            let err = hang.call_async(&mut store, ()).await.unwrap_err();
-            assert_eq!(
-                err.trap_code(),
-                Some(anywasm_core::TrapCode::Interrupted),
-                "{} (fuel {fuel}): {err}",
-                B::NAME
-            );
-            stopper.join().unwrap();
+            // Looping after a wait, then waiting in the host function.
+            for name in ["spin", "hang"] {
+                let f = inst.get_typed_func::<(), ()>(&mut store, name).unwrap();
+                stopped_by_deadline_and_interrupt(&mut store, &f, name).await;
+            }
             if fuel {
+                let spin = inst.get_typed_func::<(), ()>(&mut store, "spin").unwrap();
                 store.set_fuel(100_000).unwrap();
                 let err = spin.call_async(&mut store, ()).await.unwrap_err();
                 assert_eq!(
@@ -501,6 +457,40 @@ where
                 B::NAME
             );
         });
+    }
+}
+
+/// The store's deadline, then an interrupt from another thread, each end
+/// `f`'s async call soon with their own trap.
+async fn stopped_by_deadline_and_interrupt<B: Backend>(
+    store: &mut Store<B, ()>,
+    f: &anywasm_core::TypedFunc<B, (), ()>,
+    name: &str,
+) where
+    SigOf<(), ()>: TypedSig<B, Params = (), Results = ()>,
+{
+    for code in [
+        anywasm_core::TrapCode::Deadline,
+        anywasm_core::TrapCode::Interrupted,
+    ] {
+        let stopper = if code == anywasm_core::TrapCode::Deadline {
+            store.set_timeout(Duration::from_millis(100)).unwrap();
+            None
+        } else {
+            store.set_deadline(None).unwrap();
+            let handle = store.interrupt_handle().unwrap();
+            Some(std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(100));
+                handle.interrupt();
+            }))
+        };
+        let started = std::time::Instant::now();
+        let err = f.call_async(store, ()).await.unwrap_err();
+        assert_eq!(err.trap_code(), Some(code), "{}: `{name}`: {err}", B::NAME);
+        assert!(started.elapsed() < Duration::from_secs(5), "{}", B::NAME);
+        if let Some(stopper) = stopper {
+            stopper.join().unwrap();
+        }
     }
 }
 
