@@ -137,6 +137,11 @@ pub trait BackendTypes: Sized + Send + Sync + Debug + Copy + Default + 'static {
     const NAME: &'static str;
     /// Version of the engine crate this backend was built against.
     const ENGINE_VERSION: &'static str;
+    /// The revision of what the backend does to modules before the engine
+    /// compiles them (rewrites, compiler middleware): part of the key of
+    /// compiled code (code cache, precompiled blobs), so a backend bumps it
+    /// whenever that changes.
+    const CODE_REVISION: u32 = 0;
 
     /// A configured engine.
     type Engine: Clone + Send + Sync + 'static;

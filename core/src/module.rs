@@ -52,10 +52,11 @@ const BLOB_MAGIC: &[u8; 8] = b"ANYWASM\x01";
 pub(crate) fn config_fingerprint<B: Backend>(engine: &Engine<B>) -> String {
     let c = engine.config();
     format!(
-        "anywasm-{}/{}/{}/fuel={}/interruptible={}/stack={:?}/opt={:?}/features={:?}",
+        "anywasm-{}/{}/{}/code={}/fuel={}/interruptible={}/stack={:?}/opt={:?}/features={:?}",
         env!("CARGO_PKG_VERSION"),
         B::NAME,
         B::ENGINE_VERSION,
+        B::CODE_REVISION,
         c.fuel_enabled(),
         c.interruptible_enabled(),
         c.get_max_wasm_stack(),

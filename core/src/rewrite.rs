@@ -102,7 +102,7 @@ pub fn defer_start_of(bytes: &[u8], info: &ModuleInfo) -> Result<Option<Deferred
 }
 
 /// A global a backend adds to a module as an import (see
-/// [`append_global_imports`]).
+/// [`append_imports`]).
 #[derive(Debug, Clone, Copy)]
 pub struct GlobalImport<'a> {
     /// Import module name.
@@ -115,41 +115,68 @@ pub struct GlobalImport<'a> {
     pub mutable: bool,
 }
 
-/// A module with global imports appended by [`append_global_imports`].
-#[derive(Debug, Clone)]
-pub struct AppendedGlobals {
-    /// The rewritten module.
-    pub bytes: Vec<u8>,
-    /// The global index of the first appended import; the others follow.
-    pub first_index: u32,
+/// A function a backend adds to a module as an import (see
+/// [`append_imports`]): its type is `[] -> []`.
+#[derive(Debug, Clone, Copy)]
+pub struct FuncImport<'a> {
+    /// Import module name.
+    pub module: &'a str,
+    /// Import field name.
+    pub name: &'a str,
 }
 
-/// Appends `globals` to the module's imports, after every existing import,
-/// and renumbers the module's own globals (which follow the imported ones in
-/// the index space) in every instruction, initialiser, segment and export,
-/// so the module computes exactly what it did. A backend uses this to give
-/// every instance of a store one shared counter (such as fuel) that its
-/// compiled code reads and writes.
-pub fn append_global_imports(
+/// A module with imports appended by [`append_imports`].
+#[derive(Debug, Clone)]
+pub struct AppendedImports {
+    /// The rewritten module.
+    pub bytes: Vec<u8>,
+    /// The global index of the first appended global; the others follow.
+    pub first_global: u32,
+    /// The function index of the first appended function; the others
+    /// follow.
+    pub first_func: u32,
+}
+
+/// Appends `globals`, then `funcs`, to the module's imports, after every
+/// existing import (and the functions' type `[] -> []` to its types), and
+/// renumbers the module's own globals and functions (which follow the
+/// imported ones in their index spaces) in every instruction, initialiser,
+/// segment, export and name, so the module computes exactly what it did. A
+/// backend uses this to give every instance of a store one shared counter
+/// (such as fuel) that its compiled code reads and writes, and functions of
+/// the store that code calls (such as where it stops or yields).
+pub fn append_imports(
     bytes: &[u8],
     globals: &[GlobalImport<'_>],
-) -> Result<AppendedGlobals> {
+    funcs: &[FuncImport<'_>],
+) -> Result<AppendedImports> {
     use wasm_encoder::reencode::Reencode;
     let info = ModuleInfo::parse(bytes)?;
-    let imported = info
-        .imports()
-        .iter()
-        .filter(|i| matches!(i.ty, crate::ExternType::Global(_)))
-        .count() as u32;
+    let imported = |f: fn(&crate::ExternType) -> bool| {
+        info.imports().iter().filter(|i| f(&i.ty)).count() as u32
+    };
+    let globals_imported = imported(|t| matches!(t, crate::ExternType::Global(_)));
+    let funcs_imported = imported(|t| matches!(t, crate::ExternType::Func(_)));
 
     struct Appender<'a> {
-        imported: u32,
+        globals_imported: u32,
+        funcs_imported: u32,
         globals: &'a [GlobalImport<'a>],
-        done: bool,
+        funcs: &'a [FuncImport<'a>],
+        /// The type index of `[] -> []`, once appended.
+        unit_type: Option<u32>,
+        imports_done: bool,
     }
 
     impl Appender<'_> {
-        fn append(&mut self, section: &mut wasm_encoder::ImportSection) {
+        fn append_type(&mut self, types: &mut wasm_encoder::TypeSection, index: u32) {
+            if !self.funcs.is_empty() {
+                types.ty().function([], []);
+                self.unit_type = Some(index);
+            }
+        }
+
+        fn append_imports(&mut self, section: &mut wasm_encoder::ImportSection) {
             for g in self.globals {
                 let val_type = match g.ty {
                     crate::ValType::I64 => wasm_encoder::ValType::I64,
@@ -167,7 +194,12 @@ pub fn append_global_imports(
                     },
                 );
             }
-            self.done = true;
+            if let Some(ty) = self.unit_type {
+                for f in self.funcs {
+                    section.import(f.module, f.name, wasm_encoder::EntityType::Function(ty));
+                }
+            }
+            self.imports_done = true;
         }
     }
 
@@ -177,11 +209,33 @@ pub fn append_global_imports(
         type Error = std::convert::Infallible;
 
         fn global_index(&mut self, global: u32) -> std::result::Result<u32, E> {
-            Ok(if global >= self.imported {
+            Ok(if global >= self.globals_imported {
                 global + self.globals.len() as u32
             } else {
                 global
             })
+        }
+
+        fn function_index(&mut self, func: u32) -> std::result::Result<u32, E> {
+            Ok(if func >= self.funcs_imported {
+                func + self.funcs.len() as u32
+            } else {
+                func
+            })
+        }
+
+        fn parse_type_section(
+            &mut self,
+            types: &mut wasm_encoder::TypeSection,
+            section: wasmparser::TypeSectionReader<'_>,
+        ) -> std::result::Result<(), E> {
+            let mut count = 0u32;
+            for group in section.clone() {
+                count += group?.types().len() as u32;
+            }
+            wasm_encoder::reencode::utils::parse_type_section(self, types, section)?;
+            self.append_type(types, count);
+            Ok(())
         }
 
         fn parse_import_section(
@@ -190,7 +244,7 @@ pub fn append_global_imports(
             section: wasmparser::ImportSectionReader<'_>,
         ) -> std::result::Result<(), E> {
             wasm_encoder::reencode::utils::parse_import_section(self, imports, section)?;
-            self.append(imports);
+            self.append_imports(imports);
             Ok(())
         }
 
@@ -201,11 +255,16 @@ pub fn append_global_imports(
             before: Option<wasm_encoder::SectionId>,
         ) -> std::result::Result<(), E> {
             use wasm_encoder::SectionId::{Import, Type};
-            // A module without an import section gets one before its first
-            // section that must follow imports.
-            if !self.done && !matches!(before, Some(Type) | Some(Import)) {
+            // A module without a type (or import) section gets one before
+            // its first section that must follow types (or imports).
+            if self.unit_type.is_none() && !self.funcs.is_empty() && !matches!(before, Some(Type)) {
+                let mut types = wasm_encoder::TypeSection::new();
+                self.append_type(&mut types, 0);
+                module.section(&types);
+            }
+            if !self.imports_done && !matches!(before, Some(Type) | Some(Import)) {
                 let mut imports = wasm_encoder::ImportSection::new();
-                self.append(&mut imports);
+                self.append_imports(&mut imports);
                 module.section(&imports);
             }
             Ok(())
@@ -213,9 +272,12 @@ pub fn append_global_imports(
     }
 
     let mut appender = Appender {
-        imported,
+        globals_imported,
+        funcs_imported,
         globals,
-        done: false,
+        funcs,
+        unit_type: None,
+        imports_done: false,
     };
     let mut out = wasm_encoder::Module::new();
     appender
@@ -224,9 +286,10 @@ pub fn append_global_imports(
             backend: "anywasm",
             message: format!("cannot rewrite the module: {e}"),
         })?;
-    Ok(AppendedGlobals {
+    Ok(AppendedImports {
         bytes: out.finish(),
-        first_index: imported,
+        first_global: globals_imported,
+        first_func: funcs_imported,
     })
 }
 
@@ -235,21 +298,29 @@ mod tests {
     use super::*;
 
     #[test]
-    fn appended_globals_follow_the_imports_and_the_module_still_computes_the_same() {
+    fn appended_imports_follow_the_imports_and_the_module_still_computes_the_same() {
         for wat in [
-            // Imports of every kind, own globals used in code, initialisers,
-            // segments and exports.
+            // Imports of every kind, own globals and functions used in code,
+            // initialisers, segments, exports and names. (A call not
+            // renumbered would reach a function of another type: invalid.)
             r#"(module
                 (import "env" "g0" (global $g0 i32))
                 (import "env" "f" (func $f (param i32) (result i32)))
                 (import "env" "g1" (global $g1 (mut i64)))
                 (global $own (export "own") (mut i32) (global.get $g0))
                 (global $k i32 (i32.const 7))
+                (global $fr funcref (ref.func $run))
                 (memory 1)
+                (table 2 funcref)
+                (elem (i32.const 0) $run $f)
                 (data (global.get $k) "x")
-                (func (export "run") (result i32)
+                (func $run (export "run") (result i32)
                     global.get $own global.get $k i32.add call $f
-                    global.set $own global.get $own))"#,
+                    global.set $own i32.const 1 call $helper)
+                (func $helper (param i32) (result i32)
+                    global.get $own local.get 0 i32.add))"#,
+            // Only global imports: no type section before the imports.
+            r#"(module (import "env" "g" (global i32)))"#,
             // No import section at all.
             r#"(module (global $a (mut i32) (i32.const 1))
                 (func (export "get") (result i32) global.get $a))"#,
@@ -257,7 +328,7 @@ mod tests {
         ] {
             let bytes = wat::parse_str(wat).unwrap();
             let before = ModuleInfo::parse(&bytes).unwrap();
-            let out = append_global_imports(
+            let out = append_imports(
                 &bytes,
                 &[
                     GlobalImport {
@@ -273,22 +344,37 @@ mod tests {
                         mutable: true,
                     },
                 ],
+                &[FuncImport {
+                    module: "__anywasm",
+                    name: "stop",
+                }],
             )
             .unwrap();
             wasmparser::Validator::new()
                 .validate_all(&out.bytes)
                 .unwrap();
             let after = ModuleInfo::parse(&out.bytes).unwrap();
-            assert_eq!(after.imports().len(), before.imports().len() + 2);
-            assert_eq!(&after.imports()[..before.imports().len()], before.imports());
-            assert_eq!(after.imports()[before.imports().len()].name, "fuel");
+            let n = before.imports().len();
+            assert_eq!(after.imports().len(), n + 3);
+            assert_eq!(&after.imports()[..n], before.imports());
+            assert_eq!(after.imports()[n].name, "fuel");
+            assert_eq!(after.imports()[n + 2].name, "stop");
+            assert_eq!(
+                after.imports()[n + 2].ty,
+                crate::ExternType::Func(crate::FuncType::new([], []))
+            );
             assert_eq!(after.exports(), before.exports());
-            let globals_imported = before
-                .imports()
-                .iter()
-                .filter(|i| matches!(i.ty, crate::ExternType::Global(_)))
-                .count() as u32;
-            assert_eq!(out.first_index, globals_imported);
+            let count = |f: fn(&crate::ExternType) -> bool| {
+                before.imports().iter().filter(|i| f(&i.ty)).count() as u32
+            };
+            assert_eq!(
+                out.first_global,
+                count(|t| matches!(t, crate::ExternType::Global(_)))
+            );
+            assert_eq!(
+                out.first_func,
+                count(|t| matches!(t, crate::ExternType::Func(_)))
+            );
         }
     }
 
