@@ -15,13 +15,18 @@
 //!   and when it would go below zero sets `status` to [`OUT_OF_FUEL`] and
 //!   executes `unreachable`.
 //! - With deadlines, each function entry and each loop header reads
-//!   `status` and executes `unreachable` if it is not zero (see
-//!   `loop_barrier` for why every loop iteration also stores to a global). The layer's
-//!   deadline timer, or an interrupt request, sets it to [`STOP`] from any
-//!   thread through the global's address (see `store::StatusCell`).
+//!   `status` and, if it is not zero, calls the store's [`STOP_FUNC`] (see
+//!   `loop_barrier` for why every loop iteration also stores to a global).
+//!   The layer's deadline timer, or an interrupt request, sets it to
+//!   [`STOP`] from any thread through the global's address (see
+//!   `store::StatusCell`); so does the timer when an async call should
+//!   yield to its executor. The stop function (an import appended after
+//!   the globals, `store::at_stop`) sets `status` back and then fails with
+//!   the deadline's or the interrupt's trap, or yields, or (for a stop
+//!   asked for before the call) goes on.
 //!
 //! After an `unreachable` trap, `status` tells a genuine trap from fuel
-//! exhaustion or a stop.
+//! exhaustion.
 
 use std::sync::Mutex;
 
@@ -36,12 +41,15 @@ pub(crate) const MODULE: &str = "__anywasm";
 pub(crate) const FUEL: &str = "fuel";
 /// The store's status word (`i32`, mutable): see the constants below.
 pub(crate) const STATUS: &str = "status";
+/// The store's stop function (`[] -> []`), for engines with deadlines.
+pub(crate) const STOP_FUNC: &str = "stop";
 
 /// `status`: running normally.
 pub(crate) const RUNNING: i32 = 0;
 /// `status`: the code ran out of fuel.
 pub(crate) const OUT_OF_FUEL: i32 = 1;
-/// `status`: the host asked the code to stop (deadline or interrupt).
+/// `status`: the host asked the code to stop (deadline or interrupt) or
+/// to yield (an async call), at its next check.
 pub(crate) const STOP: i32 = 2;
 
 /// Where the control globals are in the module being compiled, and which
@@ -51,7 +59,8 @@ pub(crate) struct Plan {
     pub(crate) fuel_global: u32,
     pub(crate) status_global: u32,
     pub(crate) meter_fuel: bool,
-    pub(crate) check_stop: bool,
+    /// The stop function's index, where the code checks for stops.
+    pub(crate) stop_func: Option<u32>,
 }
 
 /// The middleware. The engine compiles one module at a time while it is in
@@ -125,8 +134,8 @@ fn ends_block(op: &Operator) -> bool {
     )
 }
 
-/// `if (status != 0) unreachable`.
-fn stop_check<'a>(plan: &Plan, state: &mut MiddlewareReaderState<'a>) {
+/// `if (status != 0) call stop`.
+fn stop_check<'a>(plan: &Plan, stop_func: u32, state: &mut MiddlewareReaderState<'a>) {
     state.extend(&[
         Operator::GlobalGet {
             global_index: plan.status_global,
@@ -134,7 +143,9 @@ fn stop_check<'a>(plan: &Plan, state: &mut MiddlewareReaderState<'a>) {
         Operator::If {
             blockty: BlockType::Empty,
         },
-        Operator::Unreachable,
+        Operator::Call {
+            function_index: stop_func,
+        },
         Operator::End,
     ]);
 }
@@ -199,8 +210,8 @@ impl<'a> FunctionMiddleware<'a> for FunctionControl {
         };
         if !self.entered {
             self.entered = true;
-            if plan.check_stop {
-                stop_check(&plan, state);
+            if let Some(stop) = plan.stop_func {
+                stop_check(&plan, stop, state);
             }
         }
         if plan.meter_fuel {
@@ -212,8 +223,8 @@ impl<'a> FunctionMiddleware<'a> for FunctionControl {
         }
         let is_loop = matches!(operator, Operator::Loop { .. });
         state.push_operator(operator);
-        if is_loop && plan.check_stop {
-            stop_check(&plan, state);
+        if is_loop && let Some(stop) = plan.stop_func {
+            stop_check(&plan, stop, state);
             if !plan.meter_fuel {
                 loop_barrier(&plan, state);
             }

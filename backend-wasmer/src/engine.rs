@@ -120,6 +120,7 @@ impl BackendEngine for Wasmer {
         c.precompiled_modules = true;
         c.memory_slice = true;
         c.extern_ref = true;
+        c.async_calls = cfg!(feature = "async");
         c.features = supported_features();
         c
     }

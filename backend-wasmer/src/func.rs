@@ -83,6 +83,15 @@ pub struct WrCaller<'a, T: Send + 'static> {
     binding: &'a OnceLock<WrInstance>,
 }
 
+impl<'a, T: Send + 'static> WrCaller<'a, T> {
+    pub(crate) fn new(
+        env: &'a mut (dyn ViewMut<T> + 'a),
+        binding: &'a OnceLock<WrInstance>,
+    ) -> Self {
+        Self { env, binding }
+    }
+}
+
 /// The innermost instance the host is running, as a new `Arc`.
 pub(crate) fn running_instance<T>(data: &StoreData<T>) -> Option<WrInstance> {
     let ptr = data.calls.running();
@@ -144,26 +153,14 @@ pub(crate) fn host_call<T: Send + 'static, R>(
         return Err(Error::trap(NAME, TrapCode::UncaughtException, ""));
     }
     if let Some(c) = &calls.control
+        && c.status() == control::OUT_OF_FUEL
         && e.clone().to_trap() == Some(wasmer::sys::vm::TrapCode::UnreachableCodeReached)
     {
-        match c.status() {
-            control::OUT_OF_FUEL => {
-                // The budget is spent: what is left is less than the block
-                // that could not run.
-                let _ = c.fuel.set(&mut store, wasmer::Value::I64(0));
-                c.reset_status();
-                return Err(Error::trap(NAME, TrapCode::OutOfFuel, ""));
-            }
-            control::STOP => {
-                let code = calls
-                    .shared
-                    .interrupt()
-                    .check()
-                    .unwrap_or(TrapCode::Interrupted);
-                return Err(Error::trap(NAME, code, ""));
-            }
-            _ => {}
-        }
+        // The budget is spent: what is left is less than the block that
+        // could not run.
+        let _ = c.fuel.set(&mut store, wasmer::Value::I64(0));
+        c.reset_status();
+        return Err(Error::trap(NAME, TrapCode::OutOfFuel, ""));
     }
     Err(map_runtime_err(e))
 }
@@ -176,7 +173,7 @@ pub(crate) fn host_call<T: Send + 'static, R>(
 /// (`dynamic`) reaches wasmer's handlers uncatchable by wasm code (wasmer
 /// 7.3; from typed host functions it is caught as it should be), so there
 /// the throw is refused as `Unsupported` rather than made uncatchable.
-fn park_host_error<T: Send + 'static>(
+pub(crate) fn park_host_error<T: Send + 'static>(
     env: &mut FunctionEnvMut<'_, StoreData<T>>,
     e: Error,
     dynamic: bool,
@@ -415,6 +412,25 @@ impl BackendFunc for Wasmer {
             }),
             thunk: Some(Arc::default()),
         }
+    }
+
+    #[cfg(feature = "async")]
+    fn func_new_async<T: Send + 'static>(
+        ctx: CtxMut<'_, T>,
+        ty: FuncType,
+        func: anywasm_core::DynAsyncHostFn<Self, T>,
+    ) -> Result<WrFunc> {
+        crate::asynchronous::func_new_async(ctx, ty, func)
+    }
+
+    #[cfg(feature = "async")]
+    fn func_call_async<'a, T: Send + 'static>(
+        store: &'a mut crate::WrStore<T>,
+        func: &'a WrFunc,
+        params: &'a [Val<Self>],
+        results: &'a mut [Val<Self>],
+    ) -> anywasm_core::BoxFuture<'a, Result<()>> {
+        crate::asynchronous::func_call_async(store, func, params, results)
     }
 }
 

@@ -58,6 +58,9 @@ impl BackendInstance for Wasmer {
             wr_imports.push(wasmer::Extern::Global(c.fuel.clone()));
             wr_imports.push(wasmer::Extern::Global(c.status.clone()));
         }
+        if let Some(stop) = &data.stop {
+            wr_imports.push(wasmer::Extern::Function(stop.clone()));
+        }
         let instance = limits::creating_in(&shared, || {
             wasmer::Instance::new_by_index(&mut store, &module.module, &wr_imports)
                 .map(Arc::new)
@@ -67,6 +70,15 @@ impl BackendInstance for Wasmer {
             let _ = b.set(instance.clone());
         }
         Ok(instance)
+    }
+
+    #[cfg(feature = "async")]
+    fn instantiate_async<'a, T: Send + 'static>(
+        store: &'a mut crate::WrStore<T>,
+        module: &'a WrModule,
+        imports: &'a [Extern<Self>],
+    ) -> anywasm_core::BoxFuture<'a, Result<WrInstance>> {
+        crate::asynchronous::instantiate_async(store, module, imports)
     }
 
     fn instance_export<T: Send + 'static>(

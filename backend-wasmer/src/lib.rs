@@ -22,10 +22,12 @@
 //! - **Fuel and deadlines** are compiled into the code (see the `control`
 //!   module): every module of an engine with fuel or deadlines imports two
 //!   globals from its store, a fuel counter every basic block charges and a
-//!   status word every function entry and loop header reads. All instances
+//!   status word every function entry and loop header reads, calling the
+//!   store's stop function (a third import) when it is set. All instances
 //!   of a store share them, so fuel is one budget per store. The layer's
 //!   deadline timer and interrupt requests set the status word from any
-//!   thread; no signal is sent, so host functions' system calls never see
+//!   thread, and the stop function ends the call with their trap (or
+//!   yields an async call to its executor); no signal is sent, so host functions' system calls never see
 //!   `EINTR` and no signal handler of the application is replaced. (The
 //!   backend does not use wasmer's `experimental-host-interrupt` feature,
 //!   which installs a SIGUSR1 handler that aborts the process on a SIGUSR1
@@ -51,13 +53,14 @@
 //! `table.rs`, `global.rs`, `externref.rs`), each implementing that part
 //! of the backend contract; `convert.rs` converts types and errors.
 //!
-//! **No async calls** (the contract's defaults refuse them as
-//! `Unsupported`): wasmer 7's async API (`experimental-async`) accepts host
-//! closures that are not `Send`, which would break this backend's `Send`
-//! store (the build fails if that feature is enabled; see `store.rs`), and a
-//! fiber of the layer's own would run wasmer's code with its thread-local
-//! trap state on a stack that can move between threads.
+//! **Async calls** (feature `async`) run each call on a worker thread of the
+//! backend's (see `asynchronous.rs`), not through wasmer 7's async API
+//! (`experimental-async`), whose futures are not `Send` and whose host
+//! closures need not be, which would break this backend's `Send` store (the
+//! build fails if that feature is enabled; see `store.rs`).
 
+#[cfg(feature = "async")]
+mod asynchronous;
 mod control;
 mod convert;
 mod engine;
@@ -89,6 +92,8 @@ pub struct Wasmer;
 impl BackendTypes for Wasmer {
     const NAME: &'static str = NAME;
     const ENGINE_VERSION: &'static str = "7.3.0";
+    /// 1: the stop function import (see `control`).
+    const CODE_REVISION: u32 = 1;
 
     type Engine = WrEngine;
     type Module = WrModule;

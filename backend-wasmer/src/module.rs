@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use anywasm_core::rewrite::{GlobalImport, append_global_imports};
+use anywasm_core::rewrite::{FuncImport, GlobalImport, append_imports};
 use anywasm_core::{BackendModule, Error, Result, ValType};
 
 use crate::control::{self, Plan};
@@ -35,7 +35,8 @@ impl WrModule {
     }
 }
 
-/// The control globals every module of a controlled engine imports last.
+/// The control globals every module of a controlled engine imports after
+/// its own imports.
 const CONTROL_IMPORTS: [GlobalImport<'static>; 2] = [
     GlobalImport {
         module: control::MODULE,
@@ -111,12 +112,21 @@ impl BackendModule for Wasmer {
         }
         // The rewrite would hide a module the engine refuses as given.
         wasmer::Module::validate(&engine.engine, bytes).map_err(compile_err)?;
-        let rewritten = append_global_imports(bytes, &CONTROL_IMPORTS)?;
+        // With deadlines, the store's stop function follows the globals.
+        let stop: &[FuncImport<'_>] = if engine.interruptible {
+            &[FuncImport {
+                module: control::MODULE,
+                name: control::STOP_FUNC,
+            }]
+        } else {
+            &[]
+        };
+        let rewritten = append_imports(bytes, &CONTROL_IMPORTS, stop)?;
         let plan = Plan {
-            fuel_global: rewritten.first_index,
-            status_global: rewritten.first_index + 1,
+            fuel_global: rewritten.first_global,
+            status_global: rewritten.first_global + 1,
             meter_fuel: engine.fuel,
-            check_stop: engine.interruptible,
+            stop_func: engine.interruptible.then_some(rewritten.first_func),
         };
         let module = compile(
             &engine.engine,

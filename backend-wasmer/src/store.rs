@@ -24,6 +24,9 @@ pub struct StoreData<T> {
     pub(crate) calls: Arc<CallState>,
     /// The engine's compiler (for the funcref thunks).
     pub(crate) compiler: Arc<Compiler>,
+    /// The stop function every instance imports, for engines with
+    /// deadlines (see `control`).
+    pub(crate) stop: Option<wasmer::Function>,
 }
 
 /// The state of a store that every call from the host reads and keeps,
@@ -317,6 +320,28 @@ pub(crate) fn data_mut<T: Send + 'static>(ctx: &mut dyn ViewMut<T>) -> &mut T {
     unsafe { &mut *ptr }
 }
 
+/// The stop function (see `control`): compiled code calls it where it
+/// finds the status word set. It fails with the trap of a deadline passed
+/// or an interrupt; yields an async call that should yield to its
+/// executor; and goes on otherwise (a stop asked for before the call began,
+/// or a yield outside an async call).
+fn at_stop<T: Send + 'static>(
+    mut env: FunctionEnvMut<'_, StoreData<T>>,
+) -> std::result::Result<(), wasmer::RuntimeError> {
+    let calls = env.data().calls.clone();
+    if let Some(c) = &calls.control {
+        c.reset_status();
+    }
+    let interrupt = calls.shared.interrupt();
+    let stopped = match interrupt.check() {
+        Some(code) => Err(Error::trap(NAME, code, "")),
+        #[cfg(feature = "async")]
+        None if interrupt.take_yield_due() => crate::asynchronous::yield_now(),
+        None => Ok(()),
+    };
+    stopped.map_err(|e| crate::func::park_host_error(&mut env, e, false))
+}
+
 /// Reads the store's fuel global.
 pub(crate) fn fuel_of(store: &mut StoreMut<'_>, c: &ControlGlobals) -> u64 {
     match c.fuel.get(store) {
@@ -352,8 +377,13 @@ impl BackendStore for Wasmer {
                 taken: false,
                 calls: calls.clone(),
                 compiler: engine.compiler.clone(),
+                stop: None,
             },
         );
+        if engine.interruptible && calls.control.is_some() {
+            let stop = wasmer::Function::new_typed_with_env(&mut store, &env, at_stop::<T>);
+            env.as_mut(&mut store).stop = Some(stop);
+        }
         WrStore { store, env, calls }
     }
 
