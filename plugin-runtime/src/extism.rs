@@ -810,7 +810,7 @@ pub(crate) fn define<B: Backend>(
                 })
             };
             let args: Vec<Number> = p.iter().filter_map(Number::from_val).collect();
-            let context = c.data().ctx.clone();
+            let (context, _inside) = c.data().host_context();
             let mut ctx = c.as_context_mut();
             let mut current = ExtismCurrent {
                 kernel: &mut ctx,

@@ -388,6 +388,8 @@ pub struct PluginState {
     pub(crate) http: Arc<crate::extism::HttpGrant>,
     /// The last HTTP response of an Extism guest.
     pub(crate) http_last: crate::extism::HttpLast,
+    /// The plugin, as its reentrancy key (see `host_context`).
+    pub(crate) plugin_key: usize,
 }
 
 impl PluginState {
@@ -414,7 +416,20 @@ impl PluginState {
             wapc: crate::wapc::WapcState::default(),
             http: crate::extism::HttpGrant::none(),
             http_last: crate::extism::HttpLast::default(),
+            plugin_key: 0,
         }
+    }
+
+    /// The context for one of the application's host functions, and the
+    /// mark that this thread is inside a call of the plugin while it runs,
+    /// so that a call back into the plugin is `Reentrant` on whichever
+    /// thread the backend runs host functions (the wasmer backend runs an
+    /// async call's on a worker thread, not the thread that polls it).
+    pub(crate) fn host_context(&self) -> (HostContext, Option<crate::plugin::Inside>) {
+        (
+            self.ctx.clone(),
+            crate::plugin::Inside::enter(self.plugin_key),
+        )
     }
 }
 
@@ -642,7 +657,7 @@ pub(crate) fn define_all<B: Backend>(
         t(&[I32, I32], &[I64]),
         move |mut c, p, r| {
             let req = read_guest(&mut c, &p[0], &p[1])?;
-            let ctx = c.data().ctx.clone();
+            let (ctx, _inside) = c.data().host_context();
             let result = (|| {
                 let req: serde_json::Value = serde_json::from_slice(&req)
                     .map_err(|e| format!("invalid JSON request: {e}"))?;
@@ -764,7 +779,7 @@ pub(crate) fn define_all<B: Backend>(
         let f = f.clone();
         linker.func_new("host", name, t(&[I32, I32], &[I64]), move |mut c, p, r| {
             let input = read_guest(&mut c, &p[0], &p[1])?;
-            let (ctx, format) = (c.data().ctx.clone(), c.data().format);
+            let ((ctx, _inside), format) = (c.data().host_context(), c.data().format);
             let result = f(&ctx, &input, format);
             r[0] = result_of(&mut c, result);
             Ok(())
@@ -778,7 +793,7 @@ pub(crate) fn define_all<B: Backend>(
             // The prologue reads the input; the guest's buffer is not
             // touched again until the result waits in the store's data.
             let input = read_guest(&mut c, &p[0], &p[1])?;
-            let (ctx, format) = (c.data().ctx.clone(), c.data().format);
+            let ((ctx, _inside), format) = (c.data().host_context(), c.data().format);
             let future = f(ctx, input, format);
             Ok(Box::pin(async move {
                 let result = future.await;
@@ -795,7 +810,7 @@ pub(crate) fn define_all<B: Backend>(
         let function = name.clone();
         linker.func_new("host", name, ty.clone(), move |c, p, r| {
             let args: Vec<Number> = p.iter().filter_map(Number::from_val).collect();
-            let ctx = c.data().ctx.clone();
+            let (ctx, _inside) = c.data().host_context();
             let failed = |message: String| {
                 Error::host(HostFnFailed {
                     function: function.clone(),

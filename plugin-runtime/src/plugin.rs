@@ -378,12 +378,13 @@ thread_local! {
 }
 
 /// This thread is inside a call of the plugin `key` while this lives.
-struct Inside {
+pub(crate) struct Inside {
     key: usize,
 }
 
 impl Inside {
-    fn enter(key: usize) -> Option<Self> {
+    /// `None` if this thread is inside a call of `key` already.
+    pub(crate) fn enter(key: usize) -> Option<Self> {
         INSIDE.with(|v| {
             let mut v = v.borrow_mut();
             if v.contains(&key) {
@@ -463,6 +464,8 @@ pub(crate) struct PluginInner<B: Backend> {
     reload_lock: Mutex<()>,
     gate: Gate,
     cancels: Arc<Cancels>,
+    /// This plugin, as a number for the reentrancy check (see `Inside`).
+    key: usize,
 }
 
 fn engine_err(plugin: &str, source: Error) -> PluginError {
@@ -951,9 +954,11 @@ impl<B: Backend> PluginInner<B> {
         arm(store, &self.manifest.limits)
     }
 
-    /// This plugin, as a number for the reentrancy check.
+    /// This plugin, as a number for the reentrancy check. (Not its
+    /// address: instances made before the plugin moved into its `Arc`
+    /// would carry another.)
     fn key(&self) -> usize {
-        self as *const Self as usize
+        self.key
     }
 
     async fn new_slot(&self, mode: Mode, generation: &Generation<B>) -> Result<Slot<B>> {
@@ -973,6 +978,7 @@ impl<B: Backend> PluginInner<B> {
             ),
         );
         store.data_mut().http = self.http.clone();
+        store.data_mut().plugin_key = self.key();
         let mut limits = StoreLimits::new();
         limits.max_memory_pages = self.manifest.limits.max_memory_pages;
         limits.max_table_elements = self.manifest.limits.max_table_elements;
@@ -1520,6 +1526,11 @@ impl<B: Backend> Plugin<B> {
             manifest,
             gate: Gate::default(),
             cancels: Arc::default(),
+            key: {
+                static NEXT: std::sync::atomic::AtomicUsize =
+                    std::sync::atomic::AtomicUsize::new(1);
+                NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            },
         };
         {
             let generation = inner
@@ -1615,8 +1626,8 @@ impl<B: Backend> Plugin<B> {
     /// Dropping the future before it completes cancels the call; the
     /// instance it ran on is discarded and the plugin goes on serving.
     /// A panic in a host function continues in the caller, as for `call`.
-    /// On a backend without async calls (wasmer) it is
-    /// [`PluginError::Engine`] with `Unsupported`.
+    /// On a backend without async calls it is [`PluginError::Engine`] with
+    /// `Unsupported`.
     #[cfg(feature = "async")]
     pub async fn call_async<In: Serialize + Sync, Out: DeserializeOwned + Send>(
         &self,

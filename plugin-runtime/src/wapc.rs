@@ -146,7 +146,7 @@ pub(crate) fn define<B: Backend>(
             let payload = read(&mut c, arg(&p[6]), arg(&p[7]), "output size", payload_max)?;
             let answer = match &handler {
                 Some(h) => {
-                    let ctx = c.data().ctx.clone();
+                    let (ctx, _inside) = c.data().host_context();
                     h(&ctx, &binding, &namespace, &operation, &payload)
                 }
                 None => Err(format!(

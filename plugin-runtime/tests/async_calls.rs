@@ -1,5 +1,5 @@
-//! Async plugin calls (feature `async`) under tokio, on every backend:
-//! wasmtime and wasmi run them; wasmer refuses by name. Tests are
+//! Async plugin calls (feature `async`) under tokio, on every backend (a
+//! backend without async calls would refuse them by name). Tests are
 //! `<backend>::<case>`.
 #![cfg(feature = "async")]
 
@@ -334,11 +334,76 @@ pub fn wasi_sleeps_without_blocking<B: Backend>() {
     });
 }
 
+/// A synchronous host function that calls back into its own plugin, or
+/// reloads it, during an async call gets `Reentrant` at once, whichever
+/// thread the backend runs host functions on (wasmer: a worker thread).
+pub fn reentrant_calls_are_refused_in_async_calls<B: Backend>() {
+    if !B::capabilities().async_calls {
+        return; // Refusals: see `looping_plugin_does_not_starve_the_runtime`.
+    }
+    let me: Arc<std::sync::OnceLock<Plugin<B>>> = Arc::default();
+    let again = me.clone();
+    let rt = PluginRuntime::<B>::builder()
+        .host(move |h| {
+            let again = again.clone();
+            h.register_bytes("fetch", move |_ctx, _input| {
+                let plugin = again.get().ok_or("no plugin yet")?;
+                let word = |refused: bool| if refused { "refused" } else { "ran" };
+                let call = plugin.call_raw("echo", b"x");
+                let reload = plugin.reload(b"");
+                Ok(format!(
+                    "{} {}",
+                    word(matches!(call, Err(PluginError::Reentrant { .. }))),
+                    word(matches!(reload, Err(PluginError::Reentrant { .. })))
+                )
+                .into_bytes())
+            });
+        })
+        .build()
+        .unwrap();
+    let plugin = load(&rt, GUEST, Limits::default());
+    let _ = me.set(plugin.clone());
+    let out = current_thread()
+        .block_on(assert_send(plugin.call_raw_async("fetch", b"")))
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out),
+        "refused refused",
+        "{}",
+        B::NAME
+    );
+}
+
+/// Async calls reuse the plugin's instance, as synchronous ones do.
+pub fn async_calls_reuse_instances<B: Backend>() {
+    if !B::capabilities().async_calls {
+        return; // Refusals: see `looping_plugin_does_not_starve_the_runtime`.
+    }
+    let rt = PluginRuntime::<B>::new().unwrap();
+    let plugin = load(&rt, PLAIN, Limits::default());
+    let exec = current_thread();
+    for _ in 0..20 {
+        assert_eq!(
+            exec.block_on(plugin.call_raw_async("echo", b"x")).unwrap(),
+            b"x"
+        );
+        assert_eq!(plugin.call_raw("echo", b"x").unwrap(), b"x");
+    }
+    let stats = plugin.stats();
+    assert_eq!(
+        (stats.calls, stats.instances_created),
+        (40, 1),
+        "{}",
+        B::NAME
+    );
+}
+
 macro_rules! async_tests {
     ($name:ident, $b:ty) => {
         mod $name {
             async_tests!(@cases $b; async_host_functions_wait_concurrently,
-                looping_plugin_does_not_starve_the_runtime, wasi_sleeps_without_blocking);
+                looping_plugin_does_not_starve_the_runtime, wasi_sleeps_without_blocking,
+                reentrant_calls_are_refused_in_async_calls, async_calls_reuse_instances);
         }
     };
     (@cases $b:ty; $($case:ident),*) => {
