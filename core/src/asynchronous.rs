@@ -197,6 +197,33 @@ impl<B: Backend, T: Send + 'static> Future for UntilStopped<B, T> {
     }
 }
 
+/// An async host function with Rust types as one with run-time types: the
+/// arguments (checked by the engine against the type made from `P`) become
+/// `P`, and `R` becomes the results.
+fn typed_async<B, T, P, R, F, Fut>(func: F) -> DynAsyncHostFn<B, T>
+where
+    B: Backend,
+    T: Send + 'static,
+    P: ValList<B>,
+    R: ValList<B>,
+    F: Fn(Caller<'_, B, T>, P) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<R>> + Send + 'static,
+{
+    Arc::new(move |caller, args| {
+        let params = P::from_vals(args).ok_or_else(|| Error::Backend {
+            backend: B::NAME,
+            message: "an async host function's arguments do not match its type".into(),
+        })?;
+        let future = func(caller, params);
+        Ok(Box::pin(async move {
+            let results = future.await?;
+            let mut values = Vec::with_capacity(R::LEN);
+            results.push_vals(&mut values);
+            Ok(AsyncReturn::values(values))
+        }) as HostFuture<B, T>)
+    })
+}
+
 fn not_async_error(backend: &'static str) -> Error {
     Error::unsupported(
         backend,
@@ -253,6 +280,28 @@ impl<B: Backend> Func<B> {
         let raw = B::func_new_async(ctx.raw, ty.clone(), wrapped)?;
         shared.require_async();
         Ok(Self::from_raw_typed(raw, store, ty))
+    }
+
+    /// Creates an async host function with a type given by Rust types, as
+    /// [`Func::wrap`] does for synchronous ones: `func` gets the [`Caller`]
+    /// and the arguments (a value, a tuple, or `()`), and returns a
+    /// `'static` future of the results. A function that needs the store
+    /// after the wait (to write the caller's memory) uses
+    /// [`Func::new_async`] with [`AsyncReturn::with_store`].
+    pub fn wrap_async<T, P, R, F, Fut>(
+        ctx: impl AsContextMut<Backend = B, Data = T>,
+        func: F,
+    ) -> Result<Self>
+    where
+        T: Send + 'static,
+        P: ValList<B>,
+        R: ValList<B>,
+        F: Fn(Caller<'_, B, T>, P) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<R>> + Send + 'static,
+    {
+        let ty = FuncType::new(P::types(), R::types());
+        let func = typed_async(func);
+        Self::new_async(ctx, ty, move |c, p| func(c, p))
     }
 
     /// Calls the function in an async store (or any store, on a backend
@@ -356,6 +405,25 @@ impl<B: Backend, T: Send + 'static> Linker<B, T> {
                 Func::new_async(ctx, ty2.clone(), move |c, p| func(c, p))
             }),
         )
+    }
+
+    /// Defines an async host function with a type given by Rust types (see
+    /// [`Func::wrap_async`]).
+    pub fn func_wrap_async<P, R, F, Fut>(
+        &mut self,
+        module: &str,
+        name: &str,
+        func: F,
+    ) -> Result<&mut Self>
+    where
+        P: ValList<B>,
+        R: ValList<B>,
+        F: Fn(Caller<'_, B, T>, P) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<R>> + Send + 'static,
+    {
+        let ty = FuncType::new(P::types(), R::types());
+        let func = typed_async(func);
+        self.func_new_async(module, name, ty, move |c, p| func(c, p))
     }
 
     /// Resolves the module's imports against this linker and instantiates it

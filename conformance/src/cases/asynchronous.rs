@@ -18,6 +18,7 @@ const ASYNC_GUEST: &str = r#"(module
     (import "host" "fetch" (func $fetch (param i32 i32) (result i32)))
     (import "host" "add100" (func $add100 (param i32) (result i32)))
     (import "host" "fail" (func $fail (param i32) (result i32)))
+    (import "host" "scale" (func $scale (param i64 f64) (result i64 f64)))
     (memory (export "memory") 1)
     (global $started (mut i32) (i32.const 0))
     (func $start (global.set $started (call $fetch (i32.const 64) (i32.const 1))))
@@ -28,7 +29,9 @@ const ASYNC_GUEST: &str = r#"(module
             (call $fetch (i32.const 0) (local.get 0))
             (call $add100 (call $fetch (i32.const 16) (local.get 0)))))
     (func (export "fail") (param i32) (result i32) (call $fail (local.get 0)))
-    (func (export "plain") (result i32) i32.const 7))"#;
+    (func (export "plain") (result i32) i32.const 7)
+    (func (export "scale") (param i64 f64) (result i64 f64)
+        (call $scale (local.get 0) (local.get 1))))"#;
 
 /// A guest whose host function calls back into it.
 const REENTER_GUEST: &str = r#"(module
@@ -51,7 +54,8 @@ fn assert_send<F: Send>(f: F) -> F {
 /// `done` at `ptr` in the caller's memory from the epilogue and returns
 /// `2x + 1` if another task ran while it waited (`2x` otherwise).
 /// `host.add100` is a synchronous host function; `host.fail(n)` fails in
-/// the step `n` names.
+/// the step `n` names; `host.scale(n, x)` is a typed async host function
+/// (`func_wrap_async`) that waits 1 ms and answers `(3n, x / 2)`.
 fn async_linker<B: Backend>(other_ran: Arc<AtomicBool>) -> Linker<B, ()>
 where
     SigOf<i32, i32>: anywasm_core::HostSig<B, Params = (i32,), Results = (i32,)>,
@@ -84,6 +88,12 @@ where
     linker
         .func_wrap("host", "add100", |x: i32| x + 100)
         .unwrap();
+    linker
+        .func_wrap_async("host", "scale", |_caller, (n, x): (i64, f64)| async move {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            Ok((3 * n, x / 2.0))
+        })
+        .unwrap();
     let fail_ty = FuncType::new([ValType::I32], [ValType::I32]);
     linker
         .func_new_async("host", "fail", fail_ty, |_caller, args| {
@@ -112,7 +122,8 @@ where
 /// Where the backend claims async calls: an async host function waits on a
 /// tokio timer while another task on the same single-threaded runtime
 /// runs; its epilogue writes the caller's memory; the start function runs
-/// asynchronously; typed and dynamic async calls agree; the store refuses
+/// asynchronously; typed and dynamic async calls agree, and so does a
+/// typed async host function (`func_wrap_async`); the store refuses
 /// synchronous calls and instantiations by name. Elsewhere every async
 /// entry point is `Unsupported`.
 pub fn async_host_function_awaits_a_timer<B: Backend>()
@@ -120,6 +131,7 @@ where
     SigOf<i32, i32>: anywasm_core::HostSig<B, Params = (i32,), Results = (i32,)>
         + TypedSig<B, Params = (i32,), Results = (i32,)>,
     SigOf<(), i32>: TypedSig<B, Params = (), Results = (i32,)>,
+    SigOf<(i64, f64), (i64, f64)>: TypedSig<B, Params = (i64, f64), Results = (i64, f64)>,
 {
     let engine = engine::<B>(&Config::new());
     let module = module(&engine, ASYNC_GUEST);
@@ -171,6 +183,18 @@ where
             .await
             .unwrap();
         assert_eq!(out[0].as_i32().unwrap_or(-1), 122, "{}", B::NAME);
+        // A typed async host function, through a typed async call.
+        let scale = inst
+            .get_typed_func::<(i64, f64), (i64, f64)>(&mut store, "scale")
+            .unwrap();
+        assert_eq!(
+            assert_send(scale.call_async(&mut store, (-7, 5.0)))
+                .await
+                .unwrap(),
+            (-21, 2.5),
+            "{}",
+            B::NAME
+        );
         // Wrong arguments are refused as in synchronous calls.
         let err = func
             .call_async(&mut store, &[Val::I64(5)], &mut out)
@@ -227,6 +251,11 @@ where
     });
     let Err(e) = r else {
         panic!("{}: Linker::func_new_async is refused", B::NAME)
+    };
+    unsupported(e);
+    let r = linker.func_wrap_async("host", "g", |_, ()| async { Ok(()) });
+    let Err(e) = r else {
+        panic!("{}: Linker::func_wrap_async is refused", B::NAME)
     };
     unsupported(e);
     let plain = module(
