@@ -411,8 +411,9 @@ fn main() {
          thread, so no executor is measured): a typed call of an empty function, and a plugin's \
          empty raw call (`call_raw` / `call_raw_async`). wasmtime runs an async call on a fiber \
          of its own, switched to and back per call; wasmi runs it as a resumable call through \
-         the layer's dynamic call path. A plugin call is two wasm calls (allocation, then the \
-         function). wasmer has no async calls (`Unsupported`).\n"
+         the layer's dynamic call path; wasmer runs it on a worker thread of the layer's, \
+         handed the call and handing back the result (two thread switches per call). A plugin \
+         call is two wasm calls (allocation, then the function).\n"
     );
     let _ = writeln!(
         md,
