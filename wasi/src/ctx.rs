@@ -2,7 +2,7 @@
 //! environment, standard streams and the table of file descriptors.
 
 use std::any::Any;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -471,7 +471,7 @@ impl WasiCtx {
     pub(crate) fn read_stdin(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         match &self.stdin {
             Stdin::Empty => Ok(0),
-            Stdin::Inherit => std::io::stdin().read(buf),
+            Stdin::Inherit => read_host_stdin(buf),
             Stdin::Bytes(b) => {
                 let rest = &b[self.stdin_pos.min(b.len())..];
                 let n = rest.len().min(buf.len());
@@ -496,6 +496,29 @@ impl WasiCtx {
             }
         }
     }
+}
+
+/// Reads the host's standard input from its descriptor, past the standard
+/// library's buffer: the waits (`poll_oneoff`, the async `fd_read`) ask the
+/// descriptor whether data is there, and data read ahead into a buffer would
+/// be there without the descriptor saying so (a read would then wait for
+/// more).
+fn read_host_stdin(buf: &mut [u8]) -> std::io::Result<usize> {
+    #[cfg(unix)]
+    loop {
+        // SAFETY: `buf` is valid for writes of `buf.len()` bytes; reading
+        // descriptor 0 touches nothing else (a closed one is an error).
+        let n = unsafe { libc::read(0, buf.as_mut_ptr().cast(), buf.len()) };
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let e = std::io::Error::last_os_error();
+        if e.kind() != std::io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+    #[cfg(not(unix))]
+    std::io::stdin().read(buf)
 }
 
 #[cfg(test)]
