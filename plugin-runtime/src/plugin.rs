@@ -357,6 +357,11 @@ async fn wait_for<'a, T>(
                 let slice = next_look(started, timeout, cancels, epoch, ASYNC_WAIT_SLICE)?;
                 // tokio's timer panics where there is none (no tokio runtime,
                 // or one without `enable_time`): a wait there is an error.
+                // (Asked first where it can be, so that no panic message is
+                // printed.)
+                if tokio::runtime::Handle::try_current().is_err() {
+                    return Err(WaitFailed::NoTimer);
+                }
                 let timed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                     tokio::time::timeout(slice, notified)
                 }));

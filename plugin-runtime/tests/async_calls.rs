@@ -398,12 +398,65 @@ pub fn async_calls_reuse_instances<B: Backend>() {
     );
 }
 
+/// An async call that must wait for an instance outside a tokio runtime
+/// (whose timer the wait uses) is an error saying so, not tokio's panic;
+/// the plugin goes on.
+pub fn waiting_outside_tokio_is_an_error<B: Backend>() {
+    if !B::capabilities().async_calls {
+        return; // Refusals: see `looping_plugin_does_not_starve_the_runtime`.
+    }
+    let rt = PluginRuntime::<B>::builder()
+        .host(|h| {
+            h.register_bytes("fetch", |_ctx, _input| {
+                std::thread::sleep(Duration::from_millis(300));
+                Ok(b"slow".to_vec())
+            });
+        })
+        .build()
+        .unwrap();
+    let bytes = wat::parse_str(GUEST).unwrap();
+    let plugin = rt
+        .load(
+            Manifest::from_bytes("async", bytes)
+                .format(Format::Raw)
+                .allow("host.*")
+                .max_instances(1),
+        )
+        .unwrap();
+    let busy = {
+        let plugin = plugin.clone();
+        std::thread::spawn(move || plugin.call_raw("fetch", b""))
+    };
+    std::thread::sleep(Duration::from_millis(50));
+    // Polled by hand, as an executor that is not tokio would.
+    let mut call = std::pin::pin!(plugin.call_raw_async("echo", b"x"));
+    let waker = std::task::Waker::noop();
+    let r = loop {
+        if let std::task::Poll::Ready(r) = call
+            .as_mut()
+            .poll(&mut std::task::Context::from_waker(waker))
+        {
+            break r;
+        }
+    };
+    match &r {
+        Err(PluginError::Engine {
+            source: anywasm::Error::InvalidArgument(m),
+            ..
+        }) if m.contains("tokio") => {}
+        other => panic!("{}: {other:?}", B::NAME),
+    }
+    assert_eq!(busy.join().unwrap().unwrap(), b"slow", "{}", B::NAME);
+    assert_eq!(plugin.call_raw("echo", b"x").unwrap(), b"x", "{}", B::NAME);
+}
+
 macro_rules! async_tests {
     ($name:ident, $b:ty) => {
         mod $name {
             async_tests!(@cases $b; async_host_functions_wait_concurrently,
                 looping_plugin_does_not_starve_the_runtime, wasi_sleeps_without_blocking,
-                reentrant_calls_are_refused_in_async_calls, async_calls_reuse_instances);
+                reentrant_calls_are_refused_in_async_calls, async_calls_reuse_instances,
+                waiting_outside_tokio_is_an_error);
         }
     };
     (@cases $b:ty; $($case:ident),*) => {

@@ -262,8 +262,8 @@ where
 /// If the host's standard input stops being ready between the wait and
 /// the read (another reader took the data), the read answers `EAGAIN`
 /// rather than block, and `poll_oneoff` reports no event, as a poll that
-/// timed out. (`tests/async_waits.rs` covers `poll_oneoff`; the wait for
-/// the host's standard input has no test, as tests have no terminal.)
+/// timed out. (`tests/async_waits.rs` covers both, the wait for standard
+/// input in a child process reading a pipe.)
 #[cfg(feature = "async")]
 pub fn add_to_linker_async<B: Backend, T: Send + 'static>(
     linker: &mut Linker<B, T>,
