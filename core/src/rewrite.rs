@@ -378,6 +378,62 @@ mod tests {
         }
     }
 
+    /// `wasm-smith` modules of every proposal it generates (GC types in
+    /// recursion groups, exceptions, tail calls, memory64, ...), rewritten:
+    /// still valid, the same exports, the imports appended last.
+    #[test]
+    fn generated_modules_stay_valid_when_imports_are_appended() {
+        let features = wasmparser::WasmFeatures::all();
+        let mut state = 0x5eed_u64;
+        let mut rewritten = 0;
+        for _ in 0..400 {
+            let raw: Vec<u8> = (0..2048)
+                .map(|_| {
+                    state = state
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    (state >> 33) as u8
+                })
+                .collect();
+            let mut u = arbitrary::Unstructured::new(&raw);
+            let config = wasm_smith::Config {
+                generate_custom_sections: true,
+                ..wasm_smith::Config::default()
+            };
+            let Ok(module) = wasm_smith::Module::new(config, &mut u) else {
+                continue;
+            };
+            let bytes = module.to_bytes();
+            let Ok(before) = ModuleInfo::parse(&bytes) else {
+                continue; // A module the layer does not take (it says so).
+            };
+            let out = append_imports(
+                &bytes,
+                &[GlobalImport {
+                    module: "__anywasm",
+                    name: "status",
+                    ty: crate::ValType::I32,
+                    mutable: true,
+                }],
+                &[FuncImport {
+                    module: "__anywasm",
+                    name: "stop",
+                }],
+            )
+            .unwrap();
+            wasmparser::Validator::new_with_features(features)
+                .validate_all(&out.bytes)
+                .unwrap_or_else(|e| panic!("rewritten module invalid: {e}"));
+            let after = ModuleInfo::parse(&out.bytes).unwrap();
+            let n = before.imports().len();
+            assert_eq!(&after.imports()[..n], before.imports());
+            assert_eq!(after.imports().len(), n + 2);
+            assert_eq!(after.exports(), before.exports());
+            rewritten += 1;
+        }
+        assert!(rewritten > 100, "only {rewritten} modules were generated");
+    }
+
     #[test]
     fn start_becomes_an_export_and_nothing_else_changes() {
         let wasm = wat::parse_str(
