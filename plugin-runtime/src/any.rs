@@ -64,6 +64,14 @@ trait ErasedPlugin: Send + Sync {
     fn cancel_handle(&self) -> CancelHandle;
     fn manifest(&self) -> &Manifest;
     fn watch(&self, on_event: Box<dyn Fn(ReloadEvent) + Send>) -> Result<ReloadWatcher>;
+    #[cfg(feature = "async")]
+    fn call_raw_async<'a>(
+        &'a self,
+        function: &'a str,
+        input: &'a [u8],
+    ) -> anywasm::BoxFuture<'a, Result<Vec<u8>>>;
+    #[cfg(feature = "async")]
+    fn reload_async<'a>(&'a self, bytes: &'a [u8]) -> anywasm::BoxFuture<'a, Result<u64>>;
 }
 
 impl<B: Backend> ErasedPlugin for Plugin<B> {
@@ -105,6 +113,18 @@ impl<B: Backend> ErasedPlugin for Plugin<B> {
     }
     fn watch(&self, on_event: Box<dyn Fn(ReloadEvent) + Send>) -> Result<ReloadWatcher> {
         Plugin::watch(self, on_event)
+    }
+    #[cfg(feature = "async")]
+    fn call_raw_async<'a>(
+        &'a self,
+        function: &'a str,
+        input: &'a [u8],
+    ) -> anywasm::BoxFuture<'a, Result<Vec<u8>>> {
+        Box::pin(Plugin::call_raw_async(self, function, input))
+    }
+    #[cfg(feature = "async")]
+    fn reload_async<'a>(&'a self, bytes: &'a [u8]) -> anywasm::BoxFuture<'a, Result<u64>> {
+        Box::pin(Plugin::reload_async(self, bytes))
     }
 }
 
@@ -278,6 +298,31 @@ impl AnyPlugin {
         self.inner.call_raw(function, input)
     }
 
+    /// See [`Plugin::call_async`] (feature `async`). The input is encoded
+    /// into a buffer first and copied into the guest from there: one copy
+    /// more than the generic plugin makes for MessagePack.
+    #[cfg(feature = "async")]
+    pub async fn call_async<In: Serialize + Sync, Out: DeserializeOwned + Send>(
+        &self,
+        function: &str,
+        input: &In,
+    ) -> Result<Out> {
+        let format = self.format();
+        let bytes = crate::host::encode(format, input).map_err(|detail| PluginError::Encode {
+            plugin: self.id().to_string(),
+            detail,
+        })?;
+        let out = self.inner.call_raw_async(function, &bytes).await?;
+        let decoded = crate::host::decode(format, &out);
+        crate::plugin::decoded_output(self.id(), function, Some(decoded))
+    }
+
+    /// See [`Plugin::call_raw_async`] (feature `async`).
+    #[cfg(feature = "async")]
+    pub async fn call_raw_async(&self, function: &str, input: &[u8]) -> Result<Vec<u8>> {
+        self.inner.call_raw_async(function, input).await
+    }
+
     /// See [`Plugin::has_function`].
     pub fn has_function(&self, function: &str) -> bool {
         self.inner.has_function(function)
@@ -291,6 +336,12 @@ impl AnyPlugin {
     /// See [`Plugin::reload`].
     pub fn reload(&self, bytes: &[u8]) -> Result<u64> {
         self.inner.reload(bytes)
+    }
+
+    /// See [`Plugin::reload_async`] (feature `async`).
+    #[cfg(feature = "async")]
+    pub async fn reload_async(&self, bytes: &[u8]) -> Result<u64> {
+        self.inner.reload_async(bytes).await
     }
 
     /// See [`Plugin::reload_from_source`].

@@ -233,6 +233,29 @@ impl Gate {
         #[cfg(feature = "async")]
         self.notify.notify_waiters();
     }
+
+    /// The gate's state, as calls and reloads wait on it.
+    fn waitable(&self) -> Waitable<'_, GateState> {
+        Waitable {
+            mutex: &self.state,
+            changed: &self.changed,
+            #[cfg(feature = "async")]
+            notify: &self.notify,
+        }
+    }
+}
+
+/// Lets calls in again when a reload ends, however it ends (an error, a
+/// panic, its future dropped).
+struct Reopen<'a>(&'a Gate);
+
+impl Drop for Reopen<'_> {
+    fn drop(&mut self) {
+        let mut st = self.0.state.lock().unwrap_or_else(|e| e.into_inner());
+        st.draining = false;
+        drop(st);
+        self.0.changed();
+    }
 }
 
 #[derive(Default)]
@@ -466,7 +489,6 @@ pub(crate) struct PluginInner<B: Backend> {
     http: Arc<extism::HttpGrant>,
     current: RwLock<Arc<Generation<B>>>,
     counters: Counters,
-    reload_lock: Mutex<()>,
     gate: Gate,
     cancels: Arc<Cancels>,
     /// This plugin, as a number for the reentrancy check (see `Inside`).
@@ -1280,12 +1302,7 @@ impl<B: Backend> PluginInner<B> {
     async fn enter(&self, mode: Mode, function: &str, epoch: u64) -> Result<Pass<'_>> {
         let mut st = wait_for(
             mode,
-            Waitable {
-                mutex: &self.gate.state,
-                changed: &self.gate.changed,
-                #[cfg(feature = "async")]
-                notify: &self.gate.notify,
-            },
+            self.gate.waitable(),
             self.manifest.limits.acquire_timeout,
             &self.cancels,
             epoch,
@@ -1295,6 +1312,85 @@ impl<B: Backend> PluginInner<B> {
         .map_err(|w| self.wait_failed(w, function))?;
         st.inflight += 1;
         Ok(Pass { gate: &self.gate })
+    }
+
+    /// A reload in `mode` (see [`Plugin::reload`]).
+    async fn reload_in(&self, mode: Mode, bytes: &[u8]) -> Result<u64> {
+        const RELOAD: &str = "<reload>";
+        let epoch = self.cancels.epoch.load(Ordering::SeqCst);
+        let timeout = self.manifest.limits.acquire_timeout;
+        // Compiled while calls go on; numbered once it is this reload's turn.
+        let mut generation = prepare(&self.runtime, &self.manifest, 0, bytes, None)?;
+        // Reloads take turns: this one waits until no other holds the
+        // calls, then holds them itself.
+        // (The guards are dropped in their blocks: held across an await,
+        // they would make the future neither `Send` nor correct.)
+        {
+            let mut st = wait_for(
+                mode,
+                self.gate.waitable(),
+                timeout,
+                &self.cancels,
+                epoch,
+                |s| !s.draining,
+            )
+            .await
+            .map_err(|w| self.wait_failed(w, RELOAD))?;
+            st.draining = true;
+        }
+        let _reopen = Reopen(&self.gate);
+        // The calls in flight finish on the old code.
+        {
+            let _st = wait_for(
+                mode,
+                self.gate.waitable(),
+                timeout,
+                &self.cancels,
+                epoch,
+                |s| s.inflight == 0,
+            )
+            .await
+            .map_err(|w| self.wait_failed(w, RELOAD))?;
+        }
+
+        let old = self
+            .current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let number = old.number + 1;
+        generation.number = number;
+        let hand_over = generation.module.info().export(abi::STATE_LOAD).is_some()
+            && old.module.info().export(abi::STATE_SAVE).is_some();
+        if hand_over && mode == Mode::Sync && old.is_async {
+            return Err(self.async_only(abi::STATE_SAVE));
+        }
+        if hand_over {
+            // The old instance used last (the top of the idle stack); given
+            // back discarded unless the save succeeds.
+            let slot = self.acquire(mode, &old, abi::STATE_SAVE, epoch).await?;
+            let mut held = Held {
+                inner: self,
+                generation: &old,
+                slot: Some(slot),
+                healthy: false,
+            };
+            let mut saved = Vec::new();
+            let mut keep = |b: &[u8]| saved = b.to_vec();
+            self.run(mode, held.slot(), abi::STATE_SAVE, &[][..], &mut keep)
+                .await?;
+            held.healthy = true;
+            drop(held);
+            generation.state = Some(saved);
+        }
+        self.warm(&generation)?;
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(generation);
+        drop(_reopen);
+        self.counters.reloads.fetch_add(1, Ordering::Relaxed);
+        // The old generation's calls are over; dropping it here runs its
+        // instances' `shutdown` in this thread.
+        drop(old);
+        Ok(number)
     }
 
     fn release(&self, generation: &Generation<B>, slot: Slot<B>, healthy: bool) {
@@ -1526,7 +1622,6 @@ impl<B: Backend> Plugin<B> {
             kv: Arc::default(),
             http: extism::HttpGrant::of(&manifest),
             counters: Counters::default(),
-            reload_lock: Mutex::new(()),
             current: RwLock::new(Arc::new(generation)),
             manifest,
             gate: Gate::default(),
@@ -1756,8 +1851,12 @@ impl<B: Backend> Plugin<B> {
     ///    `shutdown` here, in the reloading thread, under the plugin's
     ///    per-call limits, and the old code is released.
     ///
-    /// A host function of this plugin that reloads it gets
-    /// [`PluginError::Reentrant`].
+    /// Reloads take turns: a reload waits (up to `acquire_timeout`) while
+    /// another holds the calls. A host function of this plugin that reloads
+    /// it gets [`PluginError::Reentrant`]. A plugin that imports async host
+    /// functions hands its state over only in
+    /// [`reload_async`](Self::reload_async) (here it is
+    /// [`PluginError::AsyncOnly`]).
     pub fn reload(&self, bytes: &[u8]) -> Result<u64> {
         let inner = &self.inner;
         let Some(_inside) = Inside::enter(inner.key()) else {
@@ -1766,82 +1865,26 @@ impl<B: Backend> Plugin<B> {
                 function: "<reload>".into(),
             });
         };
-        let _one_at_a_time = inner.reload_lock.lock().unwrap_or_else(|e| e.into_inner());
-        let old = inner
-            .current
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        let number = old.number + 1;
-        let mut generation = prepare(&inner.runtime, &inner.manifest, number, bytes, None)?;
+        ready(inner.reload_in(Mode::Sync, bytes))
+    }
 
-        // Hold new calls and let the old ones finish.
-        let epoch = inner.cancels.epoch.load(Ordering::SeqCst);
-        {
-            let mut st = inner.gate.state.lock().unwrap_or_else(|e| e.into_inner());
-            st.draining = true;
+    /// Reloads asynchronously (feature `async`): as [`reload`](Self::reload),
+    /// but its waits (for the calls in flight, for another reload) do not
+    /// block the executor, and it can hand over the state of a plugin that
+    /// imports async host functions (which `reload` refuses with
+    /// [`PluginError::AsyncOnly`]). Its waits use tokio's timer, as
+    /// [`call_async`](Self::call_async)'s do. Dropping the future before it
+    /// completes leaves the old code serving.
+    #[cfg(feature = "async")]
+    pub async fn reload_async(&self, bytes: &[u8]) -> Result<u64> {
+        let inner = &*self.inner;
+        InsideEachPoll {
+            key: inner.key(),
+            future: Box::pin(inner.reload_in(Mode::Async, bytes)),
+            plugin: inner.id(),
+            function: "<reload>",
         }
-        let reopen = |inner: &PluginInner<B>| {
-            let mut st = inner.gate.state.lock().unwrap_or_else(|e| e.into_inner());
-            st.draining = false;
-            drop(st);
-            inner.gate.changed();
-        };
-        let st = inner.gate.state.lock().unwrap_or_else(|e| e.into_inner());
-        let drained = wait_until(
-            st,
-            &inner.gate.changed,
-            inner.manifest.limits.acquire_timeout,
-            &inner.cancels,
-            epoch,
-            |s| s.inflight == 0,
-        )
-        .map(drop)
-        .map_err(|w| inner.wait_failed(w, "<reload>"));
-        if let Err(e) = drained {
-            reopen(inner);
-            return Err(e);
-        }
-
-        let swapped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            let hand_over = generation.module.info().export(abi::STATE_LOAD).is_some()
-                && old.module.info().export(abi::STATE_SAVE).is_some();
-            if hand_over && old.is_async {
-                return Err(inner.async_only(abi::STATE_SAVE));
-            }
-            if hand_over {
-                // The old instance used last (the top of the idle stack).
-                let mut slot = ready(inner.acquire(Mode::Sync, &old, abi::STATE_SAVE, epoch))?;
-                let state = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    let mut saved = Vec::new();
-                    let mut keep = |b: &[u8]| saved = b.to_vec();
-                    let save =
-                        inner.run(Mode::Sync, &mut slot, abi::STATE_SAVE, &[][..], &mut keep);
-                    ready(save).map(|()| saved)
-                }));
-                let healthy = matches!(state, Ok(Ok(_)));
-                inner.release(&old, slot, healthy);
-                let state = match state {
-                    Ok(s) => s,
-                    Err(panic) => std::panic::resume_unwind(panic),
-                };
-                generation.state = Some(state?);
-            }
-            inner.warm(&generation)?;
-            *inner.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(generation);
-            Ok(number)
-        }));
-        // Calls go on, whatever happened (a panic included).
-        reopen(inner);
-        let number = match swapped {
-            Ok(r) => r?,
-            Err(panic) => std::panic::resume_unwind(panic),
-        };
-        inner.counters.reloads.fetch_add(1, Ordering::Relaxed);
-        // The old generation's calls are over; dropping it here runs its
-        // instances' `shutdown` in this thread.
-        drop(old);
-        Ok(number)
+        .await
     }
 
     /// A handle that cancels this plugin's calls in flight, from any thread.
@@ -1893,7 +1936,7 @@ pub(crate) fn call_serde<In: Serialize, Out: DeserializeOwned>(
 }
 
 /// The decoded output of a serde call, or why there is none.
-fn decoded_output<Out>(
+pub(crate) fn decoded_output<Out>(
     id: &str,
     function: &str,
     decoded: Option<std::result::Result<Out, String>>,
@@ -1943,14 +1986,14 @@ struct InsideEachPoll<'a, F> {
 }
 
 #[cfg(feature = "async")]
-impl<F: std::future::Future<Output = Result<()>> + Unpin> std::future::Future
+impl<R, F: std::future::Future<Output = Result<R>> + Unpin> std::future::Future
     for InsideEachPoll<'_, F>
 {
-    type Output = Result<()>;
+    type Output = Result<R>;
     fn poll(
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Result<()>> {
+    ) -> std::task::Poll<Result<R>> {
         let Some(_inside) = Inside::enter(self.key) else {
             return std::task::Poll::Ready(Err(PluginError::Reentrant {
                 plugin: self.plugin.to_string(),

@@ -122,6 +122,46 @@ fn any_plugins_are_cancellable_and_limited_on_every_backend() {
     }
 }
 
+/// The async calls and reloads of an `AnyPlugin` give what the generic
+/// plugin's give, on every backend.
+#[cfg(feature = "async")]
+#[test]
+fn any_plugins_call_and_reload_asynchronously_on_every_backend() {
+    let exec = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    for kind in BackendKind::ALL {
+        let runtime = AnyPluginRuntime::new(kind).unwrap();
+        let plugin = runtime.load(icons()).unwrap();
+        let sync: Decision = plugin.call("handle_event", &event()).unwrap();
+        exec.block_on(async {
+            let any: Decision = plugin.call_async("handle_event", &event()).await.unwrap();
+            assert_eq!(any, sync, "{kind}");
+            match plugin
+                .call_async::<_, Decision>("no_such_function", &event())
+                .await
+            {
+                Err(PluginError::NoSuchFunction { .. }) => {}
+                other => panic!("{kind}: {other:?}"),
+            }
+            let spin = runtime
+                .load(
+                    Manifest::from_bytes("spin", wat::parse_str(SPIN).unwrap()).format(Format::Raw),
+                )
+                .unwrap();
+            assert_eq!(spin.call_raw_async("ok", b"").await.unwrap(), b"", "{kind}");
+            let bytes = std::fs::read(
+                PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../plugins/file_icons_c.wasm"),
+            )
+            .unwrap();
+            assert_eq!(plugin.reload_async(&bytes).await.unwrap(), 2, "{kind}");
+            let again: Decision = plugin.call_async("handle_event", &event()).await.unwrap();
+            assert_eq!(again, sync, "{kind}");
+        });
+    }
+}
+
 #[test]
 fn unknown_backend_names_are_refused() {
     let err = "v8".parse::<BackendKind>().unwrap_err();

@@ -450,13 +450,113 @@ pub fn waiting_outside_tokio_is_an_error<B: Backend>() {
     assert_eq!(plugin.call_raw("echo", b"x").unwrap(), b"x", "{}", B::NAME);
 }
 
+/// A plugin that imports an async host function (`wait` calls it), with a
+/// counter it hands over across reloads when `state` has the save (and
+/// load) exports.
+fn stateful(version: &str, state: &str) -> Vec<u8> {
+    wat::parse_str(format!(
+        r#"(module
+        (import "host" "fetch" (func $fetch (param i32 i32) (result i64)))
+        (memory (export "memory") 1)
+        (global $state (mut i32) (i32.const 0))
+        (data (i32.const 16) "{version}")
+        (func (export "anywasm_alloc") (param i32) (result i32) (i32.const 4096))
+        (func (export "version") (param i32 i32) (result i64) (i64.const 0x0000001000000002))
+        (func (export "wait") (param i32 i32) (result i64)
+          (drop (call $fetch (local.get 0) (local.get 1))) (i64.const 0))
+        (func (export "bump") (param i32 i32) (result i64)
+          (global.set $state (i32.add (global.get $state) (i32.const 1)))
+          (i32.store (i32.const 64) (global.get $state))
+          (i64.const 0x0000004000000004))
+        {state}
+        (@custom "anywasm.plugin" "{{\"abi\":1,\"formats\":[\"raw\"]}}"))"#
+    ))
+    .unwrap()
+}
+
+const SAVE: &str = r#"(func (export "anywasm_state_save") (param i32 i32) (result i64)
+    (i32.store (i32.const 64) (global.get $state)) (i64.const 0x0000004000000004))"#;
+const LOAD: &str = r#"(func (export "anywasm_state_load") (param i32 i32) (result i64)
+    (global.set $state (i32.load (local.get 0))) (i64.const 0))"#;
+
+/// `reload_async` hands over the state of a plugin that imports an async
+/// host function (which `reload` refuses as `AsyncOnly`, leaving the old
+/// code serving); a reload whose future is dropped while it waits for a
+/// call in flight leaves the old code serving too.
+pub fn async_reload_hands_over_state<B: Backend>() {
+    if !B::capabilities().async_calls {
+        return; // Refusals: see `looping_plugin_does_not_starve_the_runtime`.
+    }
+    let rt = PluginRuntime::<B>::builder()
+        .host(|h| {
+            h.register_bytes_async("fetch", |_ctx, _input| async {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                Ok(Vec::new())
+            });
+        })
+        .build()
+        .unwrap();
+    let plugin = rt
+        .load(
+            Manifest::from_bytes("stateful", stateful("v1", SAVE))
+                .format(Format::Raw)
+                .allow("host.*")
+                .max_instances(2),
+        )
+        .unwrap();
+    let v2 = stateful("v2", &format!("{SAVE}{LOAD}"));
+    let exec = current_thread();
+    exec.block_on(async {
+        for _ in 0..5 {
+            plugin.call_raw_async("bump", b"").await.unwrap();
+        }
+        match plugin.reload(&v2) {
+            Err(PluginError::AsyncOnly { .. }) => {}
+            other => panic!("{}: {other:?}", B::NAME),
+        }
+        assert_eq!(
+            plugin.call_raw_async("version", b"").await.unwrap(),
+            b"v1",
+            "{}",
+            B::NAME
+        );
+        // Dropped while the reload waits for a call in flight (an
+        // instance waiting in its async host function).
+        let busy = plugin.call_raw_async("wait", b"");
+        let (r, ()) = tokio::join!(busy, async {
+            let reload = tokio::time::timeout(
+                Duration::from_millis(20),
+                assert_send(plugin.reload_async(&v2)),
+            )
+            .await;
+            assert!(reload.is_err(), "{}: the reload waits", B::NAME);
+        });
+        r.unwrap();
+        assert_eq!(plugin.generation(), 1, "{}", B::NAME);
+        assert_eq!(
+            assert_send(plugin.reload_async(&v2)).await.unwrap(),
+            2,
+            "{}",
+            B::NAME
+        );
+        assert_eq!(plugin.call_raw_async("version", b"").await.unwrap(), b"v2");
+        assert_eq!(
+            plugin.call_raw_async("bump", b"").await.unwrap(),
+            6u32.to_le_bytes(),
+            "{}: the counter went on from 5",
+            B::NAME
+        );
+    });
+    assert_eq!(plugin.stats().reloads, 1, "{}", B::NAME);
+}
+
 macro_rules! async_tests {
     ($name:ident, $b:ty) => {
         mod $name {
             async_tests!(@cases $b; async_host_functions_wait_concurrently,
                 looping_plugin_does_not_starve_the_runtime, wasi_sleeps_without_blocking,
                 reentrant_calls_are_refused_in_async_calls, async_calls_reuse_instances,
-                waiting_outside_tokio_is_an_error);
+                waiting_outside_tokio_is_an_error, async_reload_hands_over_state);
         }
     };
     (@cases $b:ty; $($case:ident),*) => {
