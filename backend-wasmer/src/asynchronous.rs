@@ -44,10 +44,10 @@ use anywasm_core::{
     AsyncReturn, BackendFunc, BackendInstance, BoxFuture, Caller, DynAsyncHostFn, Error, Extern,
     FuncType, HostFuture, Result, StoreContextMut, StoreId, Val,
 };
-use wasmer::{AsStoreMut, FunctionEnv, StoreMut};
+use wasmer::{FunctionEnv, StoreMut};
 
 use crate::convert::{func_type_to_wr, val_from_wr};
-use crate::func::{HostBinding, MakeHost, WrCaller, WrInstance, park_host_error, val_to_wr_in};
+use crate::func::{WrCaller, WrInstance, bound_host, park_host_error, results_to_wr};
 use crate::{CtxMut, NAME, StoreData, ViewMut, Wasmer, WrFunc, WrModule, WrStore};
 
 /// What a worker tells the polling side.
@@ -399,15 +399,7 @@ fn async_host<T: Send + 'static>(
         if let Err(e) = finished {
             return Err(park_host_error(&mut env, e, true));
         }
-        let mut out = Vec::with_capacity(rets.len());
-        for v in &rets {
-            let (data, mut store) = env.data_and_store_mut();
-            match val_to_wr_in(data, &mut store, v) {
-                Ok(v) => out.push(v),
-                Err(e) => return Err(park_host_error(&mut env, e, true)),
-            }
-        }
-        Ok(out)
+        results_to_wr(&mut env, &rets)
     })
 }
 
@@ -417,24 +409,9 @@ pub(crate) fn func_new_async<T: Send + 'static>(
     func: DynAsyncHostFn<Wasmer, T>,
 ) -> Result<WrFunc> {
     let id = ctx.shared().id();
-    let binding: Arc<OnceLock<WrInstance>> = Arc::default();
-    let mut env = ctx.env_mut();
-    let fenv = env.as_ref();
-    let mut store = env.as_store_mut();
-    let f = async_host(&mut store, &fenv, &ty, &func, binding.clone(), id);
-    let make: MakeHost = Arc::new(move |store, fenv, binding| {
-        let fenv = fenv.downcast_ref::<FunctionEnv<StoreData<T>>>()?;
-        Some(async_host(store, fenv, &ty, &func, binding, id))
-    });
-    Ok(WrFunc {
-        func: f,
-        owner: None,
-        host: Some(HostBinding {
-            instance: binding,
-            make,
-        }),
-        thunk: Some(Arc::default()),
-    })
+    Ok(bound_host(ctx, move |store, fenv, binding| {
+        async_host(store, fenv, &ty, &func, binding, id)
+    }))
 }
 
 pub(crate) fn func_call_async<'a, T: Send + 'static>(

@@ -336,16 +336,59 @@ fn dynamic_host<T: Send + 'static>(
         if let Err(e) = r {
             return Err(park_host_error(&mut env, e, true));
         }
-        let mut out = Vec::with_capacity(rets.len());
-        for v in &rets {
-            let (data, mut store) = env.data_and_store_mut();
-            match val_to_wr_in(data, &mut store, v) {
-                Ok(v) => out.push(v),
-                Err(e) => return Err(park_host_error(&mut env, e, true)),
-            }
-        }
-        Ok(out)
+        results_to_wr(&mut env, &rets)
     })
+}
+
+/// A host function's results (with a run-time signature) for wasmer, or
+/// the parked error of one that cannot cross.
+pub(crate) fn results_to_wr<T: Send + 'static>(
+    env: &mut FunctionEnvMut<'_, StoreData<T>>,
+    rets: &[Val<Wasmer>],
+) -> std::result::Result<Vec<wasmer::Value>, wasmer::RuntimeError> {
+    let mut out = Vec::with_capacity(rets.len());
+    for v in rets {
+        let (data, mut store) = env.data_and_store_mut();
+        match val_to_wr_in(data, &mut store, v) {
+            Ok(v) => out.push(v),
+            Err(e) => return Err(park_host_error(env, e, true)),
+        }
+    }
+    Ok(out)
+}
+
+/// A host function made through the layer, with the maker of its copies
+/// bound to other importing instances (see [`HostBinding`]). `make` makes
+/// one bound to the given instance cell.
+pub(crate) fn bound_host<T: Send + 'static>(
+    ctx: CtxMut<'_, T>,
+    make: impl Fn(
+        &mut StoreMut<'_>,
+        &FunctionEnv<StoreData<T>>,
+        Arc<OnceLock<WrInstance>>,
+    ) -> wasmer::Function
+    + Send
+    + Sync
+    + 'static,
+) -> WrFunc {
+    let binding: Arc<OnceLock<WrInstance>> = Arc::default();
+    let mut env = ctx.env_mut();
+    let fenv = env.as_ref();
+    let mut store = env.as_store_mut();
+    let f = make(&mut store, &fenv, binding.clone());
+    let make: MakeHost = Arc::new(move |store, fenv, binding| {
+        let fenv = fenv.downcast_ref::<FunctionEnv<StoreData<T>>>()?;
+        Some(make(store, fenv, binding))
+    });
+    WrFunc {
+        func: f,
+        owner: None,
+        host: Some(HostBinding {
+            instance: binding,
+            make,
+        }),
+        thunk: Some(Arc::default()),
+    }
 }
 
 impl BackendFunc for Wasmer {
@@ -394,24 +437,9 @@ impl BackendFunc for Wasmer {
         func: DynHostFn<Self, T>,
     ) -> WrFunc {
         let id = ctx.shared().id();
-        let binding: Arc<OnceLock<WrInstance>> = Arc::default();
-        let mut env = ctx.env_mut();
-        let fenv = env.as_ref();
-        let mut store = env.as_store_mut();
-        let f = dynamic_host(&mut store, &fenv, &ty, &func, binding.clone(), id);
-        let make: MakeHost = Arc::new(move |store, fenv, binding| {
-            let fenv = fenv.downcast_ref::<FunctionEnv<StoreData<T>>>()?;
-            Some(dynamic_host(store, fenv, &ty, &func, binding, id))
-        });
-        WrFunc {
-            func: f,
-            owner: None,
-            host: Some(HostBinding {
-                instance: binding,
-                make,
-            }),
-            thunk: Some(Arc::default()),
-        }
+        bound_host(ctx, move |store, fenv, binding| {
+            dynamic_host(store, fenv, &ty, &func, binding, id)
+        })
     }
 
     #[cfg(feature = "async")]

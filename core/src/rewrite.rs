@@ -297,6 +297,51 @@ pub fn append_imports(
 mod tests {
     use super::*;
 
+    /// Appends the backend's usual imports (two globals, a function) to
+    /// `bytes` and checks what every such rewrite must keep: a valid module
+    /// (under every feature), the same imports first and then the new ones,
+    /// the same exports. Returns the module before, and the rewrite.
+    fn appended(bytes: &[u8]) -> (ModuleInfo, AppendedImports) {
+        let before = ModuleInfo::parse(bytes).unwrap();
+        let out = append_imports(
+            bytes,
+            &[
+                GlobalImport {
+                    module: "__anywasm",
+                    name: "fuel",
+                    ty: crate::ValType::I64,
+                    mutable: true,
+                },
+                GlobalImport {
+                    module: "__anywasm",
+                    name: "status",
+                    ty: crate::ValType::I32,
+                    mutable: true,
+                },
+            ],
+            &[FuncImport {
+                module: "__anywasm",
+                name: "stop",
+            }],
+        )
+        .unwrap();
+        wasmparser::Validator::new_with_features(wasmparser::WasmFeatures::all())
+            .validate_all(&out.bytes)
+            .unwrap_or_else(|e| panic!("rewritten module invalid: {e}"));
+        let after = ModuleInfo::parse(&out.bytes).unwrap();
+        let n = before.imports().len();
+        assert_eq!(after.imports().len(), n + 3);
+        assert_eq!(&after.imports()[..n], before.imports());
+        assert_eq!(after.imports()[n].name, "fuel");
+        assert_eq!(after.imports()[n + 2].name, "stop");
+        assert_eq!(
+            after.imports()[n + 2].ty,
+            crate::ExternType::Func(crate::FuncType::new([], []))
+        );
+        assert_eq!(after.exports(), before.exports());
+        (before, out)
+    }
+
     #[test]
     fn appended_imports_follow_the_imports_and_the_module_still_computes_the_same() {
         for wat in [
@@ -326,44 +371,7 @@ mod tests {
                 (func (export "get") (result i32) global.get $a))"#,
             "(module)",
         ] {
-            let bytes = wat::parse_str(wat).unwrap();
-            let before = ModuleInfo::parse(&bytes).unwrap();
-            let out = append_imports(
-                &bytes,
-                &[
-                    GlobalImport {
-                        module: "__anywasm",
-                        name: "fuel",
-                        ty: crate::ValType::I64,
-                        mutable: true,
-                    },
-                    GlobalImport {
-                        module: "__anywasm",
-                        name: "status",
-                        ty: crate::ValType::I32,
-                        mutable: true,
-                    },
-                ],
-                &[FuncImport {
-                    module: "__anywasm",
-                    name: "stop",
-                }],
-            )
-            .unwrap();
-            wasmparser::Validator::new()
-                .validate_all(&out.bytes)
-                .unwrap();
-            let after = ModuleInfo::parse(&out.bytes).unwrap();
-            let n = before.imports().len();
-            assert_eq!(after.imports().len(), n + 3);
-            assert_eq!(&after.imports()[..n], before.imports());
-            assert_eq!(after.imports()[n].name, "fuel");
-            assert_eq!(after.imports()[n + 2].name, "stop");
-            assert_eq!(
-                after.imports()[n + 2].ty,
-                crate::ExternType::Func(crate::FuncType::new([], []))
-            );
-            assert_eq!(after.exports(), before.exports());
+            let (before, out) = appended(&wat::parse_str(wat).unwrap());
             let count = |f: fn(&crate::ExternType) -> bool| {
                 before.imports().iter().filter(|i| f(&i.ty)).count() as u32
             };
@@ -379,11 +387,10 @@ mod tests {
     }
 
     /// `wasm-smith` modules of every proposal it generates (GC types in
-    /// recursion groups, exceptions, tail calls, memory64, ...), rewritten:
-    /// still valid, the same exports, the imports appended last.
+    /// recursion groups, exceptions, tail calls, memory64, ...), rewritten
+    /// (see `appended`).
     #[test]
     fn generated_modules_stay_valid_when_imports_are_appended() {
-        let features = wasmparser::WasmFeatures::all();
         let mut state = 0x5eed_u64;
         let mut rewritten = 0;
         for _ in 0..400 {
@@ -404,31 +411,10 @@ mod tests {
                 continue;
             };
             let bytes = module.to_bytes();
-            let Ok(before) = ModuleInfo::parse(&bytes) else {
+            if ModuleInfo::parse(&bytes).is_err() {
                 continue; // A module the layer does not take (it says so).
-            };
-            let out = append_imports(
-                &bytes,
-                &[GlobalImport {
-                    module: "__anywasm",
-                    name: "status",
-                    ty: crate::ValType::I32,
-                    mutable: true,
-                }],
-                &[FuncImport {
-                    module: "__anywasm",
-                    name: "stop",
-                }],
-            )
-            .unwrap();
-            wasmparser::Validator::new_with_features(features)
-                .validate_all(&out.bytes)
-                .unwrap_or_else(|e| panic!("rewritten module invalid: {e}"));
-            let after = ModuleInfo::parse(&out.bytes).unwrap();
-            let n = before.imports().len();
-            assert_eq!(&after.imports()[..n], before.imports());
-            assert_eq!(after.imports().len(), n + 2);
-            assert_eq!(after.exports(), before.exports());
+            }
+            appended(&bytes);
             rewritten += 1;
         }
         assert!(rewritten > 100, "only {rewritten} modules were generated");

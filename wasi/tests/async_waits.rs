@@ -26,6 +26,26 @@ const NAPPER: &str = r#"(module
     (call $poll (i32.const 0) (i32.const 64) (i32.const 1) (i32.const 128)))
   (func (export "events") (result i32) (i32.load (i32.const 128))))"#;
 
+fn current_thread() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap()
+}
+
+/// A task of the current runtime that counts every 5 ms, and its count.
+fn ticker() -> (Arc<AtomicUsize>, tokio::task::JoinHandle<()>) {
+    let ticks = Arc::new(AtomicUsize::new(0));
+    let counted = ticks.clone();
+    let task = tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            counted.fetch_add(1, Ordering::SeqCst);
+        }
+    });
+    (ticks, task)
+}
+
 fn naps_without_blocking<B: Backend>()
 where
     SigOf<i64, i32>: TypedSig<B, Params = (i64,), Results = (i32,)>,
@@ -48,10 +68,7 @@ where
     }
     defined.unwrap();
     let mut store = Store::new(&engine, WasiConfig::new().build().unwrap());
-    let exec = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .build()
-        .unwrap();
+    let exec = current_thread();
     exec.block_on(async {
         let instance = linker.instantiate_async(&mut store, &module).await.unwrap();
         let nap = instance
@@ -60,16 +77,7 @@ where
         let events = instance
             .get_typed_func::<(), i32>(&mut store, "events")
             .unwrap();
-        let ticks = Arc::new(AtomicUsize::new(0));
-        let ticker = {
-            let ticks = ticks.clone();
-            tokio::spawn(async move {
-                loop {
-                    tokio::time::sleep(Duration::from_millis(5)).await;
-                    ticks.fetch_add(1, Ordering::SeqCst);
-                }
-            })
-        };
+        let (ticks, ticker) = ticker();
         let started = Instant::now();
         let errno = nap.call_async(&mut store, 200_000_000).await.unwrap();
         let took = started.elapsed();
@@ -154,26 +162,14 @@ where
     add_to_linker_async(&mut linker, |c| c).unwrap();
     let wasi = WasiConfig::new().stdin(Stdin::Inherit).build().unwrap();
     let mut store = Store::new(&engine, wasi);
-    let exec = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .build()
-        .unwrap();
+    let exec = current_thread();
     exec.block_on(async {
         let instance = linker.instantiate_async(&mut store, &module).await.unwrap();
         let read = instance
             .get_typed_func::<i32, i32>(&mut store, "read")
             .unwrap();
         let memory = instance.get_memory(&mut store, "memory").unwrap();
-        let ticks = Arc::new(AtomicUsize::new(0));
-        let ticker = {
-            let ticks = ticks.clone();
-            tokio::spawn(async move {
-                loop {
-                    tokio::time::sleep(Duration::from_millis(5)).await;
-                    ticks.fetch_add(1, Ordering::SeqCst);
-                }
-            })
-        };
+        let (ticks, ticker) = ticker();
         // A wait for more data than may come ends with the deadline rather
         // than hang the test.
         store.set_timeout(Duration::from_secs(10)).unwrap();
