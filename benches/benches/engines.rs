@@ -370,16 +370,21 @@ fn fuel<B: Backend>(g: &mut BenchmarkGroup<WallTime>)
 where
     anywasm::SigOf<i32, i32>: anywasm::TypedSig<B, Params = (i32,), Results = (i32,)>,
 {
-    for on in [false, true] {
+    // Plain, with fuel metered, and with deadline checks (an interruptible
+    // engine, no deadline set: the cost of being able to stop).
+    for (name, fuel, interruptible) in [
+        ("fuel_off", false, false),
+        ("fuel_on", true, false),
+        ("deadlines_on", false, true),
+    ] {
         let mut config = Config::new();
-        config.consume_fuel(on);
+        config.consume_fuel(fuel).interruptible(interruptible);
         let mut l = layer::<B>(&config);
         let f = l
             .instance
             .get_typed_func::<i32, i32>(&mut l.store, "fib")
             .unwrap();
-        let id = format!("{}/{}", if on { "fuel_on" } else { "fuel_off" }, B::NAME);
-        g.bench_function(id, |b| {
+        g.bench_function(format!("{name}/{}", B::NAME), |b| {
             b.iter(|| f.call(&mut l.store, black_box(FIB_N)).unwrap())
         });
     }

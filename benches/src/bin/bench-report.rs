@@ -392,17 +392,40 @@ fn main() {
             v("dlopen_dlsym")
         );
     }
-    let _ = writeln!(md, "\n## Fuel metering (anywasm, `fib(20)`)\n");
-    let _ = writeln!(md, "| engine | fuel off | fuel on | on / off |");
-    let _ = writeln!(md, "|---|---|---|---|");
+    let _ = writeln!(
+        md,
+        "\n## Fuel metering and deadline checks (anywasm, `fib(20)`)\n"
+    );
+    let _ = writeln!(
+        md,
+        "*Deadlines on* is an interruptible engine (`Config::interruptible(true)`) with no \
+         deadline set: what being able to stop a call costs. wasmtime checks its epoch at \
+         function entries and loop heads; wasmi runs calls in fuel slices; wasmer reads the \
+         store's status word at function entries and loop heads (and calls the store's stop \
+         function only when it is set).\n"
+    );
+    let _ = writeln!(
+        md,
+        "| engine | plain | fuel on | fuel / plain | deadlines on | deadlines / plain |"
+    );
+    let _ = writeln!(md, "|---|---|---|---|---|---|");
     for e in ENGINES {
-        let (off, on) = (get("fuel", "fuel_off", e), get("fuel", "fuel_on", e));
-        let ratio = match (off, on) {
+        let off = get("fuel", "fuel_off", e);
+        let (fuel, deadlines) = (get("fuel", "fuel_on", e), get("fuel", "deadlines_on", e));
+        let ratio = |on: Option<f64>| match (off, on) {
             (Some(a), Some(b)) => format!("{:.2}", b / a),
             _ => "—".into(),
         };
         let f = |v: Option<f64>| v.map_or("—".into(), human);
-        let _ = writeln!(md, "| {e} | {} | {} | {ratio} |", f(off), f(on));
+        let _ = writeln!(
+            md,
+            "| {e} | {} | {} | {} | {} | {} |",
+            f(off),
+            f(fuel),
+            ratio(fuel),
+            f(deadlines),
+            ratio(deadlines)
+        );
     }
     let _ = writeln!(md, "\n## Async calls against synchronous ones (anywasm)\n");
     let _ = writeln!(
