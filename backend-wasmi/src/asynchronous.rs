@@ -94,9 +94,19 @@ pub(crate) fn func_call_async<'a, T: Send + 'static>(
         if store.data().slicing {
             sliced_entry(&mut *store)?;
         }
-        let mut call = func
-            .call_resumable(&mut *store, &wi_params, &mut out)
-            .map_err(|e| call_err(&*store, &e))?;
+        let mut call = match func.call_resumable(&mut *store, &wi_params, &mut out) {
+            Ok(call) => call,
+            // The host called an async host function itself: wasmi has no
+            // wasm frame to suspend, and ends the call with the marker.
+            Err(e) if e.downcast_ref::<AsyncPending>().is_some() => {
+                let rets = awaited(&mut *store).await?;
+                for (slot, v) in results.iter_mut().zip(rets) {
+                    *slot = v;
+                }
+                return Ok(());
+            }
+            Err(e) => return Err(call_err(&*store, &e)),
+        };
         loop {
             call = match call {
                 wasmi::ResumableCall::Finished => break,
@@ -104,24 +114,7 @@ pub(crate) fn func_call_async<'a, T: Send + 'static>(
                     if t.host_error().downcast_ref::<AsyncPending>().is_none() {
                         return Err(call_err(&*store, &t.into_host_error()));
                     }
-                    let pending = store.data_mut().pending.take();
-                    let Some(pending) = pending.and_then(|p| p.downcast::<Pending<T>>().ok())
-                    else {
-                        return Err(Error::Backend {
-                            backend: NAME,
-                            message: "a suspended call has no pending host future".into(),
-                        });
-                    };
-                    let ret: AsyncReturn<Wasmi, T> = pending.future.await?;
-                    let mut rets: Vec<Val<Wasmi>> = pending
-                        .results
-                        .iter()
-                        .map(|t| Val::default_for(*t))
-                        .collect();
-                    ret.finish(
-                        StoreContextMut::from_raw(&mut *store as &mut dyn ViewMut<T>),
-                        &mut rets,
-                    )?;
+                    let rets = awaited(&mut *store).await?;
                     let wi_rets: Vec<wasmi::Val> = rets.iter().map(val_to_wi).collect();
                     t.resume(&mut *store, &wi_rets, &mut out)
                         .map_err(|e| call_err(&*store, &e))?
@@ -141,6 +134,31 @@ pub(crate) fn func_call_async<'a, T: Send + 'static>(
         }
         Ok(())
     })
+}
+
+/// Awaits the host future an async host function parked in the store, and
+/// runs its epilogue: the host function's results.
+async fn awaited<T: Send + 'static>(
+    store: &mut wasmi::Store<StoreData<T>>,
+) -> Result<Vec<Val<Wasmi>>> {
+    let pending = store.data_mut().pending.take();
+    let Some(pending) = pending.and_then(|p| p.downcast::<Pending<T>>().ok()) else {
+        return Err(Error::Backend {
+            backend: NAME,
+            message: "a suspended call has no pending host future".into(),
+        });
+    };
+    let ret: AsyncReturn<Wasmi, T> = pending.future.await?;
+    let mut rets: Vec<Val<Wasmi>> = pending
+        .results
+        .iter()
+        .map(|t| Val::default_for(*t))
+        .collect();
+    ret.finish(
+        StoreContextMut::from_raw(&mut *store as &mut dyn ViewMut<T>),
+        &mut rets,
+    )?;
+    Ok(rets)
 }
 
 pub(crate) fn instantiate_async<'a, T: Send + 'static>(

@@ -123,7 +123,7 @@ where
 /// tokio timer while another task on the same single-threaded runtime
 /// runs; its epilogue writes the caller's memory; the start function runs
 /// asynchronously; typed and dynamic async calls agree, and so does a
-/// typed async host function (`func_wrap_async`); the store refuses
+/// typed async host function (`func_wrap_async`, `Func::wrap_async`); the store refuses
 /// synchronous calls and instantiations by name. Elsewhere every async
 /// entry point is `Unsupported`.
 pub fn async_host_function_awaits_a_timer<B: Backend>()
@@ -220,6 +220,18 @@ where
             );
         }
         assert_eq!(plain.call_async(&mut store, ()).await.unwrap(), 7);
+        // A typed async host function made with `Func::wrap_async`, called
+        // by the host itself.
+        let inc = Func::wrap_async(&mut store, |_caller, x: i32| async move {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            Ok(x + 1)
+        })
+        .unwrap();
+        let mut out = [Val::I32(0)];
+        inc.call_async(&mut store, &[Val::I32(41)], &mut out)
+            .await
+            .unwrap();
+        assert_eq!(out[0].as_i32(), Some(42), "{}", B::NAME);
     });
 }
 
