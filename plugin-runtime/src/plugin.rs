@@ -1338,7 +1338,7 @@ impl<B: Backend> PluginInner<B> {
             .map_err(|w| self.wait_failed(w, RELOAD))?;
             st.draining = true;
         }
-        let _reopen = Reopen(&self.gate);
+        let reopen = Reopen(&self.gate);
         // The calls in flight finish on the old code.
         {
             let _st = wait_for(
@@ -1385,7 +1385,7 @@ impl<B: Backend> PluginInner<B> {
         }
         self.warm(&generation)?;
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(generation);
-        drop(_reopen);
+        drop(reopen);
         self.counters.reloads.fetch_add(1, Ordering::Relaxed);
         // The old generation's calls are over; dropping it here runs its
         // instances' `shutdown` in this thread.

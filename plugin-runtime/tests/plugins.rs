@@ -621,6 +621,40 @@ pub fn hot_reload_swaps_and_keeps_serving<B: Backend>() {
     assert_eq!(p.stats().reloads, 1);
 }
 
+/// Reloads started at once take turns: each swaps the code in its turn,
+/// and the generations follow one another.
+pub fn concurrent_reloads_take_turns<B: Backend>() {
+    let rt = runtime::<B>();
+    let p = rt
+        .load(
+            Manifest::from_bytes("turns", versioned("v1", SAVE))
+                .format(Format::Raw)
+                .max_instances(1),
+        )
+        .unwrap();
+    let reloads: Vec<_> = ["v2", "v3", "v4"]
+        .into_iter()
+        .map(|v| {
+            let (p, bytes) = (p.clone(), versioned(v, SAVE));
+            std::thread::spawn(move || p.reload(bytes.as_bytes()))
+        })
+        .collect();
+    let mut numbers: Vec<u64> = reloads
+        .into_iter()
+        .map(|t| t.join().unwrap().unwrap())
+        .collect();
+    numbers.sort();
+    assert_eq!(numbers, [2, 3, 4], "{}", B::NAME);
+    assert_eq!(p.generation(), 4, "{}", B::NAME);
+    assert_eq!(p.stats().reloads, 3, "{}", B::NAME);
+    let v = p.call_raw("version", b"").unwrap();
+    assert!(
+        ["v2", "v3", "v4"].contains(&&*String::from_utf8_lossy(&v)),
+        "{}",
+        B::NAME
+    );
+}
+
 /// A JSON manifest with limits, config and grants.
 pub fn manifest_from_json<B: Backend>() {
     let dir = tempfile::tempdir().unwrap();
@@ -701,7 +735,7 @@ macro_rules! plugin_tests {
                 host_functions,
                 every_limit_is_a_typed_error_and_the_next_call_works, abi_violations_are_typed_errors,
                 bad_plugins_do_not_load, concurrent_calls_from_eight_threads,
-                modules_are_cached_by_content, compiled_code_is_kept_on_disk, hot_reload_swaps_and_keeps_serving, manifest_from_json,
+                modules_are_cached_by_content, compiled_code_is_kept_on_disk, hot_reload_swaps_and_keeps_serving, concurrent_reloads_take_turns, manifest_from_json,
                 host_function_panics_reach_the_caller_and_the_plugin_survives);
         }
     };
