@@ -41,8 +41,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};
 
 use anywasm_core::{
-    AsyncReturn, BackendFunc, BackendInstance, BoxFuture, Caller, DynAsyncHostFn, Error, Extern,
-    FuncType, HostFuture, Result, StoreContextMut, StoreId, Val,
+    AsyncReturn, BackendInstance, BoxFuture, Caller, DynAsyncHostFn, Error, Extern, FuncType,
+    HostFuture, Result, StoreContextMut, StoreId, Val,
 };
 use wasmer::{FunctionEnv, StoreMut};
 
@@ -422,7 +422,7 @@ pub(crate) fn func_call_async<'a, T: Send + 'static>(
 ) -> BoxFuture<'a, Result<()>> {
     let (func, params, mut slots) = (func.clone(), params.to_vec(), results.to_vec());
     let call = OnWorker::new(store, move |store| {
-        Wasmer::func_call(store as &mut dyn ViewMut<T>, &func, &params, &mut slots)?;
+        crate::func::call_dynamic(store as &mut dyn ViewMut<T>, &func, &params, &mut slots)?;
         Ok(slots)
     });
     Box::pin(async move {

@@ -399,36 +399,11 @@ impl BackendFunc for Wasmer {
     fn func_call<T: Send + 'static>(
         ctx: CtxMut<'_, T>,
         func: &WrFunc,
+        _ty: &FuncType,
         params: &[Val<Self>],
         results: &mut [Val<Self>],
     ) -> Result<()> {
-        let id = ctx.shared().id();
-        // Only a function reference needs the store's data (a host function
-        // may need its wasm thunk); numbers convert without looking it up.
-        let funcrefs = params.iter().any(|v| matches!(v, Val::FuncRef(Some(_))));
-        with_scratch(
-            params.len(),
-            |i| val_to_wr(&params[i]),
-            |wr_params| {
-                if funcrefs {
-                    let mut env = ctx.env_mut();
-                    let (data, mut store) = env.data_and_store_mut();
-                    for (slot, v) in wr_params.iter_mut().zip(params) {
-                        if let Val::FuncRef(Some(_)) = v {
-                            *slot = val_to_wr_in(data, &mut store, v)?;
-                        }
-                    }
-                }
-                // wasmer returns the results in a new boxed slice.
-                let out = host_call(ctx, func.owner.as_ref(), |store| {
-                    func.func.call(store, wr_params)
-                })?;
-                for (slot, v) in results.iter_mut().zip(out.iter()) {
-                    *slot = val_from_wr(v, id);
-                }
-                Ok(())
-            },
-        )
+        call_dynamic(ctx, func, params, results)
     }
 
     fn func_new<T: Send + 'static>(
@@ -460,6 +435,42 @@ impl BackendFunc for Wasmer {
     ) -> anywasm_core::BoxFuture<'a, Result<()>> {
         crate::asynchronous::func_call_async(store, func, params, results)
     }
+}
+
+/// A dynamic call (for [`BackendFunc::func_call`] and the async worker).
+pub(crate) fn call_dynamic<T: Send + 'static>(
+    ctx: CtxMut<'_, T>,
+    func: &WrFunc,
+    params: &[Val<Wasmer>],
+    results: &mut [Val<Wasmer>],
+) -> Result<()> {
+    let id = ctx.shared().id();
+    // Only a function reference needs the store's data (a host function
+    // may need its wasm thunk); numbers convert without looking it up.
+    let funcrefs = params.iter().any(|v| matches!(v, Val::FuncRef(Some(_))));
+    with_scratch(
+        params.len(),
+        |i| val_to_wr(&params[i]),
+        |wr_params| {
+            if funcrefs {
+                let mut env = ctx.env_mut();
+                let (data, mut store) = env.data_and_store_mut();
+                for (slot, v) in wr_params.iter_mut().zip(params) {
+                    if let Val::FuncRef(Some(_)) = v {
+                        *slot = val_to_wr_in(data, &mut store, v)?;
+                    }
+                }
+            }
+            // wasmer returns the results in a new boxed slice.
+            let out = host_call(ctx, func.owner.as_ref(), |store| {
+                func.func.call(store, wr_params)
+            })?;
+            for (slot, v) in results.iter_mut().zip(out.iter()) {
+                *slot = val_from_wr(v, id);
+            }
+            Ok(())
+        },
+    )
 }
 
 impl<P, R> TypedSig<Wasmer> for (P, R)

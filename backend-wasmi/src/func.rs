@@ -76,25 +76,23 @@ impl BackendFunc for Wasmi {
     fn func_call<T: Send + 'static>(
         ctx: CtxMut<'_, T>,
         func: &wasmi::Func,
+        _ty: &FuncType,
         params: &[Val<Self>],
         results: &mut [Val<Self>],
     ) -> Result<()> {
         let store = ctx.data().shared.id();
-        // wasmi sets each result slot to its type's default before the call.
-        let zero = |_| wasmi::Val::I32(0);
-        with_scratch(
-            params.len(),
-            |i| val_to_wi(&params[i]),
-            |wi_params| {
-                with_scratch(results.len(), zero, |out| {
-                    call_wi(&mut *ctx, func, wi_params, out)?;
-                    for (slot, v) in results.iter_mut().zip(out.iter()) {
-                        *slot = val_from_wi(v, store);
-                    }
-                    Ok(())
-                })
-            },
-        )
+        // One stack buffer: the arguments, then the result slots (which
+        // wasmi sets to their type's default before the call).
+        let n = params.len();
+        let make = |i: usize| params.get(i).map_or(wasmi::Val::I32(0), val_to_wi);
+        with_scratch(n + results.len(), make, |buf| {
+            let (wi_params, out) = buf.split_at_mut(n);
+            call_wi(&mut *ctx, func, wi_params, out)?;
+            for (slot, v) in results.iter_mut().zip(out.iter()) {
+                *slot = val_from_wi(v, store);
+            }
+            Ok(())
+        })
     }
 
     fn func_new<T: Send + 'static>(

@@ -10,6 +10,7 @@ use crate::Ctx;
 use crate::CtxMut;
 use crate::convert::{
     call_err, exception_to_wt, func_type_from_wt, func_type_to_wt, map_err, val_from_wt, val_to_wt,
+    val_type_to_wt,
 };
 use crate::{StoreData, Wasmtime};
 
@@ -103,24 +104,44 @@ impl BackendFunc for Wasmtime {
     fn func_call<T: Send + 'static>(
         mut ctx: CtxMut<'_, T>,
         func: &wasmtime::Func,
+        ty: &FuncType,
         params: &[Val<Self>],
         results: &mut [Val<Self>],
     ) -> Result<()> {
         let store = ctx.data().shared.id();
-        let zero = |_| wasmtime::Val::I32(0);
-        with_scratch(params.len(), zero, |wt_params| {
-            with_scratch(results.len(), zero, |out| {
-                for (slot, v) in wt_params.iter_mut().zip(params) {
-                    *slot = val_to_wt(&mut ctx, v);
+        // wasmtime's checked `Func::call` looks the function's type up in the
+        // engine's registry and checks every argument again; the layer has
+        // checked them against `ty` (cached in the handle), so the values go
+        // straight to the engine's raw call, in one buffer for arguments and
+        // then results.
+        let len = params.len().max(results.len());
+        with_scratch(
+            len,
+            |_| wasmtime::ValRaw::i32(0),
+            |raw| {
+                for (slot, v) in raw.iter_mut().zip(params) {
+                    *slot = val_to_wt(&mut ctx, v).to_raw(&mut ctx).map_err(map_err)?;
                 }
-                func.call(&mut ctx, wt_params, out)
+                // SAFETY: `call_unchecked`'s contract, point by point:
+                // - the buffer holds `max(params, results)` values;
+                // - the arguments have the function's parameter types and belong
+                //   to this store: `Func::check_call` checked them against `ty`,
+                //   which `func_ty` read from the engine and which only holds
+                //   types the layer represents exactly (no typed references);
+                // - the call is not made from inside an async call, nor in a
+                //   store that requires async entry points: `entry_check`
+                //   refuses synchronous calls in both states (the layer marks a
+                //   store async before it gets its first async host function).
+                unsafe { func.call_unchecked(&mut ctx, std::ptr::from_mut(raw)) }
                     .map_err(|e| call_err(&mut ctx, e))?;
-                for (slot, v) in results.iter_mut().zip(out.iter()) {
-                    *slot = val_from_wt(&mut ctx, *v, store);
+                for ((slot, raw), t) in results.iter_mut().zip(raw.iter()).zip(ty.results()) {
+                    // SAFETY: the engine wrote a value of the result type `t`.
+                    let v = unsafe { wasmtime::Val::from_raw(&mut ctx, *raw, val_type_to_wt(*t)) };
+                    *slot = val_from_wt(&mut ctx, v, store);
                 }
                 Ok(())
-            })
-        })
+            },
+        )
     }
 
     fn func_new<T: Send + 'static>(

@@ -291,10 +291,13 @@ pub trait BackendFunc: BackendTypes {
     /// reached through a table or a funcref).
     fn func_ty<T: Send + 'static>(ctx: Self::Ctx<'_, T>, func: &Self::Func) -> Result<FuncType>;
     /// Calls a function with dynamically typed values. The layer has checked
-    /// the number and types of `params` and the length of `results`.
+    /// `params` (number, types and stores) and the length of `results`
+    /// against `ty`, the function's type as [`func_ty`](Self::func_ty) gave
+    /// it, so a backend may skip the engine's own checks.
     fn func_call<T: Send + 'static>(
         ctx: Self::CtxMut<'_, T>,
         func: &Self::Func,
+        ty: &FuncType,
         params: &[Val<Self>],
         results: &mut [Val<Self>],
     ) -> Result<()>;

@@ -204,12 +204,13 @@ impl<B: Backend> Func<B> {
         results: &mut [Val<B>],
     ) -> Result<()> {
         let mut ctx = ctx.as_context_mut();
-        self.check_call(&ctx, params, results)?;
+        let ty = self.check_call(&ctx, params, results)?;
         ctx.shared().entry_check(B::NAME)?;
         ctx.shared().count_call();
         let r = B::func_call(
             B::ctx_mut_reborrow(&mut ctx.raw),
             &self.raw,
+            ty,
             params,
             results,
         );
@@ -218,13 +219,13 @@ impl<B: Backend> Func<B> {
     }
 
     /// The checks before a dynamic call: the store, the arguments' types and
-    /// stores, the number of result slots.
+    /// stores, the number of result slots. Returns the type checked against.
     pub(crate) fn check_call<T: Send + 'static>(
         &self,
         ctx: &StoreContextMut<'_, B, T>,
         params: &[Val<B>],
         results: &[Val<B>],
-    ) -> Result<()> {
+    ) -> Result<&FuncType> {
         check_store(self.store, ctx.shared().id(), || "the function".into())?;
         let ty = self.cached_ty(|| B::func_ty(B::ctx_mut_shared(&ctx.raw), &self.raw))?;
         check_vals("arguments", ty.params(), params, self.store)?;
@@ -235,7 +236,7 @@ impl<B: Backend> Func<B> {
                 found: format!("{} slot(s)", results.len()),
             });
         }
-        Ok(())
+        Ok(ty)
     }
 
     /// Calls the function and returns its results in a new vector.
@@ -288,7 +289,14 @@ pub(crate) fn run_start<B: Backend, T: Send + 'static>(
     func: &Func<B>,
 ) -> Result<()> {
     ctx.shared().entry_check(B::NAME)?;
-    let r = B::func_call(B::ctx_mut_reborrow(&mut ctx.raw), &func.raw, &[], &mut []);
+    let ty = FuncType::new([], []);
+    let r = B::func_call(
+        B::ctx_mut_reborrow(&mut ctx.raw),
+        &func.raw,
+        &ty,
+        &[],
+        &mut [],
+    );
     after_call(ctx);
     crate::error::resume_host_panic(r)
 }
