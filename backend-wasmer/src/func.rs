@@ -322,21 +322,27 @@ fn dynamic_host<T: Send + 'static>(
     let (ty, func) = (ty.clone(), func.clone());
     let wr_ty = func_type_to_wr(&ty);
     wasmer::Function::new_with_env(store, fenv, wr_ty, move |mut env, params| {
-        let args: Vec<Val<Wasmer>> = params.iter().map(|v| val_from_wr(v, id)).collect();
-        let mut rets: Vec<Val<Wasmer>> =
-            ty.results().iter().map(|t| Val::default_for(*t)).collect();
-        let r = func(
-            Caller::from_raw(WrCaller {
-                env: &mut env as &mut dyn ViewMut<T>,
-                binding: &binding,
-            }),
-            &args,
-            &mut rets,
-        );
-        if let Err(e) = r {
-            return Err(park_host_error(&mut env, e, true));
-        }
-        results_to_wr(&mut env, &rets)
+        // The arguments and the result slots, on the stack.
+        let n = params.len();
+        let make = |i: usize| match params.get(i) {
+            Some(v) => val_from_wr(v, id),
+            None => Val::default_for(ty.results()[i - n]),
+        };
+        with_scratch(n + ty.results().len(), make, |buf| {
+            let (args, rets) = buf.split_at_mut(n);
+            let r = func(
+                Caller::from_raw(WrCaller {
+                    env: &mut env as &mut dyn ViewMut<T>,
+                    binding: &binding,
+                }),
+                args,
+                rets,
+            );
+            if let Err(e) = r {
+                return Err(park_host_error(&mut env, e, true));
+            }
+            results_to_wr(&mut env, rets)
+        })
     })
 }
 

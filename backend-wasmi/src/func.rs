@@ -103,20 +103,23 @@ impl BackendFunc for Wasmi {
         let wi_ty = func_type_to_wi(&ty);
         let store = ctx.data().shared.id();
         wasmi::Func::new(ctx.ctx_mut(), wi_ty, move |mut caller, params, results| {
-            let args: Vec<Val<Wasmi>> = params.iter().map(|v| val_from_wi(v, store)).collect();
-            let mut rets: Vec<Val<Wasmi>> =
-                ty.results().iter().map(|t| Val::default_for(*t)).collect();
-            if let Err(e) = func(
-                Caller::from_raw(&mut caller as &mut dyn ViewMut<T>),
-                &args,
-                &mut rets,
-            ) {
-                return Err(host_err(&caller, e));
-            }
-            for (slot, v) in results.iter_mut().zip(&rets) {
-                *slot = val_to_wi(v);
-            }
-            Ok(())
+            // The arguments and the result slots, on the stack.
+            let n = params.len();
+            let make = |i: usize| match params.get(i) {
+                Some(v) => val_from_wi(v, store),
+                None => Val::default_for(ty.results()[i - n]),
+            };
+            with_scratch(n + results.len(), make, |buf| {
+                let (args, rets) = buf.split_at_mut(n);
+                let caller_view = &mut caller as &mut dyn ViewMut<T>;
+                if let Err(e) = func(Caller::from_raw(caller_view), args, rets) {
+                    return Err(host_err(&caller, e));
+                }
+                for (slot, v) in results.iter_mut().zip(rets.iter()) {
+                    *slot = val_to_wi(v);
+                }
+                Ok(())
+            })
         })
     }
 }

@@ -4,6 +4,8 @@ use anywasm_core::{
     BackendFunc, Caller, DynHostFn, Error, Exception, ExternRef, Func, FuncType, HostSig,
     NativeList, NativeTy, Result, StoreId, TypedSig, V128, Val, with_scratch,
 };
+use std::mem::MaybeUninit;
+
 use wasmtime::{AsContext, AsContextMut};
 
 use crate::Ctx;
@@ -151,24 +153,44 @@ impl BackendFunc for Wasmtime {
     ) -> wasmtime::Func {
         let wt_ty = func_type_to_wt(ctx.engine(), &ty);
         let store = ctx.data().shared.id();
-        wasmtime::Func::new(ctx, wt_ty, move |mut caller, params, results| {
-            let args: Vec<Val<Wasmtime>> = params
-                .iter()
-                .map(|v| val_from_wt(&mut caller, *v, store))
-                .collect();
-            let mut rets: Vec<Val<Wasmtime>> =
-                ty.results().iter().map(|t| Val::default_for(*t)).collect();
-            func(
-                Caller::from_raw(&mut caller as &mut dyn CallerOps<T>),
-                &args,
-                &mut rets,
-            )
-            .map_err(|e| host_err(&mut caller, e))?;
-            for (slot, v) in results.iter_mut().zip(&rets) {
-                *slot = val_to_wt(&mut caller, v);
-            }
-            Ok(())
-        })
+        let (n, m) = (ty.params().len(), ty.results().len());
+        let host = move |mut caller: wasmtime::Caller<'_, StoreData<T>>,
+                         raw: &mut [MaybeUninit<wasmtime::ValRaw>]|
+              -> wasmtime::Result<()> {
+            // The arguments and the result slots, on the stack.
+            let make = |i: usize| match ty.params().get(i) {
+                Some(t) => Val::default_for(*t),
+                None => Val::default_for(ty.results()[i - n]),
+            };
+            with_scratch(n + m, make, |buf| {
+                let (args, rets) = buf.split_at_mut(n);
+                for ((slot, v), t) in args.iter_mut().zip(raw.iter()).zip(ty.params()) {
+                    // SAFETY: wasmtime passes the arguments first, each of
+                    // its type in `ty` (the type this function was made with).
+                    let v = unsafe {
+                        wasmtime::Val::from_raw(&mut caller, v.assume_init(), val_type_to_wt(*t))
+                    };
+                    *slot = val_from_wt(&mut caller, v, store);
+                }
+                func(
+                    Caller::from_raw(&mut caller as &mut dyn CallerOps<T>),
+                    args,
+                    rets,
+                )
+                .map_err(|e| host_err(&mut caller, e))?;
+                for (slot, v) in raw.iter_mut().zip(rets.iter()) {
+                    slot.write(val_to_wt(&mut caller, v).to_raw(&mut caller)?);
+                }
+                Ok(())
+            })
+        };
+        // SAFETY: `host` reads its arguments and writes its results as the
+        // types of `ty` say: `func` is the layer's wrapper (`Func::new`, the
+        // only maker of host functions with run-time types), which returns
+        // an error unless every result has its declared type and belongs to
+        // this store. wasmtime's `Func::new` would check the same again and
+        // convert through a vector of its own values.
+        unsafe { wasmtime::Func::new_unchecked(ctx, wt_ty, host) }
     }
 }
 

@@ -132,6 +132,16 @@ macro_rules! layer_benches {
                     b.iter(|| f.call(&mut l.store, black_box(HOST_CALLS)).unwrap())
                 });
             }
+            "host_roundtrip_dynamic" => {
+                // `layer` links `host.inc` with `Linker::func_new`.
+                let f = l
+                    .instance
+                    .get_typed_func::<i32, i32>(&mut l.store, "host_loop")
+                    .unwrap();
+                g.bench_function(id, |b| {
+                    b.iter(|| f.call(&mut l.store, black_box(HOST_CALLS)).unwrap())
+                });
+            }
             "memory_1k" | "memory_1m" => {
                 let len = if stringify!($workload) == "memory_1k" {
                     1 << 10
@@ -161,7 +171,8 @@ mod raw_wasmtime {
         pub instance: wasmtime::Instance,
     }
 
-    pub fn new(fuel: bool) -> Raw {
+    /// `dynamic`: `host.inc` is an untyped host function (`Func::new`).
+    pub fn new(fuel: bool, dynamic: bool) -> Raw {
         let mut config = wasmtime::Config::new();
         config.consume_fuel(fuel);
         let engine = wasmtime::Engine::new(&config).unwrap();
@@ -170,7 +181,16 @@ mod raw_wasmtime {
         if fuel {
             store.set_fuel(u64::MAX).unwrap();
         }
-        let inc = wasmtime::Func::wrap(&mut store, |x: i32| x + 1);
+        let inc = if dynamic {
+            let i32 = wasmtime::ValType::I32;
+            let ty = wasmtime::FuncType::new(&engine, [i32.clone()], [i32]);
+            wasmtime::Func::new(&mut store, ty, |_, p, r| {
+                r[0] = wasmtime::Val::I32(p[0].unwrap_i32() + 1);
+                Ok(())
+            })
+        } else {
+            wasmtime::Func::wrap(&mut store, |x: i32| x + 1)
+        };
         let instance = wasmtime::Instance::new(&mut store, &module, &[inc.into()]).unwrap();
         Raw { store, instance }
     }
@@ -184,13 +204,22 @@ mod raw_wasmer {
         pub instance: wasmer::Instance,
     }
 
-    pub fn new() -> Raw {
+    /// `dynamic`: `host.inc` is an untyped host function (`Function::new`).
+    pub fn new(dynamic: bool) -> Raw {
         let engine: wasmer::Engine = wasmer::sys::EngineBuilder::new(wasmer::sys::Cranelift::new())
             .engine()
             .into();
         let mut store = wasmer::Store::new(engine);
         let module = wasmer::Module::new(&store, bench_wasm()).unwrap();
-        let inc = wasmer::Function::new_typed(&mut store, |x: i32| x + 1);
+        let inc = if dynamic {
+            let i32 = wasmer::Type::I32;
+            let ty = wasmer::FunctionType::new([i32], [i32]);
+            wasmer::Function::new(&mut store, ty, |p| {
+                Ok(vec![wasmer::Value::I32(p[0].unwrap_i32() + 1)])
+            })
+        } else {
+            wasmer::Function::new_typed(&mut store, |x: i32| x + 1)
+        };
         let imports = wasmer::imports! { "host" => { "inc" => inc } };
         let instance = wasmer::Instance::new(&mut store, &module, &imports).unwrap();
         Raw { store, instance }
@@ -200,7 +229,8 @@ mod raw_wasmer {
 fn raw_benches(g: &mut BenchmarkGroup<WallTime>, workload: &str) {
     // wasmtime
     {
-        let mut r = raw_wasmtime::new(false);
+        let dynamic = workload == "host_roundtrip_dynamic";
+        let mut r = raw_wasmtime::new(false, dynamic);
         let id = "raw/wasmtime";
         let (s, i) = (&mut r.store, &r.instance);
         match workload {
@@ -228,7 +258,7 @@ fn raw_benches(g: &mut BenchmarkGroup<WallTime>, workload: &str) {
                     })
                 });
             }
-            "fib" | "kernel" | "host_roundtrip" => {
+            "fib" | "kernel" | "host_roundtrip" | "host_roundtrip_dynamic" => {
                 let (name, n) = match workload {
                     "fib" => ("fib", FIB_N),
                     "kernel" => ("kernel", KERNEL_N),
@@ -258,7 +288,8 @@ fn raw_benches(g: &mut BenchmarkGroup<WallTime>, workload: &str) {
     }
     // wasmer
     {
-        let mut r = raw_wasmer::new();
+        let dynamic = workload == "host_roundtrip_dynamic";
+        let mut r = raw_wasmer::new(dynamic);
         let id = "raw/wasmer";
         let (s, i) = (&mut r.store, &r.instance);
         match workload {
@@ -290,7 +321,7 @@ fn raw_benches(g: &mut BenchmarkGroup<WallTime>, workload: &str) {
                     })
                 });
             }
-            "fib" | "kernel" | "host_roundtrip" => {
+            "fib" | "kernel" | "host_roundtrip" | "host_roundtrip_dynamic" => {
                 let (name, n) = match workload {
                     "fib" => ("fib", FIB_N),
                     "kernel" => ("kernel", KERNEL_N),
@@ -339,6 +370,7 @@ fn calls_and_compute(c: &mut Criterion) {
         "fib",
         "kernel",
         "host_roundtrip",
+        "host_roundtrip_dynamic",
         "memory_1k",
         "memory_1m",
     ] {
@@ -358,6 +390,7 @@ fn calls_and_compute(c: &mut Criterion) {
             "fib" => each!(fib),
             "kernel" => each!(kernel),
             "host_roundtrip" => each!(host_roundtrip),
+            "host_roundtrip_dynamic" => each!(host_roundtrip_dynamic),
             "memory_1k" => each!(memory_1k),
             _ => each!(memory_1m),
         }

@@ -15,11 +15,20 @@ struct Raw {
     instance: wasmi::Instance,
 }
 
-fn raw() -> Raw {
+/// `dynamic`: `host.inc` is an untyped host function (`Func::new`).
+fn raw(dynamic: bool) -> Raw {
     let engine = wasmi::Engine::default();
     let module = wasmi::Module::new(&engine, bench_wasm()).unwrap();
     let mut store = wasmi::Store::new(&engine, ());
-    let inc = wasmi::Func::wrap(&mut store, |x: i32| x + 1);
+    let inc = if dynamic {
+        let ty = wasmi::FuncType::new([wasmi::ValType::I32], [wasmi::ValType::I32]);
+        wasmi::Func::new(&mut store, ty, |_, p, r| {
+            r[0] = wasmi::Val::I32(p[0].i32().unwrap_or(0) + 1);
+            Ok(())
+        })
+    } else {
+        wasmi::Func::wrap(&mut store, |x: i32| x + 1)
+    };
     let instance = wasmi::Instance::new(&mut store, &module, &[inc.into()]).unwrap();
     Raw { store, instance }
 }
@@ -33,6 +42,7 @@ fn calls_and_compute(c: &mut Criterion) {
         "fib",
         "kernel",
         "host_roundtrip",
+        "host_roundtrip_dynamic",
         "memory_1k",
         "memory_1m",
     ] {
@@ -41,7 +51,7 @@ fn calls_and_compute(c: &mut Criterion) {
         g.warm_up_time(Duration::from_millis(warm_up));
         g.measurement_time(Duration::from_millis(measure));
         g.sample_size(samples);
-        let mut r = raw();
+        let mut r = raw(workload == "host_roundtrip_dynamic");
         let (s, i) = (&mut r.store, &r.instance);
         match workload {
             "call_empty" => {
@@ -68,7 +78,7 @@ fn calls_and_compute(c: &mut Criterion) {
                     })
                 });
             }
-            "fib" | "kernel" | "host_roundtrip" => {
+            "fib" | "kernel" | "host_roundtrip" | "host_roundtrip_dynamic" => {
                 let (name, n) = match workload {
                     "fib" => ("fib", FIB_N),
                     "kernel" => ("kernel", KERNEL_N),

@@ -295,7 +295,14 @@ fn main() {
         ("call_add_dynamic", "dynamic call of `add` with `Val`s"),
         ("fib", "recursive `fib(20)`"),
         ("kernel", "loop kernel (100 000 iterations)"),
-        ("host_roundtrip", "1 000 guest → host → guest calls"),
+        (
+            "host_roundtrip",
+            "1 000 guest → host → guest calls, typed host function",
+        ),
+        (
+            "host_roundtrip_dynamic",
+            "1 000 guest → host → guest calls, untyped host function",
+        ),
         ("memory_1k", "host writes then reads 1 KiB"),
         ("memory_1m", "host writes then reads 1 MiB"),
         ("compile_1mb", "compile a generated 1 MiB module"),

@@ -1,7 +1,8 @@
 //! Host functions: typed and dynamic, errors, memory and store data access.
 
 use anywasm_core::{
-    Backend, Caller, Config, Error, FuncType, HostSig, Linker, SigOf, Store, TypedSig, Val, ValType,
+    Backend, Caller, Config, Error, ExternRef, FuncType, HostSig, Linker, SigOf, Store, TypedSig,
+    V128, Val, ValType,
 };
 
 use super::{call, engine, module};
@@ -165,6 +166,114 @@ where
         }
         other => panic!("{}: expected a result type error, got {other:?}", B::NAME),
     }
+}
+
+/// A host function with a run-time signature carries every value type the
+/// layer has, both ways: `externref`, `funcref`, `v128` and numbers reach
+/// it and its results reach wasm intact (null references too). A result
+/// of the wrong store is refused before the engine sees it.
+pub fn dynamic_host_functions_carry_references<B: Backend>() {
+    let engine = engine::<B>(&Config::new());
+    if !B::capabilities().extern_ref {
+        return;
+    }
+    let types = [
+        ValType::ExternRef,
+        ValType::FuncRef,
+        ValType::V128,
+        ValType::I64,
+    ];
+    let ty = FuncType::new(types, types);
+    let wat = r#"(module
+        (import "host" "pass" (func $pass (param externref funcref v128 i64)
+                                          (result externref funcref v128 i64)))
+        (func (export "seven") (result i32) (i32.const 7))
+        (func (export "go") (param externref funcref v128 i64)
+                            (result externref funcref v128 i64)
+          (call $pass (local.get 0) (local.get 1) (local.get 2) (local.get 3))))"#;
+    let m = module(&engine, wat);
+    // The host function gives back what it got, with the v128 bits
+    // inverted and the i64 plus one.
+    let mut linker = Linker::<B, ()>::new();
+    linker
+        .func_new("host", "pass", ty.clone(), |_c, p, r| {
+            r[0] = p[0].clone();
+            r[1] = p[1].clone();
+            r[2] = Val::V128(V128(!p[2].as_v128().unwrap().0));
+            r[3] = Val::I64(p[3].as_i64().unwrap() + 1);
+            Ok(())
+        })
+        .unwrap();
+    let mut store = Store::new(&engine, ());
+    let inst = linker.instantiate(&mut store, &m).unwrap();
+    let seven = inst.get_func(&mut store, "seven").unwrap();
+    let r = ExternRef::new(&mut store, String::from("through the host")).unwrap();
+    let bits = 0x0123_4567_89ab_cdef_0011_2233_4455_6677u128;
+    let args = [
+        Val::ExternRef(Some(r)),
+        Val::FuncRef(Some(seven)),
+        Val::V128(V128(bits)),
+        Val::I64(41),
+    ];
+    let out = call(&mut store, &inst, "go", &args).unwrap();
+    let back = out[0]
+        .as_externref()
+        .flatten()
+        .cloned()
+        .expect("an externref");
+    assert_eq!(
+        back.downcast::<String, _>(&store)
+            .unwrap()
+            .map(String::as_str),
+        Some("through the host"),
+        "{}",
+        B::NAME
+    );
+    let f = out[1].as_funcref().flatten().cloned().expect("a funcref");
+    assert_eq!(f.invoke(&mut store, &[]).unwrap()[0].as_i32(), Some(7));
+    assert_eq!(out[2].as_v128(), Some(V128(!bits)), "{}", B::NAME);
+    assert_eq!(out[3].as_i64(), Some(42));
+    let nulls = [
+        Val::ExternRef(None),
+        Val::FuncRef(None),
+        Val::V128(V128(0)),
+        Val::I64(-1),
+    ];
+    let out = call(&mut store, &inst, "go", &nulls).unwrap();
+    assert!(out[0].as_externref().unwrap().is_none());
+    assert!(out[1].as_funcref().unwrap().is_none());
+    assert_eq!(out[2].as_v128(), Some(V128(u128::MAX)));
+    assert_eq!(out[3].as_i64(), Some(0));
+
+    // A result that belongs to another store.
+    let mut other = Store::new(&engine, ());
+    let alien = ExternRef::new(&mut other, 1u32).unwrap();
+    let mut linker = Linker::<B, ()>::new();
+    linker
+        .func_new("host", "pass", ty, move |_c, p, r| {
+            r.clone_from_slice(p);
+            r[0] = Val::ExternRef(Some(alien.clone()));
+            Ok(())
+        })
+        .unwrap();
+    let inst = linker.instantiate(&mut store, &m).unwrap();
+    match call(&mut store, &inst, "go", &nulls) {
+        Err(Error::StoreMismatch { .. }) => {}
+        other => panic!("{}: expected a store mismatch, got {other:?}", B::NAME),
+    }
+    // The store goes on.
+    let inst = {
+        let mut linker = Linker::<B, ()>::new();
+        linker
+            .func_new("host", "pass", FuncType::new(types, types), |_c, p, r| {
+                r.clone_from_slice(p);
+                Ok(())
+            })
+            .unwrap();
+        linker.instantiate(&mut store, &m).unwrap()
+    };
+    let out = call(&mut store, &inst, "go", &nulls).unwrap();
+    assert_eq!(out[3].as_i64(), Some(-1));
 }
 
 /// An error returned by a host function reaches the host's caller as that
