@@ -72,6 +72,9 @@ trait ErasedPlugin: Send + Sync {
     ) -> anywasm::BoxFuture<'a, Result<Vec<u8>>>;
     #[cfg(feature = "async")]
     fn reload_async<'a>(&'a self, bytes: &'a [u8]) -> anywasm::BoxFuture<'a, Result<u64>>;
+    fn close(&self) -> Result<()>;
+    #[cfg(feature = "async")]
+    fn close_async(&self) -> anywasm::BoxFuture<'_, Result<()>>;
 }
 
 impl<B: Backend> ErasedPlugin for Plugin<B> {
@@ -125,6 +128,13 @@ impl<B: Backend> ErasedPlugin for Plugin<B> {
     #[cfg(feature = "async")]
     fn reload_async<'a>(&'a self, bytes: &'a [u8]) -> anywasm::BoxFuture<'a, Result<u64>> {
         Box::pin(Plugin::reload_async(self, bytes))
+    }
+    fn close(&self) -> Result<()> {
+        Plugin::close(self)
+    }
+    #[cfg(feature = "async")]
+    fn close_async(&self) -> anywasm::BoxFuture<'_, Result<()>> {
+        Box::pin(Plugin::close_async(self))
     }
 }
 
@@ -342,6 +352,17 @@ impl AnyPlugin {
     #[cfg(feature = "async")]
     pub async fn reload_async(&self, bytes: &[u8]) -> Result<u64> {
         self.inner.reload_async(bytes).await
+    }
+
+    /// See [`Plugin::close`].
+    pub fn close(&self) -> Result<()> {
+        self.inner.close()
+    }
+
+    /// See [`Plugin::close_async`] (feature `async`).
+    #[cfg(feature = "async")]
+    pub async fn close_async(&self) -> Result<()> {
+        self.inner.close_async().await
     }
 
     /// See [`Plugin::reload_from_source`].

@@ -6,7 +6,9 @@ use anywasm::TrapCode;
 ///
 /// Every failure of a call has its own variant, so an application can react
 /// to a misbehaving plugin precisely; none of them leaves the plugin
-/// unusable (see [`Plugin::call`](crate::Plugin::call)).
+/// unusable (see [`Plugin::call`](crate::Plugin::call)), except
+/// [`PluginError::Closed`], which follows the application's own
+/// [`Plugin::close`](crate::Plugin::close).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum PluginError {
@@ -93,6 +95,15 @@ pub enum PluginError {
         function: String,
         /// How long the call waited.
         waited: std::time::Duration,
+    },
+    /// The plugin was closed ([`Plugin::close`](crate::Plugin::close)): it
+    /// takes no more calls or reloads.
+    #[error("plugin `{plugin}` is closed: `{function}` was refused")]
+    Closed {
+        /// Plugin id.
+        plugin: String,
+        /// Function (or `<reload>`).
+        function: String,
     },
     /// A host function called into (or reloaded) the plugin that is calling
     /// it. That would wait for the call it is part of; it is refused.

@@ -138,6 +138,12 @@ impl<B: Backend> Drop for Generation<B> {
     }
 }
 
+/// Whether the code of `generation` speaks anywasm's ABI and exports
+/// `shutdown` (the only ABI with one).
+fn has_shutdown<B: Backend>(generation: &Generation<B>) -> bool {
+    generation.abi == Abi::Anywasm && generation.module.info().export(abi::SHUTDOWN).is_some()
+}
+
 /// Puts the per-call limits on a store; returns the fuel given (0 without fuel).
 fn arm<B: Backend>(
     store: &mut Store<B, PluginState>,
@@ -262,6 +268,8 @@ impl Drop for Reopen<'_> {
 struct GateState {
     inflight: usize,
     draining: bool,
+    /// Set by [`Plugin::close`]: every later call and reload is refused.
+    closed: bool,
 }
 
 /// One call's pass through the [`Gate`]; lets it go when dropped.
@@ -1298,7 +1306,15 @@ impl<B: Backend> PluginInner<B> {
         }
     }
 
-    /// Lets a call in, unless a reload is swapping the code (then it waits).
+    fn closed(&self, function: &str) -> PluginError {
+        PluginError::Closed {
+            plugin: self.id().to_string(),
+            function: function.to_string(),
+        }
+    }
+
+    /// Lets a call in, unless a reload is swapping the code (then it waits)
+    /// or the plugin is closed.
     async fn enter(&self, mode: Mode, function: &str, epoch: u64) -> Result<Pass<'_>> {
         let mut st = wait_for(
             mode,
@@ -1306,23 +1322,23 @@ impl<B: Backend> PluginInner<B> {
             self.manifest.limits.acquire_timeout,
             &self.cancels,
             epoch,
-            |s| !s.draining,
+            |s| !s.draining || s.closed,
         )
         .await
         .map_err(|w| self.wait_failed(w, function))?;
+        if st.closed {
+            return Err(self.closed(function));
+        }
         st.inflight += 1;
         Ok(Pass { gate: &self.gate })
     }
 
-    /// A reload in `mode` (see [`Plugin::reload`]).
-    async fn reload_in(&self, mode: Mode, bytes: &[u8]) -> Result<u64> {
-        const RELOAD: &str = "<reload>";
-        let epoch = self.cancels.epoch.load(Ordering::SeqCst);
+    /// Holds the calls for a reload or a close (`what`): waits for its turn
+    /// (another reload or close may hold them), makes new calls wait, and
+    /// waits for the calls in flight to finish, each wait bounded by
+    /// `acquire_timeout`. The calls go on when the returned guard drops.
+    async fn hold_calls(&self, mode: Mode, what: &str, epoch: u64) -> Result<Reopen<'_>> {
         let timeout = self.manifest.limits.acquire_timeout;
-        // Compiled while calls go on; numbered once it is this reload's turn.
-        let mut generation = prepare(&self.runtime, &self.manifest, 0, bytes, None)?;
-        // Reloads take turns: this one waits until no other holds the
-        // calls, then holds them itself.
         // (The guards are dropped in their blocks: held across an await,
         // they would make the future neither `Send` nor correct.)
         {
@@ -1332,14 +1348,16 @@ impl<B: Backend> PluginInner<B> {
                 timeout,
                 &self.cancels,
                 epoch,
-                |s| !s.draining,
+                |s| !s.draining || s.closed,
             )
             .await
-            .map_err(|w| self.wait_failed(w, RELOAD))?;
+            .map_err(|w| self.wait_failed(w, what))?;
+            if st.closed {
+                return Err(self.closed(what));
+            }
             st.draining = true;
         }
         let reopen = Reopen(&self.gate);
-        // The calls in flight finish on the old code.
         {
             let _st = wait_for(
                 mode,
@@ -1350,8 +1368,70 @@ impl<B: Backend> PluginInner<B> {
                 |s| s.inflight == 0,
             )
             .await
-            .map_err(|w| self.wait_failed(w, RELOAD))?;
+            .map_err(|w| self.wait_failed(w, what))?;
         }
+        Ok(reopen)
+    }
+
+    /// Gives each idle instance of `generation` its `shutdown` export (when
+    /// the code has one), in `mode`, under the per-call limits, and lets the
+    /// instances go. All of them run; the first failure is returned.
+    async fn shut_down(&self, mode: Mode, generation: &Generation<B>) -> Result<()> {
+        let slots = {
+            let mut pool = generation.pool.lock().unwrap_or_else(|e| e.into_inner());
+            pool.live -= pool.idle.len();
+            std::mem::take(&mut pool.idle)
+        };
+        if !has_shutdown(generation) {
+            return Ok(());
+        }
+        let mut result = Ok(());
+        for mut slot in slots {
+            let mut ignore = |_: &[u8]| {};
+            let r = self
+                .run(mode, &mut slot, abi::SHUTDOWN, &[][..], &mut ignore)
+                .await;
+            if result.is_ok() {
+                result = r;
+            }
+        }
+        result
+    }
+
+    /// Closes the plugin in `mode` (see [`Plugin::close`]).
+    async fn close_in(&self, mode: Mode) -> Result<()> {
+        const CLOSE: &str = "<close>";
+        let epoch = self.cancels.epoch.load(Ordering::SeqCst);
+        let reopen = match self.hold_calls(mode, CLOSE, epoch).await {
+            // Closed before: nothing more to do.
+            Err(PluginError::Closed { .. }) => return Ok(()),
+            other => other?,
+        };
+        let current = self
+            .current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if mode == Mode::Sync && current.is_async && has_shutdown(&current) {
+            // The plugin stays open (`reopen` lets the calls go on).
+            return Err(self.async_only(abi::SHUTDOWN));
+        }
+        self.gate
+            .state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .closed = true;
+        drop(reopen);
+        self.shut_down(mode, &current).await
+    }
+
+    /// A reload in `mode` (see [`Plugin::reload`]).
+    async fn reload_in(&self, mode: Mode, bytes: &[u8]) -> Result<u64> {
+        const RELOAD: &str = "<reload>";
+        let epoch = self.cancels.epoch.load(Ordering::SeqCst);
+        // Compiled while calls go on; numbered once it is this reload's turn.
+        let mut generation = prepare(&self.runtime, &self.manifest, 0, bytes, None)?;
+        let reopen = self.hold_calls(mode, RELOAD, epoch).await?;
 
         let old = self
             .current
@@ -1387,8 +1467,15 @@ impl<B: Backend> PluginInner<B> {
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(generation);
         drop(reopen);
         self.counters.reloads.fetch_add(1, Ordering::Relaxed);
-        // The old generation's calls are over; dropping it here runs its
-        // instances' `shutdown` in this thread.
+        // The old generation's calls are over: its instances get their
+        // `shutdown` here, in this thread (a failure there does not undo
+        // the reload). An async reload runs them as async calls, so an
+        // async plugin's run too; in a synchronous one, dropping `old`
+        // runs them (see `Generation`'s `Drop`).
+        #[cfg(feature = "async")]
+        if mode == Mode::Async {
+            let _ = self.shut_down(mode, &old).await;
+        }
         drop(old);
         Ok(number)
     }
@@ -1872,7 +1959,8 @@ impl<B: Backend> Plugin<B> {
     /// but its waits (for the calls in flight, for another reload) do not
     /// block the executor, and it can hand over the state of a plugin that
     /// imports async host functions (which `reload` refuses with
-    /// [`PluginError::AsyncOnly`]). Its waits use tokio's timer, as
+    /// [`PluginError::AsyncOnly`]) and give such a plugin's old instances
+    /// their `shutdown` (as async calls). Its waits use tokio's timer, as
     /// [`call_async`](Self::call_async)'s do. Dropping the future before it
     /// completes leaves the old code serving.
     #[cfg(feature = "async")]
@@ -1883,6 +1971,51 @@ impl<B: Backend> Plugin<B> {
             future: Box::pin(inner.reload_in(Mode::Async, bytes)),
             plugin: inner.id(),
             function: "<reload>",
+        }
+        .await
+    }
+
+    /// Closes the plugin, so that nothing its instances would still do at
+    /// their end is lost:
+    /// 1. New calls wait while the calls in flight finish (up to the
+    ///    manifest's `acquire_timeout`; if they do not, the close fails
+    ///    with [`PluginError::Busy`] and the plugin stays open).
+    /// 2. From then on every call and reload, from any clone of this
+    ///    handle, is refused with [`PluginError::Closed`].
+    /// 3. Each instance gets its `shutdown` export, where the code has one,
+    ///    in this thread, under the plugin's per-call limits, and is let go.
+    ///    All of them run; the first failure is returned (the plugin is
+    ///    closed all the same).
+    ///
+    /// Closing a closed plugin does nothing. A plugin that imports async
+    /// host functions and exports `shutdown` closes with
+    /// [`close_async`](Self::close_async) (here [`PluginError::AsyncOnly`],
+    /// and it stays open). Without `close`, instances get their `shutdown`
+    /// when the last handle is dropped, except those of an async plugin,
+    /// which cannot run synchronously there.
+    pub fn close(&self) -> Result<()> {
+        let inner = &self.inner;
+        let Some(_inside) = Inside::enter(inner.key()) else {
+            return Err(PluginError::Reentrant {
+                plugin: inner.id().to_string(),
+                function: "<close>".into(),
+            });
+        };
+        ready(inner.close_in(Mode::Sync))
+    }
+
+    /// Closes the plugin asynchronously (feature `async`): as
+    /// [`close`](Self::close), but its waits do not block the executor and
+    /// the `shutdown` calls are async calls, so a plugin that imports async
+    /// host functions gets them too.
+    #[cfg(feature = "async")]
+    pub async fn close_async(&self) -> Result<()> {
+        let inner = &*self.inner;
+        InsideEachPoll {
+            key: inner.key(),
+            future: Box::pin(inner.close_in(Mode::Async)),
+            plugin: inner.id(),
+            function: "<close>",
         }
         .await
     }

@@ -82,6 +82,12 @@ fn any_runtime_calls_like_the_generic_one_on_every_backend() {
         assert_eq!(plugin.reload(&bytes).unwrap(), 2, "{kind}");
         let again: Decision = plugin.call("handle_event", &event()).unwrap();
         assert_eq!(again, generic, "{kind}");
+        plugin.close().unwrap();
+        let r: anywasm_plugin::Result<Decision> = plugin.call("handle_event", &event());
+        assert!(
+            matches!(r, Err(anywasm_plugin::PluginError::Closed { .. })),
+            "{kind}: {r:?}"
+        );
     }
 }
 
@@ -158,6 +164,12 @@ fn any_plugins_call_and_reload_asynchronously_on_every_backend() {
             assert_eq!(plugin.reload_async(&bytes).await.unwrap(), 2, "{kind}");
             let again: Decision = plugin.call_async("handle_event", &event()).await.unwrap();
             assert_eq!(again, sync, "{kind}");
+            plugin.close_async().await.unwrap();
+            let r = plugin.call_raw_async("handle_event", b"").await;
+            assert!(
+                matches!(r, Err(anywasm_plugin::PluginError::Closed { .. })),
+                "{kind}: {r:?}"
+            );
         });
     }
 }

@@ -550,13 +550,82 @@ pub fn async_reload_hands_over_state<B: Backend>() {
     assert_eq!(plugin.stats().reloads, 1, "{}", B::NAME);
 }
 
+/// A plugin whose `shutdown` calls the async `host.record` with `bye`.
+const SHUTS: &str = r#"(module
+  (import "host" "record" (func $record (param i32 i32) (result i64)))
+  (memory (export "memory") 2)
+  (data (i32.const 100) "bye")
+  (func (export "anywasm_alloc") (param i32) (result i32) (i32.const 4096))
+  (func (export "echo") (param i32 i32) (result i64)
+    (i64.or (i64.shl (i64.extend_i32_u (local.get 0)) (i64.const 32))
+            (i64.extend_i32_u (local.get 1))))
+  (func (export "shutdown") (param i32 i32) (result i64)
+    (drop (call $record (i32.const 100) (i32.const 3)))
+    (i64.const 0))
+  (@custom "anywasm.plugin" "{\"abi\":1,\"formats\":[\"raw\"]}"))"#;
+
+/// An async plugin's instances get their `shutdown` (an async call) when
+/// `reload_async` retires them and when `close_async` closes the plugin;
+/// a synchronous `close` cannot run it, says so and leaves the plugin open.
+pub fn async_plugins_get_their_shutdown<B: Backend>() {
+    let said: Arc<std::sync::Mutex<Vec<Vec<u8>>>> = Arc::default();
+    let rt = {
+        let said = said.clone();
+        PluginRuntime::<B>::builder()
+            .host(move |h| {
+                let said = said.clone();
+                h.register_bytes_async("record", move |_ctx, input| {
+                    let said = said.clone();
+                    async move {
+                        tokio::time::sleep(Duration::from_millis(1)).await;
+                        said.lock().unwrap().push(input);
+                        Ok(Vec::new())
+                    }
+                });
+            })
+            .build()
+            .unwrap()
+    };
+    let plugin = load(&rt, SHUTS, Limits::default());
+    let said = || said.lock().unwrap().clone();
+    current_thread().block_on(async {
+        assert_eq!(plugin.call_raw_async("echo", b"hi").await.unwrap(), b"hi");
+        let r = plugin.close();
+        assert!(
+            matches!(r, Err(PluginError::AsyncOnly { .. })),
+            "{}: {r:?}",
+            B::NAME
+        );
+        assert_eq!(plugin.call_raw_async("echo", b"on").await.unwrap(), b"on");
+        assert!(said().is_empty());
+
+        let bytes = wat::parse_str(SHUTS).unwrap();
+        assert_eq!(plugin.reload_async(&bytes).await.unwrap(), 2);
+        assert_eq!(said(), [b"bye".to_vec()], "{}", B::NAME);
+        assert_eq!(plugin.call_raw_async("echo", b"v2").await.unwrap(), b"v2");
+
+        plugin.close_async().await.unwrap();
+        assert_eq!(said(), [b"bye".to_vec(), b"bye".to_vec()], "{}", B::NAME);
+        let r = plugin.call_raw_async("echo", b"x").await;
+        assert!(
+            matches!(r, Err(PluginError::Closed { .. })),
+            "{}: {r:?}",
+            B::NAME
+        );
+        plugin.close_async().await.unwrap();
+    });
+    drop(plugin);
+    assert_eq!(said().len(), 2);
+}
+
 macro_rules! async_tests {
     ($name:ident, $b:ty) => {
         mod $name {
             async_tests!(@cases $b; async_host_functions_wait_concurrently,
                 looping_plugin_does_not_starve_the_runtime, wasi_sleeps_without_blocking,
                 reentrant_calls_are_refused_in_async_calls, async_calls_reuse_instances,
-                waiting_outside_tokio_is_an_error, async_reload_hands_over_state);
+                waiting_outside_tokio_is_an_error, async_reload_hands_over_state,
+                async_plugins_get_their_shutdown);
         }
     };
     (@cases $b:ty; $($case:ident),*) => {

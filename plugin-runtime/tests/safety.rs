@@ -3,7 +3,7 @@
 //! typed host errors, size limits and the key/value store. Tests are
 //! `<backend>::<case>`.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -20,6 +20,8 @@ struct Switches {
     panic_in_init: AtomicBool,
     panic_in_save: AtomicBool,
     plugin: OnceLock<Box<dyn Fn() -> bool + Send + Sync>>,
+    /// Calls of `host.note` (a `shutdown` export's mark).
+    notes: AtomicUsize,
 }
 
 fn runtime<B: Backend>(switches: &Arc<Switches>) -> PluginRuntime<B> {
@@ -28,6 +30,7 @@ fn runtime<B: Backend>(switches: &Arc<Switches>) -> PluginRuntime<B> {
 
 fn builder<B: Backend>(switches: &Arc<Switches>) -> PluginRuntimeBuilder<B> {
     let (s1, s2, s3) = (switches.clone(), switches.clone(), switches.clone());
+    let s4 = switches.clone();
     PluginRuntime::<B>::builder().host(move |h| {
         h.register_numeric("init_hook", &[], &[], move |_, _| {
             if s1.panic_in_init.load(Ordering::SeqCst) {
@@ -54,6 +57,10 @@ fn builder<B: Backend>(switches: &Arc<Switches>) -> PluginRuntimeBuilder<B> {
         h.register_numeric("reenter", &[], &[ValType::I32], move |_, _| {
             let refused = s3.plugin.get().is_some_and(|f| f());
             Ok(vec![Number::I32(i32::from(refused))])
+        });
+        h.register_numeric("note", &[], &[], move |_, _| {
+            s4.notes.fetch_add(1, Ordering::SeqCst);
+            Ok(vec![])
         });
         h.register_numeric("nap", &[ValType::I32], &[], |_, args| {
             if let [Number::I32(ms)] = args {
@@ -315,6 +322,63 @@ pub fn key_value_store<B: Backend>() {
     assert_eq!(i32_out(plugin.call_raw("kv_set", &[7; 15])), 0);
 }
 
+/// `close`: every instance gets its `shutdown` (which here calls
+/// `host.note`), then every call and reload, from any handle, is
+/// `Closed`; closing again does nothing.
+pub fn close_gives_shutdown_then_refuses<B: Backend>() {
+    let switches: Arc<Switches> = Arc::default();
+    let rt = runtime::<B>(&switches);
+    let wat = SAFETY
+        .replace(
+            "(import \"host\" \"nap\" (func $nap (param i32)))",
+            "(import \"host\" \"nap\" (func $nap (param i32)))\n  (import \"host\" \"note\" (func $note))",
+        )
+        .replace(
+            "(func (export \"spin\")",
+            "(func (export \"shutdown\") (param i32 i32) (result i64) (call $note) (i64.const 0))\n  (func (export \"spin\")",
+        );
+    let plugin = load(&rt, &wat, |m| m.max_instances(2));
+    // Two calls at once leave two instances in the pool.
+    let slow = {
+        let plugin = plugin.clone();
+        std::thread::spawn(move || plugin.call_raw("slow", &100i32.to_le_bytes()))
+    };
+    std::thread::sleep(Duration::from_millis(30));
+    assert_eq!(i32_out(plugin.call_raw("count", b"")), 1);
+    slow.join().unwrap().unwrap();
+    // Usually two; one if the slow call started late (nothing was discarded).
+    let instances = plugin.stats().instances_created as usize;
+    assert!(instances >= 1);
+    let other = plugin.clone();
+    plugin.close().unwrap();
+    assert_eq!(
+        switches.notes.load(Ordering::SeqCst),
+        instances,
+        "{}: each instance gets its shutdown once",
+        B::NAME
+    );
+    for r in [
+        other.call_raw("count", b""),
+        plugin.call_raw("version", b""),
+    ] {
+        assert!(
+            matches!(r, Err(PluginError::Closed { .. })),
+            "{}: {r:?}",
+            B::NAME
+        );
+    }
+    let v2 = wat::parse_str(&wat).unwrap();
+    assert!(matches!(other.reload(&v2), Err(PluginError::Closed { .. })));
+    other.close().unwrap();
+    drop((plugin, other));
+    assert_eq!(
+        switches.notes.load(Ordering::SeqCst),
+        instances,
+        "{}",
+        B::NAME
+    );
+}
+
 /// Reload with a pool: calls in flight finish on the old code; the state of
 /// the instance used last is handed over after they finished, so nothing
 /// they did is lost; the old instances' `shutdown` runs under the limits.
@@ -441,6 +505,7 @@ macro_rules! safety_tests {
             safety_tests!(@cases $b; default_limits_stop_an_infinite_loop, cancel_ends_calls_in_flight,
                 panics_lose_no_instance, busy_pool_times_out, reentrant_calls_are_refused,
                 host_errors_are_typed, size_limits, key_value_store, reload_drains_then_hands_over,
+                close_gives_shutdown_then_refuses,
                 memory_budget_across_plugins);
         }
     };
