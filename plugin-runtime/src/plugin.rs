@@ -1313,23 +1313,49 @@ impl<B: Backend> PluginInner<B> {
         }
     }
 
+    /// Waits at the gate until `ready`, bounded by `acquire_timeout` and
+    /// ended by a cancellation; `what` names the waiter in the error.
+    async fn at_gate(
+        &self,
+        mode: Mode,
+        what: &str,
+        epoch: u64,
+        ready: impl FnMut(&mut GateState) -> bool,
+    ) -> Result<MutexGuard<'_, GateState>> {
+        let timeout = self.manifest.limits.acquire_timeout;
+        wait_for(
+            mode,
+            self.gate.waitable(),
+            timeout,
+            &self.cancels,
+            epoch,
+            ready,
+        )
+        .await
+        .map_err(|w| self.wait_failed(w, what))
+    }
+
+    /// Waits until no reload or close holds the calls; [`PluginError::Closed`]
+    /// once the plugin is closed.
+    async fn open_gate(
+        &self,
+        mode: Mode,
+        what: &str,
+        epoch: u64,
+    ) -> Result<MutexGuard<'_, GateState>> {
+        let st = self
+            .at_gate(mode, what, epoch, |s| !s.draining || s.closed)
+            .await?;
+        if st.closed {
+            return Err(self.closed(what));
+        }
+        Ok(st)
+    }
+
     /// Lets a call in, unless a reload is swapping the code (then it waits)
     /// or the plugin is closed.
     async fn enter(&self, mode: Mode, function: &str, epoch: u64) -> Result<Pass<'_>> {
-        let mut st = wait_for(
-            mode,
-            self.gate.waitable(),
-            self.manifest.limits.acquire_timeout,
-            &self.cancels,
-            epoch,
-            |s| !s.draining || s.closed,
-        )
-        .await
-        .map_err(|w| self.wait_failed(w, function))?;
-        if st.closed {
-            return Err(self.closed(function));
-        }
-        st.inflight += 1;
+        self.open_gate(mode, function, epoch).await?.inflight += 1;
         Ok(Pass { gate: &self.gate })
     }
 
@@ -1338,38 +1364,12 @@ impl<B: Backend> PluginInner<B> {
     /// waits for the calls in flight to finish, each wait bounded by
     /// `acquire_timeout`. The calls go on when the returned guard drops.
     async fn hold_calls(&self, mode: Mode, what: &str, epoch: u64) -> Result<Reopen<'_>> {
-        let timeout = self.manifest.limits.acquire_timeout;
-        // (The guards are dropped in their blocks: held across an await,
-        // they would make the future neither `Send` nor correct.)
-        {
-            let mut st = wait_for(
-                mode,
-                self.gate.waitable(),
-                timeout,
-                &self.cancels,
-                epoch,
-                |s| !s.draining || s.closed,
-            )
-            .await
-            .map_err(|w| self.wait_failed(w, what))?;
-            if st.closed {
-                return Err(self.closed(what));
-            }
-            st.draining = true;
-        }
+        // (The gate's lock is let go at the end of each statement: held
+        // across an await, it would make the future neither `Send` nor
+        // correct.)
+        self.open_gate(mode, what, epoch).await?.draining = true;
         let reopen = Reopen(&self.gate);
-        {
-            let _st = wait_for(
-                mode,
-                self.gate.waitable(),
-                timeout,
-                &self.cancels,
-                epoch,
-                |s| s.inflight == 0,
-            )
-            .await
-            .map_err(|w| self.wait_failed(w, what))?;
-        }
+        drop(self.at_gate(mode, what, epoch, |s| s.inflight == 0).await?);
         Ok(reopen)
     }
 
