@@ -8,7 +8,7 @@ use std::sync::{Arc, OnceLock};
 use anywasm_core::{
     BackendFunc, Caller, DynHostFn, Error, ExternRef, Func, FuncType, HostErrorMarker, HostSig,
     NativeTy, Result, StoreId, TrapCode, TypedSig, V128, Val, ValList, ValType, WasmTyList,
-    with_scratch,
+    with_host_slots, with_scratch,
 };
 use wasmer::{AsStoreMut, FunctionEnv, FunctionEnvMut, StoreMut};
 
@@ -322,14 +322,10 @@ fn dynamic_host<T: Send + 'static>(
     let (ty, func) = (ty.clone(), func.clone());
     let wr_ty = func_type_to_wr(&ty);
     wasmer::Function::new_with_env(store, fenv, wr_ty, move |mut env, params| {
-        // The arguments and the result slots, on the stack.
-        let n = params.len();
-        let make = |i: usize| match params.get(i) {
-            Some(v) => val_from_wr(v, id),
-            None => Val::default_for(ty.results()[i - n]),
-        };
-        with_scratch(n + ty.results().len(), make, |buf| {
-            let (args, rets) = buf.split_at_mut(n);
+        with_host_slots(&ty, |args, rets| {
+            for (slot, v) in args.iter_mut().zip(params) {
+                *slot = val_from_wr(v, id);
+            }
             let r = func(
                 Caller::from_raw(WrCaller {
                     env: &mut env as &mut dyn ViewMut<T>,

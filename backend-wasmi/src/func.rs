@@ -3,7 +3,7 @@
 
 use anywasm_core::{
     BackendFunc, Caller, DynHostFn, ExternRef, Func, FuncType, HostSig, NativeList, NativeTy,
-    Result, StoreId, TypedSig, V128, Val, with_scratch,
+    Result, StoreId, TypedSig, V128, Val, with_host_slots, with_scratch,
 };
 
 use crate::Ctx;
@@ -103,14 +103,10 @@ impl BackendFunc for Wasmi {
         let wi_ty = func_type_to_wi(&ty);
         let store = ctx.data().shared.id();
         wasmi::Func::new(ctx.ctx_mut(), wi_ty, move |mut caller, params, results| {
-            // The arguments and the result slots, on the stack.
-            let n = params.len();
-            let make = |i: usize| match params.get(i) {
-                Some(v) => val_from_wi(v, store),
-                None => Val::default_for(ty.results()[i - n]),
-            };
-            with_scratch(n + results.len(), make, |buf| {
-                let (args, rets) = buf.split_at_mut(n);
+            with_host_slots(&ty, |args, rets| {
+                for (slot, v) in args.iter_mut().zip(params) {
+                    *slot = val_from_wi(v, store);
+                }
                 let caller_view = &mut caller as &mut dyn ViewMut<T>;
                 if let Err(e) = func(Caller::from_raw(caller_view), args, rets) {
                     return Err(host_err(&caller, e));

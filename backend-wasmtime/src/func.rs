@@ -2,7 +2,7 @@
 
 use anywasm_core::{
     BackendFunc, Caller, DynHostFn, Error, Exception, ExternRef, Func, FuncType, HostSig,
-    NativeList, NativeTy, Result, StoreId, TypedSig, V128, Val, with_scratch,
+    NativeList, NativeTy, Result, StoreId, TypedSig, V128, Val, with_host_slots, with_scratch,
 };
 use std::mem::MaybeUninit;
 
@@ -153,17 +153,10 @@ impl BackendFunc for Wasmtime {
     ) -> wasmtime::Func {
         let wt_ty = func_type_to_wt(ctx.engine(), &ty);
         let store = ctx.data().shared.id();
-        let (n, m) = (ty.params().len(), ty.results().len());
         let host = move |mut caller: wasmtime::Caller<'_, StoreData<T>>,
                          raw: &mut [MaybeUninit<wasmtime::ValRaw>]|
               -> wasmtime::Result<()> {
-            // The arguments and the result slots, on the stack.
-            let make = |i: usize| match ty.params().get(i) {
-                Some(t) => Val::default_for(*t),
-                None => Val::default_for(ty.results()[i - n]),
-            };
-            with_scratch(n + m, make, |buf| {
-                let (args, rets) = buf.split_at_mut(n);
+            with_host_slots(&ty, |args, rets| {
                 for ((slot, v), t) in args.iter_mut().zip(raw.iter()).zip(ty.params()) {
                     // SAFETY: wasmtime passes the arguments first, each of
                     // its type in `ty` (the type this function was made with).

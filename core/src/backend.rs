@@ -92,6 +92,28 @@ pub fn with_scratch<V, R>(
     f(values)
 }
 
+/// The slots of one call of a host function with a run-time type `ty`:
+/// its arguments, then its results, each holding the zero value of its
+/// type, in one [`with_scratch`] buffer (on the stack for up to eight).
+/// A backend writes the engine's arguments into the first slice, hands
+/// both to the layer's function, and reads the results from the second.
+#[inline]
+pub fn with_host_slots<B: Backend, R>(
+    ty: &FuncType,
+    f: impl FnOnce(&mut [crate::Val<B>], &mut [crate::Val<B>]) -> R,
+) -> R {
+    let (params, results) = (ty.params(), ty.results());
+    let n = params.len();
+    let zero = |i: usize| match params.get(i) {
+        Some(t) => crate::Val::default_for(*t),
+        None => crate::Val::default_for(results[i - n]),
+    };
+    with_scratch(n + results.len(), zero, |buf| {
+        let (args, rets) = buf.split_at_mut(n);
+        f(args, rets)
+    })
+}
+
 /// A dynamically typed host function as the layer hands it to a backend.
 pub type DynHostFn<B, T> =
     Arc<dyn Fn(Caller<'_, B, T>, &[Val<B>], &mut [Val<B>]) -> Result<()> + Send + Sync + 'static>;

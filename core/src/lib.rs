@@ -71,7 +71,7 @@ pub use asynchronous::{AsyncReturn, BoxFuture, DynAsyncHostFn, HostFuture};
 pub use backend::{
     Backend, BackendEngine, BackendExternRef, BackendFunc, BackendGlobal, BackendInstance,
     BackendMemory, BackendModule, BackendStore, BackendTable, BackendTag, BackendTypes, DynHostFn,
-    ExternData, HostSig, TypedSig, with_scratch,
+    ExternData, HostSig, TypedSig, with_host_slots, with_scratch,
 };
 pub use capabilities::Capabilities;
 pub use code_cache::{CodeCache, CodeCacheOutcome, DEFAULT_CODE_CACHE_BYTES};
